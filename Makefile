@@ -1,0 +1,37 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: run test lint demo worker install services clean
+
+run: $(STAMP)           ## start the engine (embedded default unless DATABASE_URL/REDIS_URL are set)
+	$(BIN)/bitloot serve
+
+test: $(STAMP) services lint  ## install, start PostgreSQL/Redis if needed, lint, run the whole suite
+	$(BIN)/pytest
+
+lint: $(STAMP)          ## ruff and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+demo: $(STAMP)          ## run one order end to end against a running engine
+	$(BIN)/bitloot demo
+
+worker: $(STAMP)        ## a Dramatiq worker process (needs REDIS_URL)
+	$(BIN)/bitloot worker
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+services:
+	bash scripts/ensure-services.sh
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

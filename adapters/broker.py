@@ -1,0 +1,104 @@
+"""Dramatiq: the broker (Redis, or an in-process stub broker for the embedded default), the two
+actors and the dispatcher that sends them messages.
+
+Actors are declared by ``declare_actors`` on an explicit broker — never on Dramatiq's implicit
+global one — so importing this module connects to nothing. They take order ids only and
+delegate to the use cases, which decide from the order's current state (idempotent).
+Transient failures raise and are retried with exponential backoff and jitter by Dramatiq's
+``Retries`` middleware; an unknown order is not retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from uuid import UUID
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+
+from domain.errors import OrderNotFound
+
+log = logging.getLogger(__name__)
+
+QUEUE = "fulfillment"
+OrderActor = dramatiq.Actor[[str], None]
+MAX_RETRIES = 12
+
+
+def make_broker(redis_url: str | None, namespace: str = "bitloot") -> dramatiq.Broker:
+    """A Redis broker when ``redis_url`` is given, else an in-process stub broker."""
+    if redis_url:
+        return RedisBroker(url=redis_url, namespace=namespace)  # type: ignore[no-untyped-call]
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    return broker
+
+
+class Actors:
+    """The background actors, bound to one broker."""
+
+    def __init__(self, reserve: OrderActor, deliver: OrderActor) -> None:
+        self.reserve = reserve
+        self.deliver = deliver
+
+
+def declare_actors(
+    broker: dramatiq.Broker, reserve: Callable[[UUID], None], deliver: Callable[[UUID], None]
+) -> Actors:
+    """Declare ``reserve`` and ``deliver`` on ``broker``, delegating to the given use cases."""
+
+    def reserve_order(order_id: str) -> None:
+        reserve(UUID(order_id))
+
+    def deliver_order(order_id: str) -> None:
+        deliver(UUID(order_id))
+
+    return Actors(
+        reserve=_actor(broker, "reserve", reserve_order),
+        deliver=_actor(broker, "deliver", deliver_order),
+    )
+
+
+def _actor(broker: dramatiq.Broker, name: str, fn: Callable[[str], None]) -> OrderActor:
+    declare = dramatiq.actor(
+        broker=broker,
+        actor_name=name,
+        queue_name=QUEUE,
+        throws=(OrderNotFound,),
+        max_retries=MAX_RETRIES,
+        min_backoff=250,  # ms; doubles per retry, with jitter
+        max_backoff=60_000,
+    )
+    return declare(fn)
+
+
+class DramatiqDispatcher:
+    """Implements ``application.ports.Dispatcher`` by sending actor messages."""
+
+    def __init__(self, actors: Actors) -> None:
+        self._actors = actors
+
+    def reserve(self, order_id: UUID) -> None:
+        """Queue a ``reserve`` for the order."""
+        self._actors.reserve.send(str(order_id))
+
+    def deliver(self, order_id: UUID) -> None:
+        """Queue a ``deliver`` for the order."""
+        self._actors.deliver.send(str(order_id))
+
+
+class BackgroundWorker:
+    """A Dramatiq worker running actor threads inside this process."""
+
+    def __init__(self, broker: dramatiq.Broker, threads: int = 4) -> None:
+        self._worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=250)
+
+    def start(self) -> None:
+        """Start consuming."""
+        self._worker.start()
+
+    def stop(self) -> None:
+        """Finish the messages in hand and stop."""
+        self._worker.stop(timeout=10_000)

@@ -1,0 +1,123 @@
+"""Following the event log: a thread that reads notifications after a tracked position, hands
+each event to a handler, and records the new position.
+
+It polls the notification log (the SQLite recorder has no subscriptions) and is woken early by
+appends in this process and, on PostgreSQL, by the recorder's ``NOTIFY`` on the events channel.
+Handling is at-least-once: a crash between handling and tracking repeats that event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+import psycopg
+from eventsourcing.persistence import Tracking
+
+from adapters.eventstore import RecorderEventStore, topic_of
+from domain.events import DomainEvent
+
+log = logging.getLogger(__name__)
+
+
+class LogFollower:
+    """Feeds a handler with the log's events of the given types, from where it left off."""
+
+    def __init__(
+        self,
+        name: str,
+        store: RecorderEventStore,
+        handler: Callable[[DomainEvent], None],
+        topics: Sequence[type[DomainEvent]],
+        *,
+        poll_interval: float = 0.25,
+        batch_size: int = 100,
+    ) -> None:
+        self.name = name
+        self._store = store
+        self._handler = handler
+        self._topics = [topic_of(t) for t in topics]
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._tracking = store.tracking_recorder()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        store.on_append(self._wake.set)
+
+    @property
+    def position(self) -> int:
+        """The last log position handled."""
+        return self._tracking.max_tracking_id(self.name) or 0
+
+    def wake(self) -> None:
+        """Look at the log now rather than at the next poll."""
+        self._wake.set()
+
+    def run_once(self) -> int:
+        """Handle one batch of new events; return how many notifications were read."""
+        batch = self._store.notifications(self.position, self._batch_size, self._topics)
+        for notification, event in batch:
+            self._handler(event)
+            self._tracking.insert_tracking(Tracking(self.name, notification.id))
+        return len(batch)
+
+    def start(self) -> None:
+        """Follow the log in a background thread until ``stop``."""
+        self._thread = threading.Thread(target=self._run, name=f"follower-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop following and wait for the thread to finish its batch."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                read = self.run_once()
+            except Exception:  # a follower must outlive a bad batch: log it, wait, retry
+                log.exception("follower %s failed; retrying", self.name)
+                read = 0
+                self._stopping.wait(1.0)
+            if read < self._batch_size:
+                self._wake.wait(self._poll_interval)
+                self._wake.clear()
+
+
+class PostgresWakeUp:
+    """Wakes followers when the PostgreSQL recorder announces an append (LISTEN/NOTIFY)."""
+
+    def __init__(self, conninfo: str, channel: str, wake: Callable[[], None]) -> None:
+        self._conninfo = conninfo
+        self._channel = channel
+        self._wake = wake
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
+
+    def start(self) -> None:
+        """Listen in a background thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening."""
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+            except psycopg.Error:
+                log.warning("LISTEN connection lost; reconnecting", exc_info=True)
+                self._stopping.wait(1.0)
+
+    def _listen(self) -> None:
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self._channel)))
+            while not self._stopping.is_set():
+                for _ in conn.notifies(timeout=0.5):
+                    self._wake()

@@ -1,0 +1,55 @@
+"""Application errors, raised by ports and use cases.
+
+ApplicationError
+├── ConcurrencyConflict     an append lost a race (expected version taken); reload and re-decide
+├── DuplicateDelivery       a webhook delivery with this natural key is already stored
+├── NotAllowed              the caller may not do this (an owner-only action by someone else)
+├── SupplierError
+│   ├── SupplierRejected    Kinguin refused the purchase for good (4xx: unavailable, balance…)
+│   └── SupplierUnavailable Kinguin could not answer now (5xx, 429, timeout): retry later
+├── PaymentGatewayError     NOWPayments refused or failed to create the invoice
+├── KeysNotReady            the supplier has not delivered every key yet: retry later
+└── KeyUnreadable           a key cannot be decrypted (tampered, wrong key, shredded)
+"""
+
+from __future__ import annotations
+
+
+class ApplicationError(Exception):
+    """Base of the application's errors."""
+
+
+class ConcurrencyConflict(ApplicationError):
+    """Another writer appended to the aggregate first."""
+
+
+class DuplicateDelivery(ApplicationError):
+    """The webhook delivery was stored before; this one is a repeat."""
+
+
+class NotAllowed(ApplicationError):
+    """The caller may not perform this action."""
+
+
+class SupplierError(ApplicationError):
+    """Kinguin did not give what was asked."""
+
+
+class SupplierRejected(SupplierError):
+    """Kinguin refused the request; retrying will not help."""
+
+
+class SupplierUnavailable(SupplierError):
+    """Kinguin is failing, rate-limiting or slow; retrying later may help."""
+
+
+class PaymentGatewayError(ApplicationError):
+    """NOWPayments refused or failed the request."""
+
+
+class KeysNotReady(ApplicationError):
+    """Not every key has been delivered by the supplier yet."""
+
+
+class KeyUnreadable(ApplicationError):
+    """A stored key cannot be opened."""

@@ -1,0 +1,299 @@
+"""Use cases of the fulfilment engine: each loads an order, asks the domain to decide, saves.
+
+Every append goes through ``_save``, the one path to the event store, so that concurrent saves
+can later be coalesced (group commit) without touching the use cases.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from functools import reduce
+from uuid import UUID, uuid4
+
+import msgspec
+
+from application.errors import (
+    ConcurrencyConflict,
+    DuplicateDelivery,
+    KeysNotReady,
+    SupplierRejected,
+)
+from application.ports import (
+    Clock,
+    EventStore,
+    KeyCustody,
+    PaymentGateway,
+    Supplier,
+    SupplierKey,
+    SupplierOrder,
+)
+from domain import order as rules
+from domain.errors import OrderNotFound
+from domain.events import DomainEvent, LineItem, WebhookDeliveryRecorded, WebhookReceived
+from domain.order import DeliveredKey, Order, PaymentNotice, SupplierNotice
+from domain.webhooks import delivery_recorded
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8  # optimistic-concurrency retries before giving up
+
+Decision = Callable[[Order], list[DomainEvent]]
+
+
+class Viewer(msgspec.Struct, frozen=True, kw_only=True):
+    """Who is asking: the token's subject and role."""
+
+    sub: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        """Admins see every order."""
+        return self.role == "admin"
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """A verified webhook delivery: who sent it, its idempotency key, and its body."""
+
+    provider: str
+    natural_key: str
+    event_name: str
+    body: str
+
+
+class RevealedKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A key handed to its owner: the one place plaintext leaves the vault."""
+
+    key_id: str
+    product_id: str
+    content_type: str
+    serial: str
+
+
+class Fulfillment:
+    """The engine's use cases, from placing an order to revealing its keys."""
+
+    def __init__(
+        self,
+        *,
+        store: EventStore,
+        supplier: Supplier,
+        payments: PaymentGateway,
+        custody: KeyCustody,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._supplier = supplier
+        self._payments = payments
+        self._custody = custody
+        self._clock = clock
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def order(self, order_id: UUID, viewer: Viewer, until_version: int | None = None) -> Order:
+        """The order as the viewer may see it (owner or admin), now or at a past version."""
+        return rules.fold(self.history(order_id, viewer, until_version))
+
+    def history(
+        self, order_id: UUID, viewer: Viewer, until_version: int | None = None
+    ) -> list[DomainEvent]:
+        """The order's events, oldest first, if the viewer may see them."""
+        events = self._store.load(order_id, until_version=until_version)
+        if not events or not _may_see(rules.fold(events[:1]), viewer):
+            raise OrderNotFound(str(order_id))
+        return events
+
+    def supplier_order(self, supplier_order_id: str) -> SupplierOrder:
+        """Kinguin's current view of a purchase."""
+        return self._supplier.get_order(supplier_order_id)
+
+    # -- customer commands -----------------------------------------------------------------
+
+    def place_order(
+        self, viewer: Viewer, *, email: str, currency: str, items: Sequence[LineItem]
+    ) -> Order:
+        """Accept a new order for the viewer."""
+        events = rules.place(
+            uuid4(),
+            owner=viewer.sub,
+            email=email,
+            currency=currency,
+            items=items,
+            now=self._clock.now(),
+        )
+        self._save(events)
+        return rules.fold(events)
+
+    def create_payment(self, order_id: UUID, viewer: Viewer) -> Order:
+        """Get the order an invoice; asking again returns the same invoice."""
+        order = self._owned(order_id, viewer)
+        if order.invoice_id is not None:
+            return order
+        invoice = self._payments.create_invoice(
+            order_id=str(order.id),
+            amount=order.total,
+            currency=order.currency,
+            description=f"BitLoot order {order.id}",
+        )
+        return self._decide(
+            order_id,
+            lambda o: (
+                []
+                if o.invoice_id
+                else rules.invoice_created(
+                    o,
+                    invoice_id=invoice.invoice_id,
+                    invoice_url=invoice.invoice_url,
+                    now=self._clock.now(),
+                )
+            ),
+        )
+
+    def reveal(
+        self, order_id: UUID, viewer: Viewer, *, ip: str, user_agent: str
+    ) -> list[RevealedKey]:
+        """Decrypt the owner's keys and record who read them, from where."""
+        order = self._owned(order_id, viewer)
+
+        def decide(o: Order) -> list[DomainEvent]:
+            return rules.revealed(
+                o, who=viewer.sub, ip=ip, user_agent=user_agent, how="reveal", now=self._clock.now()
+            )
+
+        decide(order)  # refuse before decrypting anything
+        keys = [self._open(order.id, key) for key in order.keys]
+        self._decide(order_id, decide)
+        return keys
+
+    # -- provider notifications ------------------------------------------------------------
+
+    def payment_notified(self, order_id: UUID, notice: PaymentNotice, delivery: Delivery) -> str:
+        """Record a verified IPN once; return what it did to the order."""
+        return self._record_delivery(
+            delivery, order_id, lambda o: rules.payment_notified(o, notice, self._clock.now())
+        )
+
+    def supplier_notified(
+        self, order_id: UUID | None, notice: SupplierNotice, delivery: Delivery
+    ) -> str:
+        """Record a verified Kinguin ``order.status`` once; return what it did to the order."""
+        return self._record_delivery(
+            delivery, order_id, lambda o: rules.supplier_notified(o, notice, self._clock.now())
+        )
+
+    def unmatched_delivery(self, delivery: Delivery) -> str:
+        """Store a verified delivery that concerns no known order, for an admin to see."""
+        return self._record_delivery(delivery, None, lambda _o: [])
+
+    # -- background work (Dramatiq actors call these) --------------------------------------
+
+    def reserve(self, order_id: UUID) -> None:
+        """Buy a paid order's keys from the supplier; idempotent (``orderExternalId``)."""
+        order = self._load(order_id)
+        if order.status is not rules.Status.PAID:
+            return
+        try:
+            purchase = self._supplier.place_order(str(order.id), order.items)
+        except SupplierRejected as refusal:
+            reason = str(refusal)
+            self._decide(
+                order_id, lambda o: rules.supplier_failed(o, reason=reason, now=self._clock.now())
+            )
+            return
+        self._decide(
+            order_id,
+            lambda o: rules.reserved(o, supplier_order_id=purchase.order_id, now=self._clock.now()),
+        )
+
+    def deliver(self, order_id: UUID) -> None:
+        """Collect a completed purchase's keys, seal them in the vault and record them."""
+        order = self._load(order_id)
+        if order.status is not rules.Status.RESERVED or order.supplier_status != "completed":
+            return
+        keys = self._supplier.fetch_keys(order.supplier_order_id or "")
+        if len(keys) < order.quantity:
+            raise KeysNotReady(f"{len(keys)} of {order.quantity} keys delivered")
+        receipts = [self._seal(order.id, key) for key in keys[: order.quantity]]
+        self._decide(order_id, lambda o: rules.keys_delivered(o, receipts, self._clock.now()))
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _load(self, order_id: UUID) -> Order:
+        events = self._store.load(order_id)
+        if not events:
+            raise OrderNotFound(str(order_id))
+        return rules.fold(events)
+
+    def _owned(self, order_id: UUID, viewer: Viewer) -> Order:
+        order = self._load(order_id)
+        if order.owner != viewer.sub:
+            raise OrderNotFound(str(order_id))
+        return order
+
+    def _decide(self, order_id: UUID, decide: Decision) -> Order:
+        """Load, decide, save; on a lost race, reload and decide again."""
+        for _ in range(MAX_ATTEMPTS):
+            order = self._load(order_id)
+            events = decide(order)
+            try:
+                self._save(events)
+            except ConcurrencyConflict:
+                continue
+            return reduce(rules.apply, events, order)
+        raise ConcurrencyConflict(f"order {order_id}: too many concurrent writers")
+
+    def _record_delivery(self, delivery: Delivery, order_id: UUID | None, decide: Decision) -> str:
+        """Save the delivery and its effect on the order in one transaction, exactly once."""
+        for _ in range(MAX_ATTEMPTS):
+            events = [] if order_id is None else decide(self._load(order_id))
+            recorded = self._delivery_event(delivery, order_id, events)
+            try:
+                self._save([recorded, *events])
+            except ConcurrencyConflict:
+                if self._store.load(recorded.originator_id):
+                    raise DuplicateDelivery(delivery.natural_key) from None
+                continue
+            return recorded.outcome
+        raise ConcurrencyConflict(f"delivery {delivery.natural_key}: too many concurrent writers")
+
+    def _delivery_event(
+        self, delivery: Delivery, order_id: UUID | None, events: list[DomainEvent]
+    ) -> WebhookDeliveryRecorded:
+        effects = [type(e).__name__ for e in events if not isinstance(e, WebhookReceived)]
+        outcome = "unknown order" if order_id is None else ", ".join(effects) or "no change"
+        return delivery_recorded(
+            provider=delivery.provider,
+            natural_key=delivery.natural_key,
+            event_name=delivery.event_name,
+            order_id=order_id,
+            body=delivery.body,
+            outcome=outcome,
+            now=self._clock.now(),
+        )
+
+    def _save(self, events: Sequence[DomainEvent]) -> None:
+        if events:
+            self._store.save(events)
+
+    def _seal(self, order_id: UUID, key: SupplierKey) -> DeliveredKey:
+        sealed = self._custody.seal(order_id, key.id, key.serial.encode())
+        return DeliveredKey(
+            key_id=key.id,
+            product_id=key.product_id,
+            vault_ref=sealed.vault_ref,
+            fingerprint=sealed.fingerprint,
+            content_type=key.content_type,
+        )
+
+    def _open(self, order_id: UUID, key: DeliveredKey) -> RevealedKey:
+        plaintext = self._custody.open(order_id, key.key_id, key.vault_ref)
+        return RevealedKey(
+            key_id=key.key_id,
+            product_id=key.product_id,
+            content_type=key.content_type,
+            serial=plaintext.decode(),
+        )
+
+
+def _may_see(order: Order, viewer: Viewer) -> bool:
+    return viewer.is_admin or order.owner == viewer.sub

@@ -1,0 +1,121 @@
+"""Ports: what the application needs from the outside world, as ``typing.Protocol``s.
+
+Adapters in ``adapters/`` implement them; tests use the real adapters against real services or
+the built-in sandboxes, and hand-written fakes for fast unit tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+from uuid import UUID
+
+import msgspec
+
+from domain.events import DomainEvent, LineItem
+
+
+class EventStore(Protocol):
+    """The append-only log of events: the only place state is written."""
+
+    def load(self, aggregate_id: UUID, *, until_version: int | None = None) -> list[DomainEvent]:
+        """Events of one aggregate, oldest first (up to ``until_version`` inclusive)."""
+        ...
+
+    def save(self, events: Sequence[DomainEvent]) -> int | None:
+        """Append atomically; raise ``ConcurrencyConflict`` if any version is taken.
+
+        Returns the notification id of the last event appended.
+        """
+        ...
+
+
+class SupplierOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """Kinguin's view of a purchase."""
+
+    order_id: str
+    external_id: str | None
+    status: str
+
+
+class SupplierKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A key as Kinguin hands it over: ``serial`` is the key text, or base64 for images."""
+
+    id: str
+    serial: str
+    content_type: str
+    product_id: str
+
+
+class Supplier(Protocol):
+    """Kinguin, the supplier of keys."""
+
+    def place_order(self, external_id: str, items: Sequence[LineItem]) -> SupplierOrder:
+        """Buy the items; a repeat with the same ``external_id`` returns the first purchase."""
+        ...
+
+    def get_order(self, supplier_order_id: str) -> SupplierOrder:
+        """The purchase's current status."""
+        ...
+
+    def fetch_keys(self, supplier_order_id: str) -> list[SupplierKey]:
+        """Every key delivered so far, across all pages."""
+        ...
+
+
+class Invoice(msgspec.Struct, frozen=True, kw_only=True):
+    """A NOWPayments invoice."""
+
+    invoice_id: str
+    invoice_url: str
+
+
+class PaymentGateway(Protocol):
+    """NOWPayments, the crypto payment processor."""
+
+    def create_invoice(
+        self, *, order_id: str, amount: Decimal, currency: str, description: str
+    ) -> Invoice:
+        """Ask for an invoice whose IPNs reach the engine's callback URL."""
+        ...
+
+
+class SealedKey(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an encrypted key lies and its SHA-256 fingerprint."""
+
+    vault_ref: str
+    fingerprint: str
+
+
+class KeyCustody(Protocol):
+    """Encrypts keys into the vault and opens them again for their owner."""
+
+    def seal(self, order_id: UUID, key_id: str, plaintext: bytes) -> SealedKey:
+        """Encrypt and store one key; storing the same key again is harmless."""
+        ...
+
+    def open(self, order_id: UUID, key_id: str, vault_ref: str) -> bytes:
+        """Decrypt one key; raise ``KeyUnreadable`` if it cannot be."""
+        ...
+
+
+class Dispatcher(Protocol):
+    """Sends work to the background actors (at least once; the actors are idempotent)."""
+
+    def reserve(self, order_id: UUID) -> None:
+        """Ask for the order to be bought from the supplier."""
+        ...
+
+    def deliver(self, order_id: UUID) -> None:
+        """Ask for the order's keys to be collected and stored."""
+        ...
+
+
+class Clock(Protocol):
+    """The current time, injectable for tests."""
+
+    def now(self) -> datetime:
+        """Now, timezone-aware UTC."""
+        ...

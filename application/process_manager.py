@@ -1,0 +1,29 @@
+"""The process manager: turns recorded events into background work.
+
+It follows the event log from a tracked position and only sends messages; the actors decide
+from the order's current state, so a message sent twice (after a restart) does no harm.
+"""
+
+from __future__ import annotations
+
+from application.ports import Dispatcher
+from domain.events import DomainEvent, KeysReserved, OrderPaid, SupplierOrderStatusChanged
+
+
+class ProcessManager:
+    """Paid orders are reserved; reserved orders whose purchase completed are delivered."""
+
+    topics: tuple[type[DomainEvent], ...] = (OrderPaid, KeysReserved, SupplierOrderStatusChanged)
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def handle(self, event: DomainEvent) -> None:
+        """React to one event of the log."""
+        match event:
+            case OrderPaid():
+                self._dispatcher.reserve(event.originator_id)
+            case KeysReserved():
+                self._dispatcher.deliver(event.originator_id)
+            case SupplierOrderStatusChanged(status="completed"):
+                self._dispatcher.deliver(event.originator_id)

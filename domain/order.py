@@ -1,0 +1,428 @@
+"""The order aggregate: its state, how each event changes it, and the decisions that emit events.
+
+Decisions are pure functions ``(order, now, ...) -> list[DomainEvent]``; they never perform I/O.
+A status never moves backwards: a late or duplicate notification becomes an audit line and
+changes nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypeVar
+from uuid import UUID
+
+import msgspec
+
+from domain.errors import InvalidOrder, OrderNotFound, TransitionRefused
+from domain.events import (
+    DomainEvent,
+    DownloadLinkIssued,
+    FulfillmentFailed,
+    KeyDelivered,
+    KeysReserved,
+    KeysRevealed,
+    KeysShredded,
+    LineItem,
+    OrderFulfilled,
+    OrderPaid,
+    OrderPlaced,
+    PaymentFailed,
+    PaymentInvoiceCreated,
+    PaymentStatusChanged,
+    PaymentUnderpaid,
+    SupplierOrderFailed,
+    SupplierOrderStatusChanged,
+    WebhookReceived,
+)
+
+
+class Status(StrEnum):
+    """Where an order stands; the happy path is created → … → fulfilled."""
+
+    CREATED = "created"
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    RESERVED = "reserved"
+    FULFILLED = "fulfilled"
+    UNDERPAID = "underpaid"
+    PAYMENT_FAILED = "payment_failed"
+    FULFILLMENT_FAILED = "fulfillment_failed"
+
+
+AWAITING_PAYMENT = frozenset({Status.CREATED, Status.PENDING_PAYMENT})
+PAYMENT_PENDING_STATUSES = frozenset({"waiting", "confirming", "confirmed", "sending"})
+PAYMENT_FAILURE_STATUSES = frozenset({"failed", "expired", "refunded"})
+SUPPLIER_FAILURE_STATUSES = frozenset({"canceled", "refunded"})
+MAX_QUANTITY_PER_LINE = 9  # Kinguin sells at most 9 keys of one offer per order
+MAX_LINES = 10  # and at most 10 products per order
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CURRENCY = re.compile(r"^[A-Za-z]{3,10}$")
+
+
+class DeliveredKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A key in the vault: where it is and how to recognise it, never its text."""
+
+    key_id: str
+    product_id: str
+    vault_ref: str
+    fingerprint: str
+    content_type: str
+
+
+class Order(msgspec.Struct, frozen=True, kw_only=True):
+    """The order as folded from its events."""
+
+    id: UUID
+    version: int
+    owner: str
+    email: str
+    currency: str
+    items: tuple[LineItem, ...]
+    total: Decimal
+    status: Status
+    placed_at: datetime
+    updated_at: datetime
+    invoice_id: str | None = None
+    invoice_url: str | None = None
+    payment_id: str | None = None
+    supplier_order_id: str | None = None
+    supplier_status: str | None = None
+    supplier_updated_at: str | None = None
+    keys: tuple[DeliveredKey, ...] = ()
+    failure_reason: str | None = None
+    shredded: bool = False
+
+    @property
+    def quantity(self) -> int:
+        """How many keys the order buys."""
+        return sum(item.quantity for item in self.items)
+
+
+# ---------------------------------------------------------------------------------------------
+# Folding events into state
+
+
+def fold(events: Iterable[DomainEvent]) -> Order:
+    """Rebuild an order from its events, oldest first."""
+    order: Order | None = None
+    for event in events:
+        order = apply(order, event)
+    if order is None:
+        raise OrderNotFound("no events")
+    return order
+
+
+def apply(order: Order | None, event: DomainEvent) -> Order:
+    """Return the state after ``event``."""
+    if isinstance(event, OrderPlaced):
+        return _placed(event)
+    if order is None:
+        raise OrderNotFound(f"event {type(event).__name__} before OrderPlaced")
+    changes = _changes(order, event)
+    return msgspec.structs.replace(
+        order, version=event.originator_version, updated_at=event.timestamp, **changes
+    )
+
+
+def _placed(event: OrderPlaced) -> Order:
+    return Order(
+        id=event.originator_id,
+        version=event.originator_version,
+        owner=event.owner,
+        email=event.email,
+        currency=event.currency,
+        items=event.items,
+        total=event.total,
+        status=Status.CREATED,
+        placed_at=event.timestamp,
+        updated_at=event.timestamp,
+    )
+
+
+def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR0911
+    match event:
+        case PaymentInvoiceCreated():
+            return {
+                "status": Status.PENDING_PAYMENT,
+                "invoice_id": event.invoice_id,
+                "invoice_url": event.invoice_url,
+            }
+        case OrderPaid():
+            return {"status": Status.PAID, "payment_id": event.payment_id}
+        case PaymentUnderpaid():
+            return {"status": Status.UNDERPAID, "payment_id": event.payment_id}
+        case PaymentFailed():
+            return {"status": Status.PAYMENT_FAILED, "failure_reason": event.reason}
+        case KeysReserved():
+            return {"status": Status.RESERVED, "supplier_order_id": event.supplier_order_id}
+        case SupplierOrderStatusChanged():
+            return {
+                "supplier_order_id": event.supplier_order_id,
+                "supplier_status": event.status,
+                "supplier_updated_at": event.updated_at,
+            }
+        case SupplierOrderFailed() | FulfillmentFailed():
+            return {"status": Status.FULFILLMENT_FAILED, "failure_reason": event.reason}
+        case KeyDelivered():
+            return {"keys": (*order.keys, _delivered_key(event))}
+        case OrderFulfilled():
+            return {"status": Status.FULFILLED}
+        case KeysShredded():
+            return {"shredded": True}
+    return {}
+
+
+def _delivered_key(event: KeyDelivered) -> DeliveredKey:
+    return DeliveredKey(
+        key_id=event.key_id,
+        product_id=event.product_id,
+        vault_ref=event.vault_ref,
+        fingerprint=event.fingerprint,
+        content_type=event.content_type,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions
+
+E = TypeVar("E", bound=DomainEvent)
+
+
+class _Stamper:
+    """Gives each new event of one decision the next version of the order."""
+
+    def __init__(self, order_id: UUID, version: int, now: datetime) -> None:
+        self._id = order_id
+        self._next = version + 1
+        self._now = now
+
+    def __call__(self, cls: type[E], **fields: Any) -> E:
+        event = cls(
+            originator_id=self._id, originator_version=self._next, timestamp=self._now, **fields
+        )
+        self._next += 1
+        return event
+
+
+def place(
+    order_id: UUID,
+    *,
+    owner: str,
+    email: str,
+    currency: str,
+    items: Sequence[LineItem],
+    now: datetime,
+) -> list[DomainEvent]:
+    """Accept a new order after checking its content."""
+    _check_order_content(email, currency, items)
+    total = sum((item.unit_price * item.quantity for item in items), Decimal(0))
+    stamp = _Stamper(order_id, 0, now)
+    placed = stamp(
+        OrderPlaced,
+        owner=owner,
+        email=email,
+        currency=currency.lower(),
+        items=tuple(items),
+        total=total,
+    )
+    return [placed]
+
+
+def _check_order_content(email: str, currency: str, items: Sequence[LineItem]) -> None:
+    if not _EMAIL.match(email):
+        raise InvalidOrder("email is not an e-mail address")
+    if not _CURRENCY.match(currency):
+        raise InvalidOrder("currency must be a currency code such as 'usd'")
+    if not items or len(items) > MAX_LINES:
+        raise InvalidOrder(f"an order has between 1 and {MAX_LINES} items")
+    for item in items:
+        if not item.product_id.strip():
+            raise InvalidOrder("product_id must not be empty")
+        if not 1 <= item.quantity <= MAX_QUANTITY_PER_LINE:
+            raise InvalidOrder(f"quantity must be between 1 and {MAX_QUANTITY_PER_LINE}")
+        if not item.unit_price.is_finite() or item.unit_price <= 0:
+            raise InvalidOrder("unit_price must be a positive amount")
+
+
+def invoice_created(
+    order: Order, *, invoice_id: str, invoice_url: str, now: datetime
+) -> list[DomainEvent]:
+    """Record the NOWPayments invoice; only an order still awaiting payment takes one."""
+    if order.status not in AWAITING_PAYMENT:
+        raise TransitionRefused(f"order is {order.status}; it takes no new invoice")
+    stamp = _Stamper(order.id, order.version, now)
+    created = stamp(
+        PaymentInvoiceCreated,
+        invoice_id=invoice_id,
+        invoice_url=invoice_url,
+        price_amount=order.total,
+        price_currency=order.currency,
+    )
+    return [created]
+
+
+class PaymentNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """What a verified NOWPayments IPN says, in the terms the order needs."""
+
+    payment_id: str
+    payment_status: str
+    invoice_id: str | None = None
+    price_amount: Decimal | None = None
+    price_currency: str | None = None
+    actually_paid: str | None = None
+    pay_currency: str | None = None
+
+
+def payment_notified(order: Order, notice: PaymentNotice, now: datetime) -> list[DomainEvent]:
+    """Record an IPN as an audit line, and move the order if the notice allows it."""
+    stamp = _Stamper(order.id, order.version, now)
+    events: list[DomainEvent] = [
+        stamp(
+            WebhookReceived,
+            provider="nowpayments",
+            event_id=f"{notice.payment_id}:{notice.payment_status}",
+            verified=True,
+            summary=f"payment {notice.payment_id} {notice.payment_status}",
+        ),
+        stamp(
+            PaymentStatusChanged,
+            payment_id=notice.payment_id,
+            payment_status=notice.payment_status,
+            actually_paid=notice.actually_paid,
+            pay_currency=notice.pay_currency,
+        ),
+    ]
+    if _matches_order(order, notice):
+        events.extend(_payment_transition(order, notice, stamp))
+    return events
+
+
+def _matches_order(order: Order, notice: PaymentNotice) -> bool:
+    """An IPN moves the order only if it is for this order's invoice, price and currency."""
+    if notice.invoice_id is not None and notice.invoice_id != order.invoice_id:
+        return False
+    if notice.price_currency is not None and notice.price_currency.lower() != order.currency:
+        return False
+    return notice.price_amount is None or notice.price_amount >= order.total
+
+
+def _payment_transition(order: Order, notice: PaymentNotice, stamp: _Stamper) -> list[DomainEvent]:
+    status = notice.payment_status
+    may_pay = order.status in AWAITING_PAYMENT or order.status is Status.UNDERPAID
+    if status == "finished" and may_pay:
+        return [stamp(OrderPaid, payment_id=notice.payment_id)]
+    if status == "partially_paid" and order.status in AWAITING_PAYMENT:
+        return [
+            stamp(
+                PaymentUnderpaid, payment_id=notice.payment_id, actually_paid=notice.actually_paid
+            )
+        ]
+    if status in PAYMENT_FAILURE_STATUSES and may_pay:
+        return [stamp(PaymentFailed, payment_id=notice.payment_id, reason=status)]
+    return []
+
+
+def reserved(order: Order, *, supplier_order_id: str, now: datetime) -> list[DomainEvent]:
+    """Record Kinguin's acceptance of the purchase; only a paid order is reserved, once."""
+    if order.status is not Status.PAID:
+        return []
+    return [
+        _Stamper(order.id, order.version, now)(KeysReserved, supplier_order_id=supplier_order_id)
+    ]
+
+
+def supplier_failed(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
+    """Record that Kinguin refused the purchase: the order needs an admin."""
+    if order.status not in (Status.PAID, Status.RESERVED):
+        return []
+    stamp = _Stamper(order.id, order.version, now)
+    return [stamp(SupplierOrderFailed, reason=reason), stamp(FulfillmentFailed, reason=reason)]
+
+
+class SupplierNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """What a verified Kinguin ``order.status`` webhook says."""
+
+    supplier_order_id: str
+    status: str
+    updated_at: str
+
+
+def supplier_notified(order: Order, notice: SupplierNotice, now: datetime) -> list[DomainEvent]:
+    """Record a Kinguin status webhook; a stale or foreign one is an audit line only."""
+    stamp = _Stamper(order.id, order.version, now)
+    events: list[DomainEvent] = [
+        stamp(
+            WebhookReceived,
+            provider="kinguin",
+            event_id=f"{notice.supplier_order_id}:{notice.status}:{notice.updated_at}",
+            verified=True,
+            summary=f"supplier order {notice.supplier_order_id} {notice.status}",
+        )
+    ]
+    if _is_current(order, notice):
+        events.append(
+            stamp(
+                SupplierOrderStatusChanged,
+                supplier_order_id=notice.supplier_order_id,
+                status=notice.status,
+                updated_at=notice.updated_at,
+            )
+        )
+        if notice.status in SUPPLIER_FAILURE_STATUSES and order.status is Status.RESERVED:
+            reason = f"supplier order {notice.status}"
+            events.append(stamp(SupplierOrderFailed, reason=reason))
+            events.append(stamp(FulfillmentFailed, reason=reason))
+    return events
+
+
+def _is_current(order: Order, notice: SupplierNotice) -> bool:
+    if order.supplier_order_id not in (None, notice.supplier_order_id):
+        return False
+    if order.status not in (Status.PAID, Status.RESERVED):
+        return False
+    return order.supplier_updated_at is None or notice.updated_at > order.supplier_updated_at
+
+
+def keys_delivered(
+    order: Order, receipts: Sequence[DeliveredKey], now: datetime
+) -> list[DomainEvent]:
+    """Record every delivered key and the fulfilment; only a reserved order, with all its keys."""
+    if order.status is not Status.RESERVED:
+        return []
+    if len(receipts) != order.quantity:
+        raise TransitionRefused(f"expected {order.quantity} keys, got {len(receipts)}")
+    stamp = _Stamper(order.id, order.version, now)
+    events: list[DomainEvent] = [
+        stamp(
+            KeyDelivered,
+            key_id=r.key_id,
+            product_id=r.product_id,
+            vault_ref=r.vault_ref,
+            fingerprint=r.fingerprint,
+            content_type=r.content_type,
+        )
+        for r in receipts
+    ]
+    events.append(stamp(OrderFulfilled, key_count=len(receipts)))
+    return events
+
+
+def revealed(
+    order: Order, *, who: str, ip: str, user_agent: str, how: str, now: datetime
+) -> list[DomainEvent]:
+    """Record who read the keys; only a fulfilled, unshredded order has keys to read."""
+    if order.status is not Status.FULFILLED or order.shredded:
+        raise TransitionRefused(f"order is {order.status}; it has no keys to reveal")
+    stamp = _Stamper(order.id, order.version, now)
+    return [stamp(KeysRevealed, who=who, ip=ip, user_agent=user_agent[:256], how=how)]
+
+
+def link_issued(order: Order, *, expires_at: datetime, now: datetime) -> list[DomainEvent]:
+    """Record a download link handed to the owner."""
+    if order.status is not Status.FULFILLED or order.shredded:
+        raise TransitionRefused(f"order is {order.status}; it has no keys to download")
+    return [_Stamper(order.id, order.version, now)(DownloadLinkIssued, expires_at=expires_at)]

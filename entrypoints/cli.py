@@ -1,0 +1,183 @@
+"""The ``bitloot`` command: serve, worker, token, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+
+from entrypoints.bootstrap import bootstrap
+from entrypoints.http.app import create_app
+from entrypoints.http.auth import mint_token
+from entrypoints.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("bitloot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bitloot`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as bad:
+        print(f"configuration error: {bad}", file=sys.stderr)
+        return 2
+    command: int = args.run(settings, args)
+    return command
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bitloot", description="BitLoot fulfillment engine")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the API (with worker and process manager)")
+    serve.add_argument("--no-worker", action="store_true", help="leave actors to `bitloot worker`")
+    serve.set_defaults(run=_serve)
+    worker = commands.add_parser("worker", help="run Dramatiq actors only (needs REDIS_URL)")
+    worker.add_argument("--threads", type=int, default=4)
+    worker.set_defaults(run=_worker)
+    token = commands.add_parser("token", help="print a bearer token for local use")
+    token.add_argument("--sub", required=True, help="user id")
+    token.add_argument("--role", choices=["user", "admin"], default="user")
+    token.add_argument("--ttl-hours", type=float, default=24.0)
+    token.set_defaults(run=_token)
+    demo = commands.add_parser("demo", help="run one order end to end against a running engine")
+    demo.add_argument("--url", help="engine base URL (default PUBLIC_BASE_URL)")
+    demo.add_argument("--timeout", type=float, default=60.0)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    engine = bootstrap(settings)
+    app = create_app(engine, worker=not args.no_worker)
+    _print_banner(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.redis_url:
+        print(
+            "bitloot worker needs REDIS_URL; `bitloot serve` runs the in-process worker",
+            file=sys.stderr,
+        )
+        return 2
+    engine = bootstrap(settings)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    engine.start(worker=True, process_manager=False)
+    log.info("worker running on %s with %d threads", settings.wiring, args.threads)
+    stopping.wait()
+    engine.stop()
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    ttl = timedelta(hours=args.ttl_hours)
+    print(mint_token(settings.jwt_secret, args.sub, args.role, ttl))
+    return 0
+
+
+def _print_banner(settings: Settings) -> None:
+    user = mint_token(settings.jwt_secret, "alice", "user")
+    admin = mint_token(settings.jwt_secret, "admin", "admin")
+    defaults = ", ".join(settings.defaulted) or "none"
+    lines = [
+        "",
+        f"BitLoot fulfillment engine — {settings.wiring}",
+        f"  API       {settings.public_base_url}",
+        f"  OpenAPI   {settings.public_base_url}/schema",
+        f"  Kinguin   {settings.kinguin_url}",
+        f"  NOWPay    {settings.nowpayments_url}",
+        f"  Data      {settings.var_dir}",
+        f"  Defaults  {defaults} (local values; secrets kept in {settings.var_dir}/secrets.json)",
+        "",
+        "  user token (sub alice):",
+        f"    {user}",
+        "  admin token (sub admin):",
+        f"    {admin}",
+        "",
+        "  try:  make demo    (or: .venv/bin/bitloot demo)",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    base = (args.url or settings.public_base_url).rstrip("/")
+    token = mint_token(settings.jwt_secret, f"demo-{secrets.token_hex(4)}", "user")
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=15
+    ) as http:
+        return _run_demo(http, args.timeout)
+
+
+def _run_demo(http: httpx.Client, timeout: float) -> int:
+    started = time.monotonic()
+    order = _ok(http.post("/orders", json=_DEMO_ORDER))
+    print(f"order {order['id']} placed: {order['status']}")
+    payment = _ok(http.post("/payments/create", json={"order_id": order["id"]}))
+    print(f"invoice {payment['payment_id']}: {payment['invoice_url']}")
+    _ok(
+        http.post(
+            f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
+            json={"status": "finished"},
+        )
+    )
+    status = _await_fulfilled(http, order["id"], timeout)
+    if status != "fulfilled":
+        print(f"order stopped at {status}", file=sys.stderr)
+        return 1
+    keys = _ok(http.post(f"/fulfillment/{order['id']}/reveal"))["keys"]
+    print(f"fulfilled in {time.monotonic() - started:.2f} s; {len(keys)} key(s) revealed")
+    for event in _ok(http.get(f"/orders/{order['id']}/history")):
+        print(f"  v{event['version']:<3} {event['timestamp']}  {event['type']}")
+    return 0
+
+
+_DEMO_ORDER = {
+    "email": "demo@example.com",
+    "currency": "eur",
+    "items": [{"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 2, "unit_price": "9.99"}],
+}
+
+
+def _await_fulfilled(http: httpx.Client, order_id: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        status = str(_ok(http.get(f"/fulfillment/{order_id}/status"))["status"])
+        if status != seen:
+            print(f"  status: {status}")
+            seen = status
+        if status in ("fulfilled", "fulfillment_failed", "payment_failed", "underpaid"):
+            return status
+        time.sleep(0.1)
+    return seen
+
+
+def _ok(response: httpx.Response) -> Any:
+    if response.is_error:
+        request = response.request
+        raise SystemExit(f"{request.method} {request.url}: {response.status_code} {response.text}")
+    return response.json()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""The Litestar application: routes, auth, error mapping, and — in the embedded wiring — the
+built-in Kinguin and NOWPayments sandboxes, all wired to one engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from anyio import to_thread
+from litestar import Litestar, Request
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler
+
+from application.fulfillment import Viewer
+from entrypoints.bootstrap import Engine
+from entrypoints.http import ops, orders, webhooks
+from entrypoints.http.auth import jwt_auth
+from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
+from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
+from entrypoints.settings import Settings
+
+MAX_BODY_BYTES = 1024 * 1024
+PUBLIC_PATHS = [
+    "^/healthz",
+    "^/readyz",
+    "^/schema",
+    "^/webhooks/",
+    "^/kinguin/webhooks",
+    "^/sandbox/",
+]
+
+
+def create_app(engine: Engine, *, worker: bool = True, process_manager: bool = True) -> Litestar:
+    """The HTTP app; its lifespan starts and stops the engine's background parts."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        await to_thread.run_sync(
+            lambda: engine.start(worker=worker, process_manager=process_manager)
+        )
+        try:
+            yield
+        finally:
+            await to_thread.run_sync(engine.stop)
+
+    auth = jwt_auth(engine.settings.jwt_secret, exclude=PUBLIC_PATHS)
+    return Litestar(
+        route_handlers=[*orders.ROUTES, *webhooks.ROUTES, *ops.ROUTES, *sandboxes(engine.settings)],
+        dependencies={
+            "engine": Provide(lambda: engine, sync_to_thread=False),
+            "settings": Provide(lambda: engine.settings, sync_to_thread=False),
+            "fulfillment": Provide(lambda: engine.fulfillment, sync_to_thread=False),
+            "viewer": Provide(_viewer, sync_to_thread=False),
+        },
+        on_app_init=[auth.on_app_init],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="BitLoot fulfillment engine", version="0.1.0"),
+    )
+
+
+def sandboxes(settings: Settings) -> list[ControllerRouterHandler]:
+    """The built-in sandboxes for whichever provider has no real base URL configured."""
+    routers: list[ControllerRouterHandler] = []
+    if settings.kinguin_base_url is None:
+        config = KinguinSandboxConfig(
+            api_key=settings.kinguin_api_key,
+            webhook_secret=settings.kinguin_webhook_secret,
+            webhook_url=settings.kinguin_webhook_url,
+            delay_s=settings.kinguin_sandbox_delay,
+        )
+        routers.append(kinguin_sandbox(config))
+    if settings.nowpayments_base_url is None:
+        routers.append(
+            nowpayments_sandbox(
+                NowPaymentsSandboxConfig(
+                    api_key=settings.nowpayments_api_key,
+                    ipn_secret=settings.nowpayments_ipn_secret,
+                    public_base_url=settings.public_base_url,
+                )
+            )
+        )
+    return routers
+
+
+def _viewer(request: Request[Any, Any, Any]) -> Viewer:
+    user: Viewer = request.user
+    return user

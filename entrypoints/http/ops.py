@@ -1,0 +1,55 @@
+"""Operator routes: liveness, readiness and the supplier's view of a reservation."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Response, get
+from litestar.connection import ASGIConnection
+from litestar.exceptions import PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+from application.fulfillment import Fulfillment, Viewer
+from domain.errors import OrderNotFound
+from entrypoints.bootstrap import Engine
+
+
+def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: only tokens with role ``admin`` pass."""
+    user = connection.user
+    if not isinstance(user, Viewer) or not user.is_admin:
+        raise PermissionDeniedException("admin role required")
+
+
+@get("/healthz", exclude_from_auth=True)
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@get("/readyz", exclude_from_auth=True, sync_to_thread=True)
+def readyz(engine: Engine) -> Response[dict[str, Any]]:
+    """The store, the broker and the vault answer."""
+    checks = engine.readiness()
+    ready = all(state == "ok" for state in checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return Response(body, status_code=200 if ready else 503)
+
+
+@get("/kinguin/status/{order_id:uuid}", guards=[admin_only], sync_to_thread=True)
+def kinguin_status(order_id: UUID, fulfillment: Fulfillment, viewer: Viewer) -> dict[str, Any]:
+    """What Kinguin says about the order's purchase."""
+    order = fulfillment.order(order_id, viewer)
+    if order.supplier_order_id is None:
+        raise OrderNotFound(f"order {order_id} has no supplier order yet")
+    purchase = fulfillment.supplier_order(order.supplier_order_id)
+    return {
+        "order_id": str(order_id),
+        "supplier_order_id": purchase.order_id,
+        "order_external_id": purchase.external_id,
+        "status": purchase.status,
+    }
+
+
+ROUTES = [healthz, readyz, kinguin_status]

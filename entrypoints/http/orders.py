@@ -1,0 +1,133 @@
+"""Customer routes: orders, payments, fulfilment status and key reveal. Handlers translate HTTP
+to use-case calls and nothing more."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from litestar import Request, get, post
+from litestar.exceptions import ValidationException
+
+from application.fulfillment import Fulfillment, Viewer
+from domain.errors import OrderNotFound
+from domain.events import DomainEvent, LineItem
+from domain.order import fold
+from entrypoints.http.views import (
+    OrderIn,
+    PaymentIn,
+    history_view,
+    order_view,
+    payment_view,
+    status_view,
+)
+
+
+@post("/orders", sync_to_thread=True)
+def create_order(data: OrderIn, fulfillment: Fulfillment, viewer: Viewer) -> dict[str, Any]:
+    """Place an order for the caller."""
+    items = [
+        LineItem(
+            product_id=i.product_id,
+            quantity=i.quantity,
+            unit_price=i.unit_price,
+            offer_id=i.offer_id,
+        )
+        for i in data.items
+    ]
+    order = fulfillment.place_order(viewer, email=data.email, currency=data.currency, items=items)
+    return order_view(order)
+
+
+@get("/orders/{order_id:uuid}", sync_to_thread=True)
+def get_order(
+    order_id: UUID, fulfillment: Fulfillment, viewer: Viewer, as_of: str | None = None
+) -> dict[str, Any]:
+    """The order now, or as it was at a version or instant (``?as_of=``)."""
+    events = _history_as_of(fulfillment, order_id, viewer, as_of)
+    return order_view(fold(events))
+
+
+@get("/orders/{order_id:uuid}/history", sync_to_thread=True)
+def get_history(
+    order_id: UUID, fulfillment: Fulfillment, viewer: Viewer, as_of: str | None = None
+) -> list[dict[str, Any]]:
+    """The order's events, oldest first (``?as_of=`` cuts the list there)."""
+    return history_view(_history_as_of(fulfillment, order_id, viewer, as_of))
+
+
+@post("/payments/create", sync_to_thread=True)
+def create_payment(data: PaymentIn, fulfillment: Fulfillment, viewer: Viewer) -> dict[str, Any]:
+    """Get the caller's order an invoice (the same one when asked again)."""
+    order = fulfillment.create_payment(_uuid(data.order_id, "order_id"), viewer)
+    return payment_view(order)
+
+
+@get("/fulfillment/{order_id:uuid}/status", sync_to_thread=True)
+def fulfillment_status(order_id: UUID, fulfillment: Fulfillment, viewer: Viewer) -> dict[str, Any]:
+    """Status and delivered keys (references only)."""
+    return status_view(fulfillment.order(order_id, viewer))
+
+
+@post("/fulfillment/{order_id:uuid}/reveal", sync_to_thread=True, status_code=200)
+def reveal(
+    order_id: UUID, request: Request[Any, Any, Any], fulfillment: Fulfillment, viewer: Viewer
+) -> dict[str, Any]:
+    """The owner's keys in clear; the read is recorded with IP and user agent."""
+    keys = fulfillment.reveal(
+        order_id,
+        viewer,
+        ip=request.client.host if request.client else "unknown",
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    return {
+        "order_id": str(order_id),
+        "keys": [
+            {
+                "key_id": k.key_id,
+                "product_id": k.product_id,
+                "content_type": k.content_type,
+                "serial": k.serial,
+            }
+            for k in keys
+        ],
+    }
+
+
+ROUTES = [create_order, get_order, get_history, create_payment, fulfillment_status, reveal]
+
+
+def _history_as_of(
+    fulfillment: Fulfillment, order_id: UUID, viewer: Viewer, as_of: str | None
+) -> list[DomainEvent]:
+    if as_of is None:
+        return fulfillment.history(order_id, viewer)
+    if as_of.isdigit():
+        return fulfillment.history(order_id, viewer, until_version=max(int(as_of), 1))
+    instant = _instant(as_of)
+    events = [e for e in fulfillment.history(order_id, viewer) if e.timestamp <= instant]
+    if not events:
+        raise OrderNotFound(f"order {order_id} did not exist at {as_of}")
+    return events
+
+
+def _instant(text: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationException(
+            "as_of must be a version number or an ISO 8601 time",
+            extra=[{"key": "as_of", "message": "not a version or ISO 8601 time"}],
+        ) from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def _uuid(text: str, field: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise ValidationException(
+            f"{field} must be an order id (UUID)",
+            extra=[{"key": field, "message": "not a UUID"}],
+        ) from None

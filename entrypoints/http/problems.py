@@ -1,0 +1,88 @@
+"""Errors as RFC 9457 problem details: the one place where errors become HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from application.errors import (
+    ApplicationError,
+    ConcurrencyConflict,
+    KeyUnreadable,
+    NotAllowed,
+    PaymentGatewayError,
+    SupplierError,
+)
+from domain.errors import DomainError, InvalidOrder, OrderNotFound, TransitionRefused
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
+    (OrderNotFound, 404, "Order not found"),
+    (InvalidOrder, 422, "Invalid order"),
+    (TransitionRefused, 409, "Not possible in the order's current status"),
+    (NotAllowed, 403, "Not allowed"),
+    (ConcurrencyConflict, 503, "Busy, try again"),
+    (PaymentGatewayError, 502, "Payment provider failed"),
+    (SupplierError, 502, "Supplier failed"),
+    (KeyUnreadable, 410, "Keys are no longer readable"),
+)
+
+
+def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response[dict[str, Any]]:
+    """A problem-details response."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    """Litestar's own errors (404 route, 401, 405, 413, …) as problem details."""
+    extra: dict[str, Any] = {"instance": request.url.path}
+    if isinstance(error, ValidationException) and error.extra:
+        extra["errors"] = error.extra
+    title = _reason(error.status_code)
+    detail = error.detail if error.detail and error.detail != title else ""
+    response = problem(error.status_code, title, detail, **extra)
+    if error.headers:
+        response.headers.update(error.headers)
+    return response
+
+
+def on_domain_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    """Domain and application refusals mapped to their status."""
+    for kind, status, title in _STATUS_OF:
+        if isinstance(error, kind):
+            return problem(status, title, str(error), instance=request.url.path)
+    return on_unexpected(request, error)
+
+
+def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    """Anything else: logged with its trace, answered without internals."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(
+        HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", instance=request.url.path
+    )
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
+    HTTPException: on_http_error,
+    DomainError: on_domain_error,
+    ApplicationError: on_domain_error,
+    Exception: on_unexpected,
+}

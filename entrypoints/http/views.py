@@ -1,0 +1,111 @@
+"""Request bodies and response shapes of the HTTP contract (design §6), as msgspec structs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+import msgspec
+
+from domain.events import DomainEvent
+from domain.order import Order
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class ItemIn(msgspec.Struct, forbid_unknown_fields=False):
+    """One line of a new order; ``unit_price`` as a decimal string such as "19.99" (or a number)."""
+
+    product_id: Text
+    quantity: int
+    unit_price: Decimal
+    offer_id: Text | None = None
+
+
+class OrderIn(msgspec.Struct):
+    """``POST /orders``."""
+
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    items: list[ItemIn]
+    currency: Annotated[str, msgspec.Meta(min_length=3, max_length=10)]
+
+
+class PaymentIn(msgspec.Struct):
+    """``POST /payments/create``."""
+
+    order_id: str
+
+
+def order_view(order: Order) -> dict[str, Any]:
+    """The order as clients read it."""
+    return {
+        "id": str(order.id),
+        "status": order.status.value,
+        "version": order.version,
+        "email": order.email,
+        "currency": order.currency,
+        "items": [
+            {
+                "product_id": item.product_id,
+                "offer_id": item.offer_id,
+                "quantity": item.quantity,
+                "unit_price": str(item.unit_price),
+            }
+            for item in order.items
+        ],
+        "total": str(order.total),
+        "invoice_id": order.invoice_id,
+        "invoice_url": order.invoice_url,
+        "payment_id": order.payment_id,
+        "supplier_order_id": order.supplier_order_id,
+        "failure_reason": order.failure_reason,
+        "key_count": len(order.keys),
+        "created_at": order.placed_at.isoformat(),
+        "updated_at": order.updated_at.isoformat(),
+    }
+
+
+def status_view(order: Order) -> dict[str, Any]:
+    """``GET /fulfillment/{id}/status``: status and keys, never their text."""
+    return {
+        "order_id": str(order.id),
+        "status": order.status.value,
+        "keys": [
+            {
+                "key_id": key.key_id,
+                "product_id": key.product_id,
+                "content_type": key.content_type,
+                "fingerprint": key.fingerprint,
+            }
+            for key in order.keys
+        ],
+        "updated_at": order.updated_at.isoformat(),
+    }
+
+
+def payment_view(order: Order) -> dict[str, Any]:
+    """``POST /payments/create``: the invoice to pay."""
+    return {
+        "payment_id": order.invoice_id,
+        "invoice_url": order.invoice_url,
+        "order_id": str(order.id),
+        "status": order.status.value,
+        "price_amount": str(order.total),
+        "price_currency": order.currency,
+    }
+
+
+_ENVELOPE = ("originator_id", "originator_version", "timestamp")
+
+
+def history_view(events: list[DomainEvent]) -> list[dict[str, Any]]:
+    """``GET /orders/{id}/history``: each event with its version, type, time and data."""
+    return [
+        {
+            "version": event.originator_version,
+            "type": type(event).__name__,
+            "timestamp": event.timestamp.isoformat(),
+            "data": {k: v for k, v in msgspec.to_builtins(event).items() if k not in _ENVELOPE},
+        }
+        for event in events
+    ]

@@ -1,0 +1,1 @@
+"""Built-in simulators of the Kinguin and NOWPayments APIs, served as Litestar routers."""

@@ -1,0 +1,620 @@
+"""NOWPayments API sandbox: an in-memory simulator served under ``/sandbox/nowpayments``.
+
+The vendor API part mirrors EXTERNAL_APIS §2 below ``/v1`` (header ``x-api-key``):
+``GET /v1/status``, ``POST /v1/invoice``, ``GET /v1/payment/{payment_id}``. Errors use the vendor's
+body ``{"status": false, "statusCode", "code", "message"}``; a wrong key answers 403
+``INVALID_API_KEY`` (the vendor does not document this answer; this is the likely one).
+
+Two routes stand in for the customer and need no key:
+
+- ``GET /payment/?iid=<invoice id>``: the tiny invoice page ``invoice_url`` points at;
+- ``POST /payments/{invoice_id}/simulate`` ``{"status": ..., "actually_paid"?: number}``: the first
+  call creates the invoice's payment (a numeric ``payment_id`` that later calls keep), every call
+  sets its status and sends the IPN inline to the invoice's ``ipn_callback_url``: a compact,
+  recursively key-sorted JSON body signed with HMAC-SHA512 under the IPN secret in
+  ``x-nowpayments-sig``, exactly the bytes that were signed. Control errors are RFC 9457 problems.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+import re
+import secrets
+import string
+from collections.abc import Container
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Annotated, Any, Literal, TypeVar
+
+import httpx
+import msgspec
+from litestar import MediaType, Request, Response, Router, get, post
+from litestar.exceptions import ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, FromQuery, RawBody
+
+from adapters.nowpayments_signature import canonical_body, sign
+
+logger = logging.getLogger(__name__)
+
+PaymentStatus = Literal[
+    "waiting",
+    "confirming",
+    "confirmed",
+    "sending",
+    "partially_paid",
+    "finished",
+    "failed",
+    "refunded",
+    "expired",
+]
+
+_IPN_TIMEOUT_S = 5.0
+_DEFAULT_PAY_CURRENCY = "btc"
+# Fixed sandbox rates (fiat units per coin): enough to make pay_amount look plausible.
+_RATES = {"btc": 65_000.0, "eth": 3_200.0, "ltc": 85.0, "trx": 0.12, "xmr": 160.0}
+_SERVICE_FEE_RATE = 0.005
+_FULLY_PAID: frozenset[str] = frozenset(
+    {"confirming", "confirmed", "sending", "finished", "refunded"}
+)
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_MISSING_FIELD = re.compile(r"missing required field `(?P<name>[^`]+)`")
+_StructT = TypeVar("_StructT", bound=msgspec.Struct)
+
+
+@dataclass(frozen=True)
+class NowPaymentsSandboxConfig:
+    """Settings of one NOWPayments sandbox instance."""
+
+    api_key: str
+    ipn_secret: str
+    public_base_url: str
+
+
+# --- wire types -------------------------------------------------------------------------------
+
+
+class NowPaymentsInvoiceRequest(msgspec.Struct):
+    """Body of ``POST /v1/invoice``."""
+
+    price_amount: Annotated[float, msgspec.Meta(gt=0)]
+    price_currency: Annotated[str, msgspec.Meta(min_length=1)]
+    pay_currency: str | None = None
+    ipn_callback_url: str | None = None
+    order_id: str | None = None
+    order_description: str | None = None
+    success_url: str | None = None
+    cancel_url: str | None = None
+    partially_paid_url: str | None = None
+    is_fixed_rate: bool = False
+    is_fee_paid_by_user: bool = False
+
+
+class NowPaymentsInvoice(msgspec.Struct):
+    """Answer of ``POST /v1/invoice`` (``id`` and ``price_amount`` are strings, as the vendor's)."""
+
+    id: str
+    token_id: str
+    order_id: str | None
+    order_description: str | None
+    price_amount: str
+    price_currency: str
+    pay_currency: str | None
+    ipn_callback_url: str | None
+    invoice_url: str
+    success_url: str | None
+    cancel_url: str | None
+    partially_paid_url: str | None
+    payout_currency: str | None
+    created_at: str
+    updated_at: str
+    is_fixed_rate: bool
+    is_fee_paid_by_user: bool
+
+
+class NowPaymentsFee(msgspec.Struct, rename="camel"):
+    """The nested ``fee`` object of an IPN."""
+
+    currency: str
+    deposit_fee: float
+    withdrawal_fee: float
+    service_fee: float
+
+
+class NowPaymentsIpn(msgspec.Struct):
+    """Payload of a payment IPN (EXTERNAL_APIS §2.6)."""
+
+    payment_id: int
+    parent_payment_id: int | None
+    invoice_id: int
+    payment_status: str
+    pay_address: str
+    payin_extra_id: str | None
+    price_amount: float
+    price_currency: str
+    pay_amount: float
+    actually_paid: float
+    actually_paid_at_fiat: float
+    pay_currency: str
+    order_id: str | None
+    order_description: str | None
+    purchase_id: str
+    outcome_amount: float
+    outcome_currency: str
+    payment_extra_ids: list[str] | None
+    fee: NowPaymentsFee
+
+
+class NowPaymentsPayment(msgspec.Struct):
+    """Answer of ``GET /v1/payment/{payment_id}`` (``payment_id`` is a number here)."""
+
+    payment_id: int
+    invoice_id: int
+    payment_status: str
+    pay_address: str
+    payin_extra_id: str | None
+    price_amount: float
+    price_currency: str
+    pay_amount: float
+    actually_paid: float
+    pay_currency: str
+    order_id: str | None
+    order_description: str | None
+    purchase_id: str
+    outcome_amount: float
+    outcome_currency: str
+    payin_hash: str | None
+    payout_hash: str | None
+    payment_extra_ids: list[str] | None
+    type: str
+    created_at: str
+    updated_at: str
+
+
+class NowPaymentsSimulateRequest(msgspec.Struct):
+    """Body of the sandbox control ``POST /payments/{invoice_id}/simulate``."""
+
+    status: PaymentStatus
+    actually_paid: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+class NowPaymentsSimulateResult(msgspec.Struct):
+    """Answer of the simulate control: what was set and how the IPN receiver answered."""
+
+    invoice_id: str
+    payment_id: int
+    payment_status: str
+    ipn_callback_url: str | None
+    ipn_status_code: int | None
+
+
+class NowPaymentsStatus(msgspec.Struct):
+    """Answer of ``GET /v1/status``."""
+
+    message: str
+
+
+class NowPaymentsErrorBody(msgspec.Struct, kw_only=True, rename={"status_code": "statusCode"}):
+    """The vendor's error body."""
+
+    status: bool = False
+    status_code: int
+    code: str
+    message: str
+
+
+class SandboxProblem(msgspec.Struct):
+    """RFC 9457 problem details, for the sandbox's own control routes."""
+
+    title: str
+    status: int
+    detail: str
+    type: str = "about:blank"
+
+
+class NowPaymentsApiError(Exception):
+    """A failure of the vendor API part, answered with the vendor's error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class SandboxControlError(Exception):
+    """A failure of a control route, answered as a problem document."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+# --- state -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Payment:
+    payment_id: int
+    purchase_id: str
+    pay_currency: str
+    pay_address: str
+    pay_amount: float
+    created_at: datetime
+    status: str = "waiting"
+    actually_paid: float = 0.0
+    updated_at: datetime | None = None
+
+
+@dataclass
+class _Invoice:
+    id: str
+    token_id: str
+    request: NowPaymentsInvoiceRequest
+    created_at: datetime
+    payment: _Payment | None = None
+
+
+class _NowPaymentsSandbox:
+    """Invoices and their payments of one sandbox instance."""
+
+    def __init__(self, config: NowPaymentsSandboxConfig) -> None:
+        self._config = config
+        self._base_url = config.public_base_url.rstrip("/")
+        self._invoices: dict[str, _Invoice] = {}
+        self._payments: dict[int, tuple[_Invoice, _Payment]] = {}
+
+    def authorized(self, api_key: str | None) -> bool:
+        """Tell whether the request carries the configured ``x-api-key``."""
+        return api_key is not None and hmac.compare_digest(
+            api_key.encode(), self._config.api_key.encode()
+        )
+
+    def create_invoice(self, request: NowPaymentsInvoiceRequest) -> NowPaymentsInvoice:
+        """Store a new invoice and describe it as the vendor does."""
+        invoice_id = _fresh_id(self._invoices)
+        invoice = _Invoice(str(invoice_id), _token_id(), request, _now())
+        self._invoices[invoice.id] = invoice
+        return _invoice_view(invoice, self.invoice_url(invoice.id))
+
+    def invoice_url(self, invoice_id: str) -> str:
+        """Where the customer pays: this sandbox's invoice page."""
+        return f"{self._base_url}/sandbox/nowpayments/payment/?iid={invoice_id}"
+
+    def payment(self, payment_id: str) -> NowPaymentsPayment:
+        """Return a payment or raise the vendor's 404."""
+        known = payment_id.isascii() and payment_id.isdigit()
+        found = self._payments.get(int(payment_id)) if known else None
+        if found is None:
+            raise NowPaymentsApiError(404, "NOT_FOUND", f"Payment {payment_id} not found")
+        return _payment_view(*found)
+
+    def invoice_page(self, invoice_id: str | None) -> str | None:
+        """The HTML invoice page, or ``None`` when the invoice is unknown."""
+        invoice = self._invoices.get(invoice_id or "")
+        if invoice is None:
+            return None
+        return _invoice_html(invoice, self._base_url)
+
+    async def simulate(
+        self, invoice_id: str, request: NowPaymentsSimulateRequest
+    ) -> NowPaymentsSimulateResult:
+        """Set the invoice's payment status, send the IPN, report how it was received."""
+        invoice = self._invoices.get(invoice_id)
+        if invoice is None:
+            raise SandboxControlError(404, f"Invoice {invoice_id} not found")
+        payment = invoice.payment or self._open_payment(invoice)
+        _apply_status(payment, request)
+        return NowPaymentsSimulateResult(
+            invoice_id=invoice.id,
+            payment_id=payment.payment_id,
+            payment_status=payment.status,
+            ipn_callback_url=invoice.request.ipn_callback_url,
+            ipn_status_code=await self._send_ipn(invoice, payment),
+        )
+
+    def _open_payment(self, invoice: _Invoice) -> _Payment:
+        pay_currency = (invoice.request.pay_currency or _DEFAULT_PAY_CURRENCY).lower()
+        payment = _Payment(
+            payment_id=_fresh_id(self._payments),
+            purchase_id=str(_fresh_id()),
+            pay_currency=pay_currency,
+            pay_address="tb1q" + "".join(secrets.choice(_BECH32) for _ in range(38)),
+            pay_amount=round(invoice.request.price_amount / _rate(pay_currency), 8),
+            created_at=_now(),
+        )
+        invoice.payment = payment
+        self._payments[payment.payment_id] = (invoice, payment)
+        return payment
+
+    async def _send_ipn(self, invoice: _Invoice, payment: _Payment) -> int | None:
+        url = invoice.request.ipn_callback_url
+        if not url:
+            return None
+        if not self._config.ipn_secret.strip():
+            # The vendor sends no IPN until an IPN secret exists.
+            logger.warning("nowpayments sandbox: no IPN secret configured; IPN not sent")
+            return None
+        body = canonical_body(msgspec.to_builtins(_ipn(invoice, payment)))
+        headers = {
+            "Content-Type": "application/json",
+            "x-nowpayments-sig": sign(self._config.ipn_secret, body),
+        }
+        return await _post(url, body, headers)
+
+
+# --- pure helpers ------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(at: datetime) -> str:
+    """``2022-04-28T10:20:53.383Z``: the vendor's timestamp format."""
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _fresh_id(taken: Container[object] = ()) -> int:
+    """A random 10-digit id not in ``taken`` (whether it keys by int or by str)."""
+    while True:
+        candidate = 1_000_000_000 + secrets.randbelow(9_000_000_000)
+        if candidate not in taken and str(candidate) not in taken:
+            return candidate
+
+
+def _token_id() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(9))
+
+
+def _rate(pay_currency: str) -> float:
+    """Fiat per coin; unknown coins count as stablecoins."""
+    return _RATES.get(pay_currency, 1.0)
+
+
+def _amount_text(amount: float) -> str:
+    """``19.99`` → ``"19.99"``, ``1000.0`` → ``"1000"``: the vendor's string amounts."""
+    return f"{amount:.8f}".rstrip("0").rstrip(".")
+
+
+def _apply_status(payment: _Payment, request: NowPaymentsSimulateRequest) -> None:
+    payment.status = request.status
+    payment.updated_at = _now()
+    if request.actually_paid is not None:
+        payment.actually_paid = request.actually_paid
+    elif request.status in _FULLY_PAID:
+        payment.actually_paid = payment.pay_amount
+    elif request.status == "partially_paid":
+        payment.actually_paid = round(payment.pay_amount / 2, 8)
+    else:
+        payment.actually_paid = 0.0
+
+
+def _fee(payment: _Payment) -> NowPaymentsFee:
+    service_fee = round(payment.actually_paid * _SERVICE_FEE_RATE, 8)
+    return NowPaymentsFee(payment.pay_currency, 0.0, 0.0, service_fee)
+
+
+def _ipn(invoice: _Invoice, payment: _Payment) -> NowPaymentsIpn:
+    fee = _fee(payment)
+    return NowPaymentsIpn(
+        payment_id=payment.payment_id,
+        parent_payment_id=None,
+        invoice_id=int(invoice.id),
+        payment_status=payment.status,
+        pay_address=payment.pay_address,
+        payin_extra_id=None,
+        price_amount=invoice.request.price_amount,
+        price_currency=invoice.request.price_currency,
+        pay_amount=payment.pay_amount,
+        actually_paid=payment.actually_paid,
+        actually_paid_at_fiat=round(payment.actually_paid * _rate(payment.pay_currency), 2),
+        pay_currency=payment.pay_currency,
+        order_id=invoice.request.order_id,
+        order_description=invoice.request.order_description,
+        purchase_id=payment.purchase_id,
+        outcome_amount=round(payment.actually_paid - fee.service_fee, 8),
+        outcome_currency=payment.pay_currency,
+        payment_extra_ids=None,
+        fee=fee,
+    )
+
+
+def _payment_view(invoice: _Invoice, payment: _Payment) -> NowPaymentsPayment:
+    ipn = _ipn(invoice, payment)
+    return NowPaymentsPayment(
+        payment_id=ipn.payment_id,
+        invoice_id=ipn.invoice_id,
+        payment_status=ipn.payment_status,
+        pay_address=ipn.pay_address,
+        payin_extra_id=ipn.payin_extra_id,
+        price_amount=ipn.price_amount,
+        price_currency=ipn.price_currency,
+        pay_amount=ipn.pay_amount,
+        actually_paid=ipn.actually_paid,
+        pay_currency=ipn.pay_currency,
+        order_id=ipn.order_id,
+        order_description=ipn.order_description,
+        purchase_id=ipn.purchase_id,
+        outcome_amount=ipn.outcome_amount,
+        outcome_currency=ipn.outcome_currency,
+        payin_hash=None,
+        payout_hash=None,
+        payment_extra_ids=None,
+        type="crypto2crypto",
+        created_at=_timestamp(payment.created_at),
+        updated_at=_timestamp(payment.updated_at or payment.created_at),
+    )
+
+
+def _invoice_view(invoice: _Invoice, invoice_url: str) -> NowPaymentsInvoice:
+    request = invoice.request
+    return NowPaymentsInvoice(
+        id=invoice.id,
+        token_id=invoice.token_id,
+        order_id=request.order_id,
+        order_description=request.order_description,
+        price_amount=_amount_text(request.price_amount),
+        price_currency=request.price_currency,
+        pay_currency=request.pay_currency,
+        ipn_callback_url=request.ipn_callback_url,
+        invoice_url=invoice_url,
+        success_url=request.success_url,
+        cancel_url=request.cancel_url,
+        partially_paid_url=request.partially_paid_url,
+        payout_currency=None,
+        created_at=_timestamp(invoice.created_at),
+        updated_at=_timestamp(invoice.created_at),
+        is_fixed_rate=request.is_fixed_rate,
+        is_fee_paid_by_user=request.is_fee_paid_by_user,
+    )
+
+
+def _invoice_html(invoice: _Invoice, base_url: str) -> str:
+    status = invoice.payment.status if invoice.payment else "waiting (no payment yet)"
+    price = f"{_amount_text(invoice.request.price_amount)} {invoice.request.price_currency}"
+    command = (
+        f"curl -X POST {base_url}/sandbox/nowpayments/payments/{invoice.id}/simulate "
+        "-H 'Content-Type: application/json' -d '{\"status\": \"finished\"}'"
+    )
+    return (
+        "<!doctype html><html><head><meta charset=utf-8><title>Sandbox invoice</title></head>"
+        f"<body><h1>Sandbox invoice {html.escape(invoice.id)}</h1>"
+        f"<p>Order: {html.escape(invoice.request.order_id or '-')}</p>"
+        f"<p>Price: {html.escape(price)}</p><p>Status: {html.escape(status)}</p>"
+        f"<p>Simulate a payment:</p><pre>{html.escape(command)}</pre></body></html>"
+    )
+
+
+async def _post(url: str, body: bytes, headers: dict[str, str]) -> int | None:
+    """POST ``body``; return the receiver's status code, or ``None`` when it is unreachable."""
+    try:
+        # trust_env=False: a developer's HTTP_PROXY must not capture loopback callbacks.
+        async with httpx.AsyncClient(timeout=_IPN_TIMEOUT_S, trust_env=False) as client:
+            response = await client.post(url, content=body, headers=headers)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        logger.warning("nowpayments sandbox: IPN to %s failed: %r", url, exc)
+        return None
+    if not response.is_success:
+        logger.warning("nowpayments sandbox: IPN to %s answered %s", url, response.status_code)
+    return response.status_code
+
+
+def _decode_message(exc: msgspec.ValidationError) -> str:
+    """Phrase msgspec's complaint the way the vendor does for a missing field."""
+    missing = _MISSING_FIELD.search(str(exc))
+    return f'"{missing.group("name")}" is required' if missing else str(exc)
+
+
+def _decode_invoice(body: bytes) -> NowPaymentsInvoiceRequest:
+    try:
+        return msgspec.json.decode(body, type=NowPaymentsInvoiceRequest)
+    except msgspec.ValidationError as exc:
+        raise NowPaymentsApiError(400, "INVALID_REQUEST_PARAMS", _decode_message(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise NowPaymentsApiError(400, "BAD_REQUEST", f"Invalid JSON body: {exc}") from exc
+
+
+def _decode_control(body: bytes, kind: type[_StructT]) -> _StructT:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.DecodeError as exc:
+        raise SandboxControlError(400, str(exc)) from exc
+
+
+def _on_api_error(
+    _request: Request[Any, Any, Any], exc: NowPaymentsApiError
+) -> Response[NowPaymentsErrorBody]:
+    return Response(
+        NowPaymentsErrorBody(status_code=exc.status, code=exc.code, message=exc.message),
+        status_code=exc.status,
+    )
+
+
+def _on_api_validation_error(
+    _request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[NowPaymentsErrorBody]:
+    body = NowPaymentsErrorBody(status_code=400, code="INVALID_REQUEST_PARAMS", message=exc.detail)
+    return Response(body, status_code=400)
+
+
+def _on_control_error(
+    _request: Request[Any, Any, Any], exc: SandboxControlError
+) -> Response[SandboxProblem]:
+    problem = SandboxProblem(HTTPStatus(exc.status).phrase, exc.status, exc.detail)
+    return Response(problem, status_code=exc.status, media_type="application/problem+json")
+
+
+_FORBIDDEN_BODY = NowPaymentsErrorBody(
+    status_code=403, code="INVALID_API_KEY", message="Invalid api key"
+)
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+
+def nowpayments_sandbox(config: NowPaymentsSandboxConfig) -> Router:
+    """Build a Router simulating the NOWPayments API, with its own in-memory state."""
+    sandbox = _NowPaymentsSandbox(config)
+
+    async def authorize(request: Request[Any, Any, Any]) -> Response[NowPaymentsErrorBody] | None:
+        if sandbox.authorized(request.headers.get("x-api-key")):
+            return None
+        return Response(_FORBIDDEN_BODY, status_code=403)
+
+    api = Router(
+        path="/v1",
+        route_handlers=_api_handlers(sandbox),
+        before_request=authorize,
+        exception_handlers={
+            NowPaymentsApiError: _on_api_error,
+            ValidationException: _on_api_validation_error,
+        },
+    )
+    return Router(
+        path="/sandbox/nowpayments",
+        route_handlers=[api, *_control_handlers(sandbox)],
+        exception_handlers={SandboxControlError: _on_control_error},
+        tags=["sandbox: nowpayments"],
+    )
+
+
+def _api_handlers(sandbox: _NowPaymentsSandbox) -> list[HTTPRouteHandler]:
+    """The vendor API routes; each handler only translates and delegates."""
+
+    @get("/status")
+    async def status() -> NowPaymentsStatus:
+        return NowPaymentsStatus("OK")
+
+    @post("/invoice", status_code=200)
+    async def create_invoice(body: RawBody) -> NowPaymentsInvoice:
+        return sandbox.create_invoice(_decode_invoice(body))
+
+    @get("/payment/{payment_id:str}")
+    async def get_payment(payment_id: FromPath[str]) -> NowPaymentsPayment:
+        return sandbox.payment(payment_id)
+
+    return [status, create_invoice, get_payment]
+
+
+def _control_handlers(sandbox: _NowPaymentsSandbox) -> list[HTTPRouteHandler]:
+    """The customer-side routes: the invoice page and the payment simulator."""
+
+    @get("/payment", media_type=MediaType.HTML)
+    async def invoice_page(iid: FromQuery[str | None] = None) -> Response[str]:
+        page = sandbox.invoice_page(iid)
+        if page is None:
+            return Response("<p>Unknown invoice</p>", status_code=404, media_type=MediaType.HTML)
+        return Response(page, media_type=MediaType.HTML)
+
+    @post("/payments/{invoice_id:str}/simulate", status_code=200)
+    async def simulate(invoice_id: FromPath[str], body: RawBody) -> NowPaymentsSimulateResult:
+        request = _decode_control(body, NowPaymentsSimulateRequest)
+        return await sandbox.simulate(invoice_id, request)
+
+    return [invoice_page, simulate]

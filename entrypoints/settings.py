@@ -1,0 +1,248 @@
+"""Configuration: the environment variables of the design (§7), validated at start-up.
+
+Every variable has a safe local default in the embedded wiring: secrets are generated once and
+kept in ``<VAR_DIR>/secrets.json`` (never in the repository). A malformed value stops the
+process with a ``ConfigError`` naming the variable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+MIN_JWT_SECRET_BYTES = 32
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the composition root needs, read from the environment."""
+
+    host: str
+    port: int
+    public_base_url: str
+    var_dir: Path
+    database_url: str | None
+    database_schema: str | None
+    redis_url: str | None
+    jwt_secret: str
+    master_keys: tuple[bytes, ...]
+    kinguin_base_url: str | None
+    kinguin_api_key: str
+    kinguin_webhook_secret: str
+    kinguin_webhook_url: str
+    kinguin_sandbox_delay: float
+    nowpayments_base_url: str | None
+    nowpayments_api_key: str
+    nowpayments_ipn_secret: str
+    r2_endpoint: str | None
+    r2_bucket: str | None
+    r2_access_key_id: str | None
+    r2_secret_access_key: str | None
+    resend_api_key: str | None
+    stuck_order_after_s: float
+    defaulted: tuple[str, ...] = field(default=())
+
+    @property
+    def kinguin_url(self) -> str:
+        """Where the Kinguin adapter sends requests (the built-in sandbox by default)."""
+        return self.kinguin_base_url or f"{self.public_base_url}/sandbox/kinguin"
+
+    @property
+    def nowpayments_url(self) -> str:
+        """Where the NOWPayments adapter sends requests (the built-in sandbox by default)."""
+        return self.nowpayments_base_url or f"{self.public_base_url}/sandbox/nowpayments/v1"
+
+    @property
+    def wiring(self) -> str:
+        """A one-word name of the store and broker in use."""
+        store = "postgresql" if self.database_url else "sqlite"
+        broker = "redis" if self.redis_url else "in-process"
+        return f"{store}+{broker}"
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The ``eventsourcing`` library's settings for the configured database."""
+        if not self.database_url or self.database_url.startswith("sqlite"):
+            path = _sqlite_path(self.database_url) or str(self.var_dir / "bitloot.db")
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path}
+        return _postgres_env(self.database_url, self.database_schema)
+
+    def postgres_conninfo(self) -> str | None:
+        """A libpq connection string, when the store is PostgreSQL."""
+        if not self.database_url or self.database_url.startswith("sqlite"):
+            return None
+        return self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Read and validate the settings; fill the gaps with local defaults."""
+    env = _Reader(environ)
+    host = env.text("HOST", "127.0.0.1")
+    port = env.integer("PORT", 8000)
+    var_dir = Path(env.text("VAR_DIR", "var")).resolve()
+    local = _LocalSecrets(var_dir)
+    public = env.url("PUBLIC_BASE_URL", f"http://{_reachable(host)}:{port}").rstrip("/")
+    database_url = env.optional("DATABASE_URL")
+    if database_url and not database_url.startswith(("postgresql", "postgres", "sqlite")):
+        raise ConfigError("DATABASE_URL must be postgresql://… or sqlite:///…")
+    settings = Settings(
+        host=host,
+        port=port,
+        public_base_url=public,
+        var_dir=var_dir,
+        database_url=database_url,
+        database_schema=env.optional("DATABASE_SCHEMA"),
+        redis_url=env.optional("REDIS_URL"),
+        jwt_secret=env.secret("JWT_SECRET", local, min_bytes=MIN_JWT_SECRET_BYTES),
+        master_keys=env.master_keys("KEY_ENCRYPTION_KEY", local),
+        kinguin_base_url=env.optional("KINGUIN_BASE_URL"),
+        kinguin_api_key=env.secret("KINGUIN_API_KEY", local),
+        kinguin_webhook_secret=env.secret("KINGUIN_WEBHOOK_SECRET", local),
+        kinguin_webhook_url=env.url("KINGUIN_WEBHOOK_URL", f"{public}/kinguin/webhooks"),
+        kinguin_sandbox_delay=env.number("KINGUIN_SANDBOX_DELAY", 2.0),
+        nowpayments_base_url=env.optional("NOWPAYMENTS_BASE_URL"),
+        nowpayments_api_key=env.secret("NOWPAYMENTS_API_KEY", local),
+        nowpayments_ipn_secret=env.secret("NOWPAYMENTS_IPN_SECRET", local),
+        r2_endpoint=env.optional("R2_ENDPOINT"),
+        r2_bucket=env.optional("R2_BUCKET"),
+        r2_access_key_id=env.optional("R2_ACCESS_KEY_ID"),
+        r2_secret_access_key=env.optional("R2_SECRET_ACCESS_KEY"),
+        resend_api_key=env.optional("RESEND_API_KEY"),
+        stuck_order_after_s=env.number("STUCK_ORDER_AFTER_S", 60.0),
+        defaulted=tuple(env.defaulted),
+    )
+    local.save()
+    return settings
+
+
+class _Reader:
+    """Reads variables, remembering which ones fell back to a default."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.defaulted: list[str] = []
+
+    def optional(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            self.defaulted.append(name)
+            return default
+        return value
+
+    def integer(self, name: str, default: int) -> int:
+        raw = self.text(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+        if not 0 <= value <= 65535:
+            raise ConfigError(f"{name} must be between 0 and 65535")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        raw = self.text(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+        if value < 0:
+            raise ConfigError(f"{name} must not be negative")
+        return value
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ConfigError(f"{name} must be an http(s) URL, not {value!r}")
+        return value
+
+    def secret(self, name: str, local: _LocalSecrets, min_bytes: int = 16) -> str:
+        value = self.optional(name)
+        if value is None:
+            self.defaulted.append(name)
+            return local.get(name, lambda: secrets.token_urlsafe(48))
+        if len(value.encode()) < min_bytes:
+            raise ConfigError(f"{name} must be at least {min_bytes} bytes long")
+        return value
+
+    def master_keys(self, name: str, local: _LocalSecrets) -> tuple[bytes, ...]:
+        value = self.optional(name)
+        if value is None:
+            self.defaulted.append(name)
+            value = local.get(name, lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+        return tuple(_master_key(name, part) for part in value.split(",") if part.strip())
+
+
+def _master_key(name: str, text: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{name} entries must be base64") from None
+    if len(key) != 32:
+        raise ConfigError(f"{name} entries must decode to 32 bytes, not {len(key)}")
+    return key
+
+
+class _LocalSecrets:
+    """Secrets generated once for the embedded default, kept under the var folder."""
+
+    def __init__(self, var_dir: Path) -> None:
+        self._path = var_dir / "secrets.json"
+        self._values: dict[str, str] = {}
+        self._changed = False
+        if self._path.exists():
+            self._values = json.loads(self._path.read_text())
+
+    def get(self, name: str, make: Callable[[], str]) -> str:
+        if name not in self._values:
+            self._values[name] = make()
+            self._changed = True
+        return self._values[name]
+
+    def save(self) -> None:
+        if not self._changed:
+            return
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._path.write_text(json.dumps(self._values, indent=2))
+        self._path.chmod(0o600)
+
+
+def _reachable(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - mapping, not binding
+
+
+def _sqlite_path(url: str | None) -> str | None:
+    if not url:
+        return None
+    return url.removeprefix("sqlite:///") or None
+
+
+def _postgres_env(url: str, schema: str | None) -> dict[str, str]:
+    parts = urlsplit(url)
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ConfigError("DATABASE_URL must name a host and a database")
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
+        "POSTGRES_HOST": parts.hostname,
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_POOL_SIZE": "10",
+        "POSTGRES_MAX_OVERFLOW": "10",
+    }
+    if schema:
+        env["POSTGRES_SCHEMA"] = schema
+    return env
