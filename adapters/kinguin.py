@@ -58,8 +58,9 @@ class OrderStatusWebhook(msgspec.Struct, frozen=True):
 class KinguinClient:
     """Talks to Kinguin (or its sandbox) over HTTP with ``X-Api-Key``."""
 
-    def __init__(self, http: httpx.Client) -> None:
+    def __init__(self, http: httpx.Client, keys_page_size: int = KEYS_PAGE_SIZE) -> None:
         self._http = http
+        self._page_size = keys_page_size
 
     def place_order(self, external_id: str, items: Sequence[LineItem]) -> SupplierOrder:
         """Buy the items; a duplicate ``orderExternalId`` resolves to the existing purchase."""
@@ -93,14 +94,14 @@ class KinguinClient:
             batch = self._call(
                 "GET",
                 f"/v2/order/{supplier_order_id}/keys",
-                params={"page": page, "limit": KEYS_PAGE_SIZE},
+                params={"page": page, "limit": self._page_size},
                 type_=list[_Key],
             )
             keys.extend(
                 SupplierKey(id=k.id, serial=k.serial, content_type=k.type, product_id=k.productId)
                 for k in batch
             )
-            if len(batch) < KEYS_PAGE_SIZE:
+            if len(batch) < self._page_size:
                 return keys
             page += 1
 

@@ -9,10 +9,11 @@ from litestar import Response, get
 from litestar.connection import ASGIConnection
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath
 
-from application.fulfillment import Fulfillment, Viewer
+from application.fulfillment import Viewer
 from domain.errors import OrderNotFound
-from entrypoints.bootstrap import Engine
+from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
 
 
 def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -29,7 +30,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", exclude_from_auth=True, sync_to_thread=True)
-def readyz(engine: Engine) -> Response[dict[str, Any]]:
+def readyz(engine: EngineDep) -> Response[dict[str, Any]]:
     """The store, the broker and the vault answer."""
     checks = engine.readiness()
     ready = all(state == "ok" for state in checks.values())
@@ -38,7 +39,11 @@ def readyz(engine: Engine) -> Response[dict[str, Any]]:
 
 
 @get("/kinguin/status/{order_id:uuid}", guards=[admin_only], sync_to_thread=True)
-def kinguin_status(order_id: UUID, fulfillment: Fulfillment, viewer: Viewer) -> dict[str, Any]:
+def kinguin_status(
+    order_id: FromPath[UUID],
+    fulfillment: FulfillmentDep,
+    viewer: ViewerDep,
+) -> dict[str, Any]:
     """What Kinguin says about the order's purchase."""
     order = fulfillment.order(order_id, viewer)
     if order.supplier_order_id is None:

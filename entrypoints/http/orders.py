@@ -9,11 +9,13 @@ from uuid import UUID
 
 from litestar import Request, get, post
 from litestar.exceptions import ValidationException
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.fulfillment import Fulfillment, Viewer
 from domain.errors import OrderNotFound
 from domain.events import DomainEvent, LineItem
 from domain.order import fold
+from entrypoints.http.deps import FulfillmentDep, ViewerDep
 from entrypoints.http.views import (
     OrderIn,
     PaymentIn,
@@ -25,7 +27,9 @@ from entrypoints.http.views import (
 
 
 @post("/orders", sync_to_thread=True)
-def create_order(data: OrderIn, fulfillment: Fulfillment, viewer: Viewer) -> dict[str, Any]:
+def create_order(
+    data: JSONBody[OrderIn], fulfillment: FulfillmentDep, viewer: ViewerDep
+) -> dict[str, Any]:
     """Place an order for the caller."""
     items = [
         LineItem(
@@ -42,7 +46,10 @@ def create_order(data: OrderIn, fulfillment: Fulfillment, viewer: Viewer) -> dic
 
 @get("/orders/{order_id:uuid}", sync_to_thread=True)
 def get_order(
-    order_id: UUID, fulfillment: Fulfillment, viewer: Viewer, as_of: str | None = None
+    order_id: FromPath[UUID],
+    fulfillment: FulfillmentDep,
+    viewer: ViewerDep,
+    as_of: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     """The order now, or as it was at a version or instant (``?as_of=``)."""
     events = _history_as_of(fulfillment, order_id, viewer, as_of)
@@ -51,28 +58,40 @@ def get_order(
 
 @get("/orders/{order_id:uuid}/history", sync_to_thread=True)
 def get_history(
-    order_id: UUID, fulfillment: Fulfillment, viewer: Viewer, as_of: str | None = None
+    order_id: FromPath[UUID],
+    fulfillment: FulfillmentDep,
+    viewer: ViewerDep,
+    as_of: FromQuery[str | None] = None,
 ) -> list[dict[str, Any]]:
     """The order's events, oldest first (``?as_of=`` cuts the list there)."""
     return history_view(_history_as_of(fulfillment, order_id, viewer, as_of))
 
 
 @post("/payments/create", sync_to_thread=True)
-def create_payment(data: PaymentIn, fulfillment: Fulfillment, viewer: Viewer) -> dict[str, Any]:
+def create_payment(
+    data: JSONBody[PaymentIn], fulfillment: FulfillmentDep, viewer: ViewerDep
+) -> dict[str, Any]:
     """Get the caller's order an invoice (the same one when asked again)."""
     order = fulfillment.create_payment(_uuid(data.order_id, "order_id"), viewer)
     return payment_view(order)
 
 
 @get("/fulfillment/{order_id:uuid}/status", sync_to_thread=True)
-def fulfillment_status(order_id: UUID, fulfillment: Fulfillment, viewer: Viewer) -> dict[str, Any]:
+def fulfillment_status(
+    order_id: FromPath[UUID],
+    fulfillment: FulfillmentDep,
+    viewer: ViewerDep,
+) -> dict[str, Any]:
     """Status and delivered keys (references only)."""
     return status_view(fulfillment.order(order_id, viewer))
 
 
 @post("/fulfillment/{order_id:uuid}/reveal", sync_to_thread=True, status_code=200)
 def reveal(
-    order_id: UUID, request: Request[Any, Any, Any], fulfillment: Fulfillment, viewer: Viewer
+    order_id: FromPath[UUID],
+    request: Request[Any, Any, Any],
+    fulfillment: FulfillmentDep,
+    viewer: ViewerDep,
 ) -> dict[str, Any]:
     """The owner's keys in clear; the read is recorded with IP and user agent."""
     keys = fulfillment.reveal(
@@ -99,7 +118,10 @@ ROUTES = [create_order, get_order, get_history, create_payment, fulfillment_stat
 
 
 def _history_as_of(
-    fulfillment: Fulfillment, order_id: UUID, viewer: Viewer, as_of: str | None
+    fulfillment: Fulfillment,
+    order_id: UUID,
+    viewer: Viewer,
+    as_of: str | None,
 ) -> list[DomainEvent]:
     if as_of is None:
         return fulfillment.history(order_id, viewer)

@@ -25,14 +25,16 @@ from application.errors import DuplicateDelivery
 from application.fulfillment import Delivery, Fulfillment
 from domain.errors import OrderNotFound
 from domain.webhooks import kinguin_key, nowpayments_key
-from entrypoints.settings import Settings
+from entrypoints.http.deps import FulfillmentDep, SettingsDep
 
 log = logging.getLogger(__name__)
 
 
 @post("/webhooks/nowpayments/ipn", status_code=200)
 async def nowpayments_ipn(
-    request: Request[Any, Any, Any], fulfillment: Fulfillment, settings: Settings
+    request: Request[Any, Any, Any],
+    fulfillment: FulfillmentDep,
+    settings: SettingsDep,
 ) -> dict[str, str]:
     """Verify an IPN's ``x-nowpayments-sig``, then record it once."""
     raw = await request.body()
@@ -56,7 +58,9 @@ async def nowpayments_ipn(
 
 @post("/kinguin/webhooks", status_code=204)
 async def kinguin_webhook(
-    request: Request[Any, Any, Any], fulfillment: Fulfillment, settings: Settings
+    request: Request[Any, Any, Any],
+    fulfillment: FulfillmentDep,
+    settings: SettingsDep,
 ) -> Response[None]:
     """Check ``X-Event-Secret`` in constant time, then record an ``order.status`` once."""
     raw = await request.body()
@@ -89,7 +93,10 @@ ROUTES = [nowpayments_ipn, kinguin_webhook]
 
 
 def _record(
-    fulfillment: Fulfillment, delivery: Delivery, order_id: UUID | None, record: Any
+    fulfillment: Fulfillment,
+    delivery: Delivery,
+    order_id: UUID | None,
+    record: Any,
 ) -> str:
     """Store the delivery with its effect; an unknown order is stored for admins to see."""
     try:

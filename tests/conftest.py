@@ -1,0 +1,65 @@
+"""Shared fixtures: real PostgreSQL schemas, real Redis namespaces, event stores per backend."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import redis
+
+from adapters.eventstore import RecorderEventStore, open_event_store
+
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    yield name
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@pytest.fixture
+def redis_namespace() -> Iterator[str]:
+    """A Redis key namespace of its own, cleared afterwards."""
+    namespace = f"bitloot-test-{uuid.uuid4().hex[:8]}"
+    yield namespace
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"{namespace}*"):
+        client.delete(key)
+    client.close()
+
+
+def postgres_env(schema: str) -> dict[str, str]:
+    """``eventsourcing`` settings for the test database and ``schema``."""
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": "test",
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_PORT": "5432",
+        "POSTGRES_USER": "postgres",
+        "POSTGRES_PASSWORD": "",
+        "POSTGRES_SCHEMA": schema,
+    }
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[RecorderEventStore]:
+    """The event store on each backend the engine supports."""
+    if request.param == "memory":
+        env = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    elif request.param == "sqlite":
+        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": f"{tmp_path}/es.db"}
+    else:
+        env = postgres_env(request.getfixturevalue("pg_schema"))
+    event_store = open_event_store(env)
+    yield event_store
+    event_store.close()

@@ -1,0 +1,121 @@
+"""Engines started as real processes (``bitloot serve``, ``bitloot worker``) on both wirings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from entrypoints.http.auth import mint_token
+from tests.conftest import POSTGRES_URL
+from tests.support import free_port
+
+BITLOOT = str(Path(sys.executable).with_name("bitloot"))
+E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/9")
+JWT_SECRET = "e2e-jwt-secret-that-is-long-enough-0123456789"
+
+
+@dataclass
+class RunningEngine:
+    """A started engine: where it listens, how it was configured, what it logged."""
+
+    url: str
+    env: dict[str, str]
+    logs: list[Path]
+    wiring: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def token(self, sub: str, role: str = "user") -> str:
+        return mint_token(JWT_SECRET, sub, role)
+
+    def client(self, sub: str, role: str = "user") -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.token(sub, role)}"},
+            timeout=10,
+        )
+
+    def logged(self) -> bytes:
+        return b"".join(path.read_bytes() for path in self.logs if path.exists())
+
+
+def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"engine exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"engine did not become healthy:\n{log.read_text()}")
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _clear_redis() -> None:
+    client = redis.Redis.from_url(E2E_REDIS_URL)
+    for key in client.scan_iter("bitloot*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(params=["sqlite+in-process", "postgresql+redis"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningEngine]:
+    """A running engine on the embedded default, or on PostgreSQL + Redis with a worker process."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "VAR_DIR": str(tmp_path / "var"),
+        "PORT": str(port),
+        "JWT_SECRET": JWT_SECRET,
+        "KINGUIN_SANDBOX_DELAY": "0.5",
+    }
+    logs = [tmp_path / "serve.log"]
+    serve = [BITLOOT, "serve"]
+    if request.param == "postgresql+redis":
+        _clear_redis()
+        env |= {
+            "DATABASE_URL": POSTGRES_URL,
+            "DATABASE_SCHEMA": request.getfixturevalue("pg_schema"),
+            "REDIS_URL": E2E_REDIS_URL,
+        }
+        serve.append("--no-worker")
+    processes = [_start(serve, env, logs[0])]
+    url = f"http://127.0.0.1:{port}"
+    _wait_healthy(url, processes[0], logs[0])
+    if request.param == "postgresql+redis":
+        logs.append(tmp_path / "worker.log")
+        processes.append(_start([BITLOOT, "worker"], env, logs[1]))
+    running = RunningEngine(url=url, env=env, logs=logs, wiring=request.param, processes=processes)
+    try:
+        yield running
+    finally:
+        _stop(processes)
+        if request.param == "postgresql+redis":
+            _clear_redis()

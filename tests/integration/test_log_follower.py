@@ -1,0 +1,138 @@
+"""The process manager's log follower: at-least-once handling, tracked position, resumption after
+a restart, and prompt wake-ups across processes through PostgreSQL LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+
+from adapters.eventstore import RecorderEventStore, open_event_store
+from adapters.log_follower import LogFollower, PostgresWakeUp
+from application.process_manager import ProcessManager
+from domain import order as rules
+from domain.events import DomainEvent, LineItem
+from domain.order import PaymentNotice
+from tests.conftest import POSTGRES_URL, postgres_env
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+
+
+class RecordingDispatcher:
+    """A dispatcher that remembers what it was asked to do."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, UUID]] = []
+
+    def reserve(self, order_id: UUID) -> None:
+        self.sent.append(("reserve", order_id))
+
+    def deliver(self, order_id: UUID) -> None:
+        self.sent.append(("deliver", order_id))
+
+
+def paid_order_events() -> list[DomainEvent]:
+    placed = rules.place(
+        uuid4(), owner="a", email="a@b.co", currency="eur",
+        items=[LineItem(product_id="p", quantity=1, unit_price=Decimal(1))], now=NOW,
+    )  # fmt: skip
+    order = rules.fold(placed)
+    invoiced = rules.invoice_created(order, invoice_id="i", invoice_url="u", now=NOW)
+    order = rules.fold([*placed, *invoiced])
+    paid = rules.payment_notified(
+        order, PaymentNotice(payment_id="1", payment_status="finished"), NOW
+    )
+    return [*placed, *invoiced, *paid]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    if request.param == "sqlite":
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(tmp_path / "es.db"),
+        }
+    return postgres_env(request.getfixturevalue("pg_schema"))
+
+
+def test_process_manager_resumes_from_its_tracked_position(env: dict[str, str]) -> None:
+    """After a restart the follower handles only what it had not handled before."""
+    store = open_event_store(env)
+    first_orders = [paid_order_events() for _ in range(3)]
+    for events in first_orders:
+        store.save(events)
+    dispatcher = RecordingDispatcher()
+    manager = ProcessManager(dispatcher)
+    follower = LogFollower("process_manager", store, manager.handle, manager.topics)
+    while follower.run_once():
+        pass
+    assert dispatcher.sent == [("reserve", e[0].originator_id) for e in first_orders]
+    position = follower.position
+    store.close()
+
+    restarted_store = open_event_store(env)
+    later = paid_order_events()
+    restarted_store.save(later)
+    again = RecordingDispatcher()
+    manager = ProcessManager(again)
+    restarted = LogFollower("process_manager", restarted_store, manager.handle, manager.topics)
+    assert restarted.position == position
+    while restarted.run_once():
+        pass
+    assert again.sent == [("reserve", later[0].originator_id)]
+    restarted_store.close()
+
+
+def wait_for(condition: object, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_background_follower_is_woken_by_appends_in_process(env: dict[str, str]) -> None:
+    """A save in this process wakes the follower long before its poll interval."""
+    store = open_event_store(env)
+    dispatcher = RecordingDispatcher()
+    manager = ProcessManager(dispatcher)
+    follower = LogFollower("pm", store, manager.handle, manager.topics, poll_interval=30)
+    follower.start()
+    try:
+        time.sleep(0.1)
+        events = paid_order_events()
+        started = time.monotonic()
+        store.save(events)
+        assert wait_for(lambda: dispatcher.sent)
+        assert time.monotonic() - started < 2
+    finally:
+        follower.stop()
+        store.close()
+
+
+def test_postgres_notify_wakes_a_follower_in_another_process(pg_schema: str) -> None:
+    """An append by another store (as from another process) wakes the follower via LISTEN."""
+    follower_store: RecorderEventStore = open_event_store(postgres_env(pg_schema))
+    writer_store = open_event_store(postgres_env(pg_schema))
+    dispatcher = RecordingDispatcher()
+    manager = ProcessManager(dispatcher)
+    follower = LogFollower("pm", follower_store, manager.handle, manager.topics, poll_interval=30)
+    wake = PostgresWakeUp(POSTGRES_URL, "bitloot_events", follower.wake)
+    follower.start()
+    wake.start()
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        writer_store.save(paid_order_events())
+        assert wait_for(lambda: dispatcher.sent)
+        assert time.monotonic() - started < 2
+    finally:
+        wake.stop()
+        follower.stop()
+        writer_store.close()
+        follower_store.close()

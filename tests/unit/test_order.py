@@ -1,0 +1,240 @@
+"""The order aggregate's decisions and transitions, with plain values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+
+from domain import order as rules
+from domain.errors import InvalidOrder, TransitionRefused
+from domain.events import DomainEvent, LineItem, OrderPaid, PaymentStatusChanged, WebhookReceived
+from domain.order import DeliveredKey, Order, PaymentNotice, Status, SupplierNotice
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def placed(quantity: int = 2) -> tuple[Order, list[DomainEvent]]:
+    events = rules.place(
+        uuid4(),
+        owner="alice",
+        email="alice@example.com",
+        currency="EUR",
+        items=[LineItem(product_id="p1", quantity=quantity, unit_price=Decimal("9.99"))],
+        now=NOW,
+    )
+    return rules.fold(events), events
+
+
+def step(order: Order, events: list[DomainEvent]) -> Order:
+    for event in events:
+        order = rules.apply(order, event)
+    return order
+
+
+def invoiced() -> Order:
+    order, _ = placed()
+    return step(order, rules.invoice_created(order, invoice_id="42", invoice_url="u", now=NOW))
+
+
+def notice(status: str, **extra: object) -> PaymentNotice:
+    return PaymentNotice(payment_id="777", payment_status=status, invoice_id="42", **extra)  # type: ignore[arg-type]
+
+
+def paid() -> Order:
+    order = invoiced()
+    return step(order, rules.payment_notified(order, notice("finished"), NOW))
+
+
+def reserved() -> Order:
+    order = paid()
+    return step(order, rules.reserved(order, supplier_order_id="K1", now=NOW))
+
+
+def receipts(n: int) -> list[DeliveredKey]:
+    return [
+        DeliveredKey(
+            key_id=f"k{i}",
+            product_id="p1",
+            vault_ref=f"r{i}",
+            fingerprint="f",
+            content_type="text/plain",
+        )
+        for i in range(n)
+    ]
+
+
+def test_place_sums_total_and_starts_created() -> None:
+    """A new order is created with the sum of its lines and a lower-case currency."""
+    order, events = placed(quantity=3)
+    assert order.status is Status.CREATED
+    assert order.total == Decimal("29.97")
+    assert order.currency == "eur"
+    assert [e.originator_version for e in events] == [1]
+
+
+@pytest.mark.parametrize(
+    ("email", "quantity", "price", "currency"),
+    [
+        ("not-an-email", 1, "1", "eur"),
+        ("a@b.co", 0, "1", "eur"),
+        ("a@b.co", 10, "1", "eur"),
+        ("a@b.co", 1, "0", "eur"),
+        ("a@b.co", 1, "-5", "eur"),
+        ("a@b.co", 1, "NaN", "eur"),
+        ("a@b.co", 1, "1", "e1"),
+    ],
+)
+def test_place_refuses_bad_content(email: str, quantity: int, price: str, currency: str) -> None:
+    """Bad e-mail, quantity outside 1..9, non-positive price or odd currency are refused."""
+    with pytest.raises(InvalidOrder):
+        rules.place(
+            uuid4(),
+            owner="a",
+            email=email,
+            currency=currency,
+            items=[LineItem(product_id="p", quantity=quantity, unit_price=Decimal(price))],
+            now=NOW,
+        )
+
+
+def test_place_refuses_empty_and_too_many_lines() -> None:
+    """An order has between 1 and 10 lines."""
+    line = LineItem(product_id="p", quantity=1, unit_price=Decimal(1))
+    for items in ([], [line] * 11):
+        with pytest.raises(InvalidOrder):
+            rules.place(uuid4(), owner="a", email="a@b.co", currency="eur", items=items, now=NOW)
+
+
+def test_invoice_moves_to_pending_payment() -> None:
+    """An invoice makes the order pending payment and is remembered."""
+    order = invoiced()
+    assert order.status is Status.PENDING_PAYMENT
+    assert order.invoice_id == "42"
+
+
+def test_finished_payment_pays_once() -> None:
+    """`finished` pays the order; a repeat is an audit line only."""
+    order = paid()
+    assert order.status is Status.PAID
+    again = rules.payment_notified(order, notice("finished"), NOW)
+    assert [type(e) for e in again] == [WebhookReceived, PaymentStatusChanged]
+
+
+@pytest.mark.parametrize("status", ["waiting", "confirming", "confirmed", "sending"])
+def test_pending_statuses_are_audit_lines(status: str) -> None:
+    """In-flight payment statuses change nothing but the audit trail."""
+    order = invoiced()
+    after = step(order, rules.payment_notified(order, notice(status), NOW))
+    assert after.status is Status.PENDING_PAYMENT
+
+
+def test_partially_paid_is_underpaid_and_later_finished_pays() -> None:
+    """`partially_paid` marks the order underpaid; a later `finished` still pays it."""
+    order = invoiced()
+    order = step(order, rules.payment_notified(order, notice("partially_paid"), NOW))
+    assert order.status is Status.UNDERPAID
+    order = step(order, rules.payment_notified(order, notice("finished"), NOW))
+    assert order.status is Status.PAID
+
+
+@pytest.mark.parametrize("status", ["failed", "expired", "refunded"])
+def test_failures_fail_the_payment_but_not_a_paid_order(status: str) -> None:
+    """Failed/expired/refunded end an unpaid order and never undo a paid one."""
+    order = invoiced()
+    assert (
+        step(order, rules.payment_notified(order, notice(status), NOW)).status
+        is Status.PAYMENT_FAILED
+    )
+    done = paid()
+    assert step(done, rules.payment_notified(done, notice(status), NOW)).status is Status.PAID
+
+
+def test_foreign_invoice_wrong_currency_or_short_amount_do_not_pay() -> None:
+    """An IPN for another invoice, another currency or a lower price does not pay the order."""
+    order = invoiced()
+    for bad in (
+        PaymentNotice(payment_id="1", payment_status="finished", invoice_id="other"),
+        PaymentNotice(payment_id="1", payment_status="finished", price_currency="usd"),
+        PaymentNotice(payment_id="1", payment_status="finished", price_amount=Decimal("1.00")),
+    ):
+        assert not any(isinstance(e, OrderPaid) for e in rules.payment_notified(order, bad, NOW))
+
+
+def test_reserve_only_when_paid_and_once() -> None:
+    """Only a paid order is reserved, and only once."""
+    order, _ = placed()
+    assert rules.reserved(order, supplier_order_id="K", now=NOW) == []
+    order = reserved()
+    assert order.status is Status.RESERVED
+    assert rules.reserved(order, supplier_order_id="K2", now=NOW) == []
+
+
+def test_supplier_failure_needs_admin() -> None:
+    """A refused purchase leaves the order fulfillment_failed with the reason."""
+    order = paid()
+    order = step(order, rules.supplier_failed(order, reason="ProductUnavailable", now=NOW))
+    assert order.status is Status.FULFILLMENT_FAILED
+    assert order.failure_reason == "ProductUnavailable"
+
+
+def test_supplier_notice_stale_and_foreign_are_ignored() -> None:
+    """Kinguin updates older than the last one, or for another purchase, change nothing."""
+    order = reserved()
+    fresh = SupplierNotice(
+        supplier_order_id="K1", status="completed", updated_at="2026-01-02T00:00:00.000+00:00"
+    )
+    order = step(order, rules.supplier_notified(order, fresh, NOW))
+    assert order.supplier_status == "completed"
+    stale = SupplierNotice(
+        supplier_order_id="K1", status="processing", updated_at="2026-01-01T00:00:00.000+00:00"
+    )
+    foreign = SupplierNotice(
+        supplier_order_id="K9", status="canceled", updated_at="2026-01-03T00:00:00.000+00:00"
+    )
+    for ignored in (stale, foreign):
+        assert [type(e) for e in rules.supplier_notified(order, ignored, NOW)] == [WebhookReceived]
+
+
+def test_supplier_cancel_fails_a_reserved_order() -> None:
+    """A canceled purchase fails the fulfilment."""
+    order = reserved()
+    cancel = SupplierNotice(
+        supplier_order_id="K1", status="canceled", updated_at="2026-01-02T00:00:00.000+00:00"
+    )
+    assert (
+        step(order, rules.supplier_notified(order, cancel, NOW)).status is Status.FULFILLMENT_FAILED
+    )
+
+
+def test_keys_delivered_needs_reservation_and_every_key() -> None:
+    """Keys are recorded only for a reserved order and only all of them at once."""
+    assert rules.keys_delivered(paid(), receipts(2), NOW) == []
+    order = reserved()
+    with pytest.raises(TransitionRefused):
+        rules.keys_delivered(order, receipts(1), NOW)
+    order = step(order, rules.keys_delivered(order, receipts(2), NOW))
+    assert order.status is Status.FULFILLED
+    assert len(order.keys) == 2
+    assert rules.keys_delivered(order, receipts(2), NOW) == []
+
+
+def test_reveal_only_fulfilled_orders() -> None:
+    """Keys can be revealed only once the order is fulfilled; the event names who and where."""
+    with pytest.raises(TransitionRefused):
+        rules.revealed(paid(), who="alice", ip="1.2.3.4", user_agent="ua", how="reveal", now=NOW)
+    order = reserved()
+    order = step(order, rules.keys_delivered(order, receipts(2), NOW))
+    [event] = rules.revealed(
+        order, who="alice", ip="1.2.3.4", user_agent="ua", how="reveal", now=NOW
+    )
+    assert (event.who, event.ip, event.how) == ("alice", "1.2.3.4", "reveal")  # type: ignore[attr-defined]
+
+
+def test_versions_follow_on() -> None:
+    """Each decision numbers its events after the order's current version."""
+    order = invoiced()
+    events = rules.payment_notified(order, notice("finished"), NOW)
+    assert [e.originator_version for e in events] == [3, 4, 5]

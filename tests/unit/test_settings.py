@@ -1,0 +1,68 @@
+"""Configuration: local defaults for the embedded wiring, clear errors naming bad variables."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from entrypoints.settings import ConfigError, load_settings
+
+
+def test_embedded_defaults_are_generated_once(tmp_path: Path) -> None:
+    """With no settings, secrets are generated, kept under VAR_DIR and reused next time."""
+    first = load_settings({"VAR_DIR": str(tmp_path)})
+    second = load_settings({"VAR_DIR": str(tmp_path)})
+    assert first.jwt_secret == second.jwt_secret
+    assert len(first.jwt_secret) >= 32
+    assert first.master_keys == second.master_keys
+    assert first.wiring == "sqlite+in-process"
+    assert first.kinguin_url == "http://127.0.0.1:8000/sandbox/kinguin"
+    assert first.nowpayments_url == "http://127.0.0.1:8000/sandbox/nowpayments/v1"
+    assert "JWT_SECRET" in first.defaulted
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_postgres_url_becomes_library_settings(tmp_path: Path) -> None:
+    """DATABASE_URL is split into the event store library's settings."""
+    settings = load_settings(
+        {
+            "VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "postgresql://u:p%40ss@db.local:6543/shop",
+            "DATABASE_SCHEMA": "s1",
+        }
+    )
+    env = settings.eventsourcing_env()
+    assert env["POSTGRES_HOST"] == "db.local"
+    assert env["POSTGRES_PORT"] == "6543"
+    assert env["POSTGRES_PASSWORD"] == "p@ss"
+    assert env["POSTGRES_DBNAME"] == "shop"
+    assert env["POSTGRES_SCHEMA"] == "s1"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "eighty"),
+        ("PORT", "70000"),
+        ("JWT_SECRET", "too-short"),
+        ("KEY_ENCRYPTION_KEY", "not base64!"),
+        ("KEY_ENCRYPTION_KEY", base64.b64encode(b"16 bytes only...").decode()),
+        ("KINGUIN_SANDBOX_DELAY", "-1"),
+        ("STUCK_ORDER_AFTER_S", "soon"),
+        ("PUBLIC_BASE_URL", "ftp://x"),
+        ("DATABASE_URL", "mysql://x/y"),
+    ],
+)
+def test_malformed_values_name_the_variable(tmp_path: Path, name: str, value: str) -> None:
+    """A malformed value stops start-up with a message that names the variable."""
+    with pytest.raises(ConfigError, match=name):
+        load_settings({"VAR_DIR": str(tmp_path), name: value})
+
+
+def test_key_list_allows_rotation(tmp_path: Path) -> None:
+    """KEY_ENCRYPTION_KEY takes a comma-separated list; the first one encrypts."""
+    keys = [base64.b64encode(bytes([i]) * 32).decode() for i in (1, 2)]
+    settings = load_settings({"VAR_DIR": str(tmp_path), "KEY_ENCRYPTION_KEY": ",".join(keys)})
+    assert settings.master_keys == (bytes([1]) * 32, bytes([2]) * 32)
