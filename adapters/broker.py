@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 import dramatiq
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 QUEUE = "fulfillment"
 OrderActor = dramatiq.Actor[[str], None]
 MAX_RETRIES = 12
+GAVE_UP = "gave_up"
 
 
 def make_broker(redis_url: str | None, namespace: str = "bitloot") -> dramatiq.Broker:
@@ -45,9 +47,16 @@ class Actors:
 
 
 def declare_actors(
-    broker: dramatiq.Broker, reserve: Callable[[UUID], None], deliver: Callable[[UUID], None]
+    broker: dramatiq.Broker,
+    reserve: Callable[[UUID], None],
+    deliver: Callable[[UUID], None],
+    give_up: Callable[[UUID, str], None],
+    *,
+    max_retries: int = MAX_RETRIES,
+    min_backoff_ms: int = 250,
 ) -> Actors:
-    """Declare ``reserve`` and ``deliver`` on ``broker``, delegating to the given use cases."""
+    """Declare ``reserve`` and ``deliver`` on ``broker``, delegating to the given use cases;
+    when either exhausts its retries, ``give_up`` records why."""
 
     def reserve_order(order_id: str) -> None:
         reserve(UUID(order_id))
@@ -55,21 +64,36 @@ def declare_actors(
     def deliver_order(order_id: str) -> None:
         deliver(UUID(order_id))
 
+    def gave_up(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
+        order_id = UUID(message["args"][0])
+        give_up(order_id, f"{message['actor_name']} gave up after {retry_info['retries']} retries")
+
+    declare = dramatiq.actor(
+        broker=broker, actor_name=GAVE_UP, queue_name=QUEUE, throws=(OrderNotFound,)
+    )
+    declare(gave_up)
     return Actors(
-        reserve=_actor(broker, "reserve", reserve_order),
-        deliver=_actor(broker, "deliver", deliver_order),
+        reserve=_actor(broker, "reserve", reserve_order, max_retries, min_backoff_ms),
+        deliver=_actor(broker, "deliver", deliver_order, max_retries, min_backoff_ms),
     )
 
 
-def _actor(broker: dramatiq.Broker, name: str, fn: Callable[[str], None]) -> OrderActor:
+def _actor(
+    broker: dramatiq.Broker,
+    name: str,
+    fn: Callable[[str], None],
+    max_retries: int,
+    min_backoff_ms: int,
+) -> OrderActor:
     declare = dramatiq.actor(
         broker=broker,
         actor_name=name,
         queue_name=QUEUE,
         throws=(OrderNotFound,),
-        max_retries=MAX_RETRIES,
-        min_backoff=250,  # ms; doubles per retry, with jitter
+        max_retries=max_retries,
+        min_backoff=min_backoff_ms,  # doubles per retry, with jitter
         max_backoff=60_000,
+        on_retry_exhausted=GAVE_UP,
     )
     return declare(fn)
 

@@ -158,5 +158,8 @@ def parse_order_status(raw_body: bytes) -> OrderStatusWebhook:
 def supplier_notice(webhook: OrderStatusWebhook) -> SupplierNotice:
     """The domain's view of an ``order.status`` webhook."""
     return SupplierNotice(
-        supplier_order_id=webhook.orderId, status=webhook.status, updated_at=webhook.updatedAt
+        supplier_order_id=webhook.orderId,
+        status=webhook.status,
+        updated_at=webhook.updatedAt,
+        external_id=webhook.orderExternalId,
     )

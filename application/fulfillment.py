@@ -17,6 +17,7 @@ from application.errors import (
     ConcurrencyConflict,
     DuplicateDelivery,
     KeysNotReady,
+    NotAllowed,
     SupplierRejected,
 )
 from application.ports import (
@@ -193,7 +194,7 @@ class Fulfillment:
         if order.status is not rules.Status.PAID:
             return
         try:
-            purchase = self._supplier.place_order(str(order.id), order.items)
+            purchase = self._supplier.place_order(order.supplier_reference, order.items)
         except SupplierRejected as refusal:
             reason = str(refusal)
             self._decide(
@@ -206,17 +207,50 @@ class Fulfillment:
         )
 
     def deliver(self, order_id: UUID) -> None:
-        """Collect a completed purchase's keys, seal them in the vault and record them."""
+        """Collect a completed purchase's keys, seal them in the vault and record them.
+
+        Without a ``completed`` webhook on record, Kinguin is asked for the purchase's status
+        (a lost webhook must not strand the order); while it is processing, nothing happens.
+        """
         order = self._load(order_id)
-        if order.status is not rules.Status.RESERVED or order.supplier_status != "completed":
+        purchase = order.supplier_order_id
+        if order.status is not rules.Status.RESERVED or purchase is None:
             return
-        keys = self._supplier.fetch_keys(order.supplier_order_id or "")
+        if order.supplier_status != "completed":
+            order = self._poll_supplier(order, purchase)
+            if order.supplier_status != "completed" or order.status is not rules.Status.RESERVED:
+                return
+        keys = self._supplier.fetch_keys(purchase)
         if len(keys) < order.quantity:
             raise KeysNotReady(f"{len(keys)} of {order.quantity} keys delivered")
         receipts = [self._seal(order.id, key) for key in keys[: order.quantity]]
         self._decide(order_id, lambda o: rules.keys_delivered(o, receipts, self._clock.now()))
 
+    def give_up(self, order_id: UUID, reason: str) -> None:
+        """Background work failed past its retries: mark the order for an admin."""
+        self._decide(order_id, lambda o: rules.gave_up(o, reason=reason, now=self._clock.now()))
+
+    # -- admin commands --------------------------------------------------------------------
+
+    def retry(self, order_id: UUID, viewer: Viewer) -> Order:
+        """Send a fulfillment_failed order back to be bought or delivered again."""
+        if not viewer.is_admin:
+            raise NotAllowed("only admins retry orders")
+        return self._decide(
+            order_id, lambda o: rules.retried(o, by=viewer.sub, now=self._clock.now())
+        )
+
     # -- internals -------------------------------------------------------------------------
+
+    def _poll_supplier(self, order: Order, supplier_order_id: str) -> Order:
+        purchase = self._supplier.get_order(supplier_order_id)
+        notice = SupplierNotice(
+            supplier_order_id=purchase.order_id,
+            status=purchase.status,
+            updated_at=self._clock.now().isoformat(timespec="milliseconds"),
+            external_id=purchase.external_id,
+        )
+        return self._decide(order.id, lambda o: rules.supplier_polled(o, notice, self._clock.now()))
 
     def _load(self, order_id: UUID) -> Order:
         events = self._store.load(order_id)

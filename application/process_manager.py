@@ -7,13 +7,25 @@ from the order's current state, so a message sent twice (after a restart) does n
 from __future__ import annotations
 
 from application.ports import Dispatcher
-from domain.events import DomainEvent, KeysReserved, OrderPaid, SupplierOrderStatusChanged
+from domain.events import (
+    DomainEvent,
+    FulfillmentRetried,
+    KeysReserved,
+    OrderPaid,
+    SupplierOrderStatusChanged,
+)
 
 
 class ProcessManager:
-    """Paid orders are reserved; reserved orders whose purchase completed are delivered."""
+    """Paid orders are reserved; reserved orders whose purchase completed are delivered; retried
+    orders resume where they failed."""
 
-    topics: tuple[type[DomainEvent], ...] = (OrderPaid, KeysReserved, SupplierOrderStatusChanged)
+    topics: tuple[type[DomainEvent], ...] = (
+        OrderPaid,
+        KeysReserved,
+        SupplierOrderStatusChanged,
+        FulfillmentRetried,
+    )
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
@@ -26,4 +38,8 @@ class ProcessManager:
             case KeysReserved():
                 self._dispatcher.deliver(event.originator_id)
             case SupplierOrderStatusChanged(status="completed"):
+                self._dispatcher.deliver(event.originator_id)
+            case FulfillmentRetried(resume_from="paid"):
+                self._dispatcher.reserve(event.originator_id)
+            case FulfillmentRetried():
                 self._dispatcher.deliver(event.originator_id)

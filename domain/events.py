@@ -57,6 +57,15 @@ class PaymentStatusChanged(DomainEvent, frozen=True, kw_only=True):
     payment_status: str
     actually_paid: str | None = None
     pay_currency: str | None = None
+    parent_payment_id: str | None = None
+
+
+class PaymentFlagged(DomainEvent, frozen=True, kw_only=True):
+    """A payment notice did not match the order (invoice, amount, currency, re-deposit): an
+    admin must look; the order is not fulfilled on its strength."""
+
+    payment_id: str
+    reason: str
 
 
 class OrderPaid(DomainEvent, frozen=True, kw_only=True):
@@ -121,6 +130,13 @@ class FulfillmentFailed(DomainEvent, frozen=True, kw_only=True):
     reason: str
 
 
+class FulfillmentRetried(DomainEvent, frozen=True, kw_only=True):
+    """An admin sent a failed order back to be bought or delivered again."""
+
+    by: str
+    resume_from: str
+
+
 class DownloadLinkIssued(DomainEvent, frozen=True, kw_only=True):
     """A short-lived download link was handed to the owner."""
 
@@ -167,6 +183,7 @@ ORDER_EVENTS: tuple[type[DomainEvent], ...] = (
     OrderPlaced,
     PaymentInvoiceCreated,
     PaymentStatusChanged,
+    PaymentFlagged,
     OrderPaid,
     PaymentUnderpaid,
     PaymentFailed,
@@ -176,6 +193,7 @@ ORDER_EVENTS: tuple[type[DomainEvent], ...] = (
     KeyDelivered,
     OrderFulfilled,
     FulfillmentFailed,
+    FulfillmentRetried,
     DownloadLinkIssued,
     KeysRevealed,
     KeysShredded,

@@ -22,6 +22,7 @@ from domain.events import (
     DomainEvent,
     DownloadLinkIssued,
     FulfillmentFailed,
+    FulfillmentRetried,
     KeyDelivered,
     KeysReserved,
     KeysRevealed,
@@ -31,6 +32,7 @@ from domain.events import (
     OrderPaid,
     OrderPlaced,
     PaymentFailed,
+    PaymentFlagged,
     PaymentInvoiceCreated,
     PaymentStatusChanged,
     PaymentUnderpaid,
@@ -94,12 +96,30 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     supplier_updated_at: str | None = None
     keys: tuple[DeliveredKey, ...] = ()
     failure_reason: str | None = None
+    flags: tuple[str, ...] = ()
+    purchase_attempt: int = 0
     shredded: bool = False
 
     @property
     def quantity(self) -> int:
         """How many keys the order buys."""
         return sum(item.quantity for item in self.items)
+
+    @property
+    def supplier_reference(self) -> str:
+        """The ``orderExternalId`` of the current purchase attempt (the order id, then
+        ``<order id>.<attempt>`` after an admin retry that buys again)."""
+        if self.purchase_attempt == 0:
+            return str(self.id)
+        return f"{self.id}.{self.purchase_attempt}"
+
+
+def order_id_from_reference(reference: str) -> UUID | None:
+    """The order id inside a supplier ``orderExternalId``, if there is one."""
+    try:
+        return UUID(reference[:36])
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,9 +191,26 @@ def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR09
             return {"keys": (*order.keys, _delivered_key(event))}
         case OrderFulfilled():
             return {"status": Status.FULFILLED}
+        case PaymentFlagged():
+            return {"flags": (*order.flags, event.reason)}
+        case FulfillmentRetried():
+            return _retried(order, Status(event.resume_from))
         case KeysShredded():
             return {"shredded": True}
     return {}
+
+
+def _retried(order: Order, resume: Status) -> dict[str, Any]:
+    if resume is Status.RESERVED:
+        return {"status": resume, "failure_reason": None}
+    return {
+        "status": resume,
+        "failure_reason": None,
+        "purchase_attempt": order.purchase_attempt + 1,
+        "supplier_order_id": None,
+        "supplier_status": None,
+        "supplier_updated_at": None,
+    }
 
 
 def _delivered_key(event: KeyDelivered) -> DeliveredKey:
@@ -275,6 +312,7 @@ class PaymentNotice(msgspec.Struct, frozen=True, kw_only=True):
     price_currency: str | None = None
     actually_paid: str | None = None
     pay_currency: str | None = None
+    parent_payment_id: str | None = None
 
 
 def payment_notified(order: Order, notice: PaymentNotice, now: datetime) -> list[DomainEvent]:
@@ -294,20 +332,29 @@ def payment_notified(order: Order, notice: PaymentNotice, now: datetime) -> list
             payment_status=notice.payment_status,
             actually_paid=notice.actually_paid,
             pay_currency=notice.pay_currency,
+            parent_payment_id=notice.parent_payment_id,
         ),
     ]
-    if _matches_order(order, notice):
+    mismatch = _mismatch(order, notice)
+    if mismatch is None:
         events.extend(_payment_transition(order, notice, stamp))
+    elif notice.payment_status in ("finished", "partially_paid"):
+        events.append(stamp(PaymentFlagged, payment_id=notice.payment_id, reason=mismatch))
     return events
 
 
-def _matches_order(order: Order, notice: PaymentNotice) -> bool:
-    """An IPN moves the order only if it is for this order's invoice, price and currency."""
+def _mismatch(order: Order, notice: PaymentNotice) -> str | None:
+    """Why an IPN may not move the order, if it may not: it must be this order's invoice, price
+    and currency, and not a re-deposit (which NOWPayments reports as a payment of its own)."""
+    if notice.parent_payment_id is not None:
+        return f"re-deposit linked to payment {notice.parent_payment_id}"
     if notice.invoice_id is not None and notice.invoice_id != order.invoice_id:
-        return False
+        return f"invoice {notice.invoice_id} is not the order's invoice {order.invoice_id}"
     if notice.price_currency is not None and notice.price_currency.lower() != order.currency:
-        return False
-    return notice.price_amount is None or notice.price_amount >= order.total
+        return f"currency {notice.price_currency} is not the order's {order.currency}"
+    if notice.price_amount is not None and notice.price_amount < order.total:
+        return f"price {notice.price_amount} is below the order's total {order.total}"
+    return None
 
 
 def _payment_transition(order: Order, notice: PaymentNotice, stamp: _Stamper) -> list[DomainEvent]:
@@ -343,12 +390,33 @@ def supplier_failed(order: Order, *, reason: str, now: datetime) -> list[DomainE
     return [stamp(SupplierOrderFailed, reason=reason), stamp(FulfillmentFailed, reason=reason)]
 
 
+def gave_up(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
+    """Background work failed past its retries: the order needs an admin."""
+    if order.status not in (Status.PAID, Status.RESERVED):
+        return []
+    return [_Stamper(order.id, order.version, now)(FulfillmentFailed, reason=reason)]
+
+
+def retried(order: Order, *, by: str, now: datetime) -> list[DomainEvent]:
+    """An admin sends a failed order back: to be bought again, or delivered if already bought."""
+    if order.status is not Status.FULFILLMENT_FAILED:
+        raise TransitionRefused(
+            f"order is {order.status}; only fulfillment_failed orders are retried"
+        )
+    usable = order.supplier_order_id and order.supplier_status not in SUPPLIER_FAILURE_STATUSES
+    resume = Status.RESERVED if usable else Status.PAID
+    return [
+        _Stamper(order.id, order.version, now)(FulfillmentRetried, by=by, resume_from=resume.value)
+    ]
+
+
 class SupplierNotice(msgspec.Struct, frozen=True, kw_only=True):
     """What a verified Kinguin ``order.status`` webhook says."""
 
     supplier_order_id: str
     status: str
     updated_at: str
+    external_id: str | None = None
 
 
 def supplier_notified(order: Order, notice: SupplierNotice, now: datetime) -> list[DomainEvent]:
@@ -363,25 +431,40 @@ def supplier_notified(order: Order, notice: SupplierNotice, now: datetime) -> li
             summary=f"supplier order {notice.supplier_order_id} {notice.status}",
         )
     ]
-    if _is_current(order, notice):
-        events.append(
-            stamp(
-                SupplierOrderStatusChanged,
-                supplier_order_id=notice.supplier_order_id,
-                status=notice.status,
-                updated_at=notice.updated_at,
-            )
+    events.extend(_supplier_change(order, notice, stamp))
+    return events
+
+
+def supplier_polled(order: Order, notice: SupplierNotice, now: datetime) -> list[DomainEvent]:
+    """Record what polling Kinguin said, when it is news."""
+    if notice.status == order.supplier_status:
+        return []
+    return _supplier_change(order, notice, _Stamper(order.id, order.version, now))
+
+
+def _supplier_change(order: Order, notice: SupplierNotice, stamp: _Stamper) -> list[DomainEvent]:
+    if not _is_current(order, notice):
+        return []
+    events: list[DomainEvent] = [
+        stamp(
+            SupplierOrderStatusChanged,
+            supplier_order_id=notice.supplier_order_id,
+            status=notice.status,
+            updated_at=notice.updated_at,
         )
-        if notice.status in SUPPLIER_FAILURE_STATUSES and order.status is Status.RESERVED:
-            reason = f"supplier order {notice.status}"
-            events.append(stamp(SupplierOrderFailed, reason=reason))
-            events.append(stamp(FulfillmentFailed, reason=reason))
+    ]
+    if notice.status in SUPPLIER_FAILURE_STATUSES and order.status is Status.RESERVED:
+        reason = f"supplier order {notice.status}"
+        events.append(stamp(SupplierOrderFailed, reason=reason))
+        events.append(stamp(FulfillmentFailed, reason=reason))
     return events
 
 
 def _is_current(order: Order, notice: SupplierNotice) -> bool:
     if order.supplier_order_id not in (None, notice.supplier_order_id):
         return False
+    if notice.external_id not in (None, order.supplier_reference):
+        return False  # a purchase of an earlier attempt
     if order.status not in (Status.PAID, Status.RESERVED):
         return False
     return order.supplier_updated_at is None or notice.updated_at > order.supplier_updated_at

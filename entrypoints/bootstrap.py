@@ -68,7 +68,12 @@ class Engine:
             clock=clock,
         )
         self.broker = make_broker(settings.redis_url)
-        actors = declare_actors(self.broker, self.fulfillment.reserve, self.fulfillment.deliver)
+        actors = declare_actors(
+            self.broker,
+            self.fulfillment.reserve,
+            self.fulfillment.deliver,
+            self.fulfillment.give_up,
+        )
         self.process_manager = ProcessManager(DramatiqDispatcher(actors))
         self._worker: BackgroundWorker | None = None
         self._followers: list[LogFollower] = []

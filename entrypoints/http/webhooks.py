@@ -24,6 +24,7 @@ from adapters.nowpayments import MalformedNotification, parse_ipn
 from application.errors import DuplicateDelivery
 from application.fulfillment import Delivery, Fulfillment
 from domain.errors import OrderNotFound
+from domain.order import order_id_from_reference
 from domain.webhooks import kinguin_key, nowpayments_key
 from entrypoints.http.deps import FulfillmentDep, SettingsDep
 
@@ -84,7 +85,7 @@ async def kinguin_webhook(
     record = partial(
         fulfillment.supplier_notified, notice=supplier_notice(webhook), delivery=delivery
     )
-    order_id = _order_id(webhook.orderExternalId or "")
+    order_id = order_id_from_reference(webhook.orderExternalId or "")
     await to_thread.run_sync(_record, fulfillment, delivery, order_id, record)
     return Response(None, status_code=204)
 

@@ -16,12 +16,16 @@ def test_actors_run_on_redis_and_retry_transient_failures(redis_namespace: str) 
     """reserve and deliver arrive; a deliver failing once is retried; an unknown order is not."""
     reserved: list[UUID] = []
     delivered: list[UUID] = []
+    gave_up: list[tuple[UUID, str]] = []
     attempts: dict[UUID, int] = {}
     done = threading.Event()
     failing, missing = uuid4(), uuid4()
 
     def reserve(order_id: UUID) -> None:
         reserved.append(order_id)
+
+    def give_up(order_id: UUID, reason: str) -> None:
+        gave_up.append((order_id, reason))
 
     def deliver(order_id: UUID) -> None:
         attempts[order_id] = attempts.get(order_id, 0) + 1
@@ -33,7 +37,7 @@ def test_actors_run_on_redis_and_retry_transient_failures(redis_namespace: str) 
         done.set()
 
     broker = make_broker(REDIS_URL, namespace=redis_namespace)
-    dispatcher = DramatiqDispatcher(declare_actors(broker, reserve, deliver))
+    dispatcher = DramatiqDispatcher(declare_actors(broker, reserve, deliver, give_up))
     worker = BackgroundWorker(broker, threads=2)
     worker.start()
     try:
@@ -50,6 +54,34 @@ def test_actors_run_on_redis_and_retry_transient_failures(redis_namespace: str) 
         assert attempts[failing] == 2
         time.sleep(1.0)  # a retried OrderNotFound would have come back by now
         assert attempts[missing] == 1
+    finally:
+        worker.stop()
+        broker.close()
+
+
+def test_exhausted_retries_are_recorded_not_dropped(redis_namespace: str) -> None:
+    """An actor failing past its retries hands the order and the reason to give-up."""
+    gave_up: list[tuple[UUID, str]] = []
+    done = threading.Event()
+
+    def always_fails(order_id: UUID) -> None:
+        raise TimeoutError("supplier down")
+
+    def give_up(order_id: UUID, reason: str) -> None:
+        gave_up.append((order_id, reason))
+        done.set()
+
+    broker = make_broker(REDIS_URL, namespace=redis_namespace)
+    actors = declare_actors(
+        broker, always_fails, always_fails, give_up, max_retries=2, min_backoff_ms=10
+    )
+    worker = BackgroundWorker(broker, threads=2)
+    worker.start()
+    try:
+        order = uuid4()
+        DramatiqDispatcher(actors).reserve(order)
+        assert done.wait(15)
+        assert gave_up == [(order, "reserve gave up after 2 retries")]
     finally:
         worker.stop()
         broker.close()

@@ -14,7 +14,14 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from domain import order as rules
 from domain.errors import TransitionRefused
-from domain.events import DomainEvent, KeyDelivered, KeysReserved, LineItem, OrderPaid
+from domain.events import (
+    DomainEvent,
+    KeyDelivered,
+    KeysReserved,
+    LineItem,
+    OrderFulfilled,
+    OrderPaid,
+)
 from domain.order import DeliveredKey, Order, PaymentNotice, Status, SupplierNotice
 
 FORWARD: dict[Status, set[Status]] = {
@@ -27,6 +34,7 @@ FORWARD: dict[Status, set[Status]] = {
     Status.PAYMENT_FAILED: set(),
     Status.FULFILLMENT_FAILED: set(),
 }
+RETRY = {Status.FULFILLMENT_FAILED: {Status.PAID, Status.RESERVED}}  # only by an admin's retry
 PAYMENT_STATUSES = [
     "waiting", "confirming", "confirmed", "sending", "partially_paid", "finished",
     "failed", "expired", "refunded",
@@ -52,13 +60,14 @@ class OrderLifecycle(RuleBasedStateMachine):
         self.notices: list[PaymentNotice] = []
         self.clock = 0
 
-    def _apply(self, new: list[DomainEvent]) -> None:
+    def _apply(self, new: list[DomainEvent], *, admin: bool = False) -> None:
         before = self.order.status
         for event in new:
             self.order = rules.apply(self.order, event)
         self.events.extend(new)
         after = self.order.status
-        assert after == before or after in FORWARD[before], f"{before} -> {after}"
+        allowed = FORWARD[before] | (RETRY.get(before, set()) if admin else set())
+        assert after == before or after in allowed, f"{before} -> {after}"
 
     def _now(self) -> datetime:
         self.clock += 1
@@ -107,6 +116,17 @@ class OrderLifecycle(RuleBasedStateMachine):
         self._apply(rules.supplier_notified(self.order, notice, self._now()))
 
     @rule()
+    def give_up(self) -> None:
+        self._apply(rules.gave_up(self.order, reason="retries exhausted", now=self._now()))
+
+    @rule()
+    def admin_retry(self) -> None:
+        try:
+            self._apply(rules.retried(self.order, by="admin", now=self._now()), admin=True)
+        except TransitionRefused:
+            assert self.order.status is not Status.FULFILLMENT_FAILED
+
+    @rule()
     def deliver(self) -> None:
         keys = [
             DeliveredKey(
@@ -132,9 +152,14 @@ class OrderLifecycle(RuleBasedStateMachine):
             assert self.order.status is not Status.FULFILLED
 
     @invariant()
-    def paid_and_reserved_at_most_once(self) -> None:
+    def paid_once_and_reserved_once_per_purchase_attempt(self) -> None:
         assert sum(isinstance(e, OrderPaid) for e in self.events) <= 1
-        assert sum(isinstance(e, KeysReserved) for e in self.events) <= 1
+        reservations = sum(isinstance(e, KeysReserved) for e in self.events)
+        assert reservations <= self.order.purchase_attempt + 1
+
+    @invariant()
+    def delivered_only_once(self) -> None:
+        assert sum(isinstance(e, OrderFulfilled) for e in self.events) <= 1
 
     @invariant()
     def no_key_before_reservation(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from domain import order as rules
 from domain.errors import InvalidOrder, TransitionRefused
-from domain.events import DomainEvent, LineItem, OrderPaid, PaymentStatusChanged, WebhookReceived
+from domain.events import DomainEvent, LineItem, PaymentStatusChanged, WebhookReceived
 from domain.order import DeliveredKey, Order, PaymentNotice, Status, SupplierNotice
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -152,15 +152,48 @@ def test_failures_fail_the_payment_but_not_a_paid_order(status: str) -> None:
     assert step(done, rules.payment_notified(done, notice(status), NOW)).status is Status.PAID
 
 
-def test_foreign_invoice_wrong_currency_or_short_amount_do_not_pay() -> None:
-    """An IPN for another invoice, another currency or a lower price does not pay the order."""
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (PaymentNotice(payment_id="1", payment_status="finished", invoice_id="other"), "invoice"),
+        (
+            PaymentNotice(payment_id="1", payment_status="finished", price_currency="usd"),
+            "currency",
+        ),
+        (
+            PaymentNotice(payment_id="1", payment_status="finished", price_amount=Decimal(1)),
+            "price",
+        ),
+        (
+            PaymentNotice(payment_id="2", payment_status="finished", parent_payment_id="1"),
+            "re-deposit",
+        ),
+    ],
+)
+def test_mismatched_payments_are_flagged_not_paid(bad: PaymentNotice, reason: str) -> None:
+    """Another invoice, currency, a lower price or a re-deposit never pays: it is flagged."""
     order = invoiced()
-    for bad in (
-        PaymentNotice(payment_id="1", payment_status="finished", invoice_id="other"),
-        PaymentNotice(payment_id="1", payment_status="finished", price_currency="usd"),
-        PaymentNotice(payment_id="1", payment_status="finished", price_amount=Decimal("1.00")),
-    ):
-        assert not any(isinstance(e, OrderPaid) for e in rules.payment_notified(order, bad, NOW))
+    after = step(order, rules.payment_notified(order, bad, NOW))
+    assert after.status is Status.PENDING_PAYMENT
+    assert len(after.flags) == 1
+    assert reason in after.flags[0]
+
+
+def test_admin_retry_resumes_where_the_order_failed() -> None:
+    """A failed purchase is bought again under a new reference; a failed delivery re-delivers."""
+    order = paid()
+    order = step(order, rules.supplier_failed(order, reason="ProductUnavailable", now=NOW))
+    order = step(order, rules.retried(order, by="admin", now=NOW))
+    assert order.status is Status.PAID
+    assert order.supplier_reference == f"{order.id}.1"
+    stuck = reserved()
+    stuck = step(stuck, rules.gave_up(stuck, reason="deliver gave up", now=NOW))
+    assert stuck.status is Status.FULFILLMENT_FAILED
+    stuck = step(stuck, rules.retried(stuck, by="admin", now=NOW))
+    assert stuck.status is Status.RESERVED
+    assert stuck.supplier_reference == str(stuck.id)
+    with pytest.raises(TransitionRefused):
+        rules.retried(stuck, by="admin", now=NOW)
 
 
 def test_reserve_only_when_paid_and_once() -> None:
