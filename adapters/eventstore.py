@@ -89,11 +89,12 @@ class RecorderEventStore:
         self._listeners.append(listener)
 
     def notifications(
-        self, after: int, limit: int, topics: Sequence[str] = ()
+        self, after: int, limit: int, topics: Sequence[str] = (), stop: int | None = None
     ) -> list[tuple[Notification, DomainEvent]]:
-        """The log after position ``after``: up to ``limit`` notifications with their events."""
+        """The log after position ``after`` (up to ``stop``): at most ``limit`` notifications
+        with their events, of the given topics only when topics are given."""
         found = self.recorder.select_notifications(
-            after, limit, topics=topics, inclusive_of_start=False
+            after, limit, stop=stop, topics=topics, inclusive_of_start=False
         )
         return [(n, self.mapper.to_domain_event(n)) for n in found]
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 import httpx
 import msgspec
 
 from application.errors import SupplierRejected, SupplierUnavailable
+from application.fulfillment import Delivery
 from application.ports import SupplierKey, SupplierOrder
 from domain.events import LineItem
-from domain.order import SupplierNotice
+from domain.order import SupplierNotice, order_id_from_reference
+from domain.webhooks import kinguin_key
 
 KEYS_PAGE_SIZE = 100  # the documented maximum
 
@@ -163,3 +166,16 @@ def supplier_notice(webhook: OrderStatusWebhook) -> SupplierNotice:
         updated_at=webhook.updatedAt,
         external_id=webhook.orderExternalId,
     )
+
+
+def read_order_status(raw_body: bytes) -> tuple[UUID | None, SupplierNotice, Delivery]:
+    """A verified ``order.status`` body as the use cases take it."""
+    webhook = parse_order_status(raw_body)
+    delivery = Delivery(
+        provider="kinguin",
+        natural_key=kinguin_key(webhook.orderId, webhook.status, webhook.updatedAt),
+        event_name="order.status",
+        body=raw_body.decode(errors="replace"),
+    )
+    order_id = order_id_from_reference(webhook.orderExternalId or "")
+    return order_id, supplier_notice(webhook), delivery

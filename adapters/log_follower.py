@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 import psycopg
 from eventsourcing.persistence import Tracking
@@ -33,6 +34,7 @@ class LogFollower:
         *,
         poll_interval: float = 0.25,
         batch_size: int = 100,
+        lock: Callable[[str], AbstractContextManager[bool]] | None = None,
     ) -> None:
         self.name = name
         self._store = store
@@ -44,6 +46,7 @@ class LogFollower:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = lock
         store.on_append(self._wake.set)
 
     @property
@@ -76,6 +79,16 @@ class LogFollower:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        if self._lock is None:
+            self._follow()
+            return
+        while not self._stopping.is_set():
+            with self._lock(f"follower:{self.name}") as held:
+                if held:
+                    self._follow()
+            self._stopping.wait(2.0)  # another process follows: stand by
+
+    def _follow(self) -> None:
         while not self._stopping.is_set():
             try:
                 read = self.run_once()

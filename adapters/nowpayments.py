@@ -7,15 +7,19 @@ answer; ``MalformedNotification`` for an IPN body that lacks what the engine nee
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from uuid import UUID
 
 import httpx
 import msgspec
 
 from application.errors import PaymentGatewayError
+from application.fulfillment import Delivery
 from application.ports import Invoice
-from domain.order import PaymentNotice
+from domain.order import PaymentNotice, order_id_from_reference
+from domain.webhooks import nowpayments_key
 
 
 class MalformedNotification(ValueError):
@@ -82,6 +86,7 @@ def parse_ipn(payload: Any) -> tuple[str, PaymentNotice]:
         price_currency=_text(payload.get("price_currency")),
         actually_paid=_text(payload.get("actually_paid")),
         pay_currency=_text(payload.get("pay_currency")),
+        parent_payment_id=_text(payload.get("parent_payment_id")),
     )
     return str(order_id), notice
 
@@ -97,3 +102,20 @@ def _amount(value: Any) -> Decimal | None:
         return Decimal(str(value))
     except InvalidOperation:
         raise MalformedNotification(f"price_amount {value!r} is not a number") from None
+
+
+def read_ipn(raw_body: bytes) -> tuple[UUID | None, PaymentNotice, Delivery]:
+    """A verified IPN body as the use cases take it: the order it names (if it names one of
+    ours), what it says, and the delivery to store once."""
+    try:
+        payload = json.loads(raw_body)
+    except ValueError as bad:
+        raise MalformedNotification(f"IPN body is not JSON: {bad}") from None
+    order_ref, notice = parse_ipn(payload)
+    delivery = Delivery(
+        provider="nowpayments",
+        natural_key=nowpayments_key(notice.payment_id, notice.payment_status),
+        event_name="ipn",
+        body=raw_body.decode(errors="replace"),
+    )
+    return order_id_from_reference(order_ref), notice, delivery

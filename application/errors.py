@@ -2,7 +2,7 @@
 
 ApplicationError
 ├── ConcurrencyConflict     an append lost a race (expected version taken); reload and re-decide
-├── DuplicateDelivery       a webhook delivery with this natural key is already stored
+├── DeliveryNotFound        no webhook delivery has this id
 ├── NotAllowed              the caller may not do this (an owner-only action by someone else)
 ├── SupplierError
 │   ├── SupplierRejected    Kinguin refused the purchase for good (4xx: unavailable, balance…)
@@ -23,8 +23,8 @@ class ConcurrencyConflict(ApplicationError):
     """Another writer appended to the aggregate first."""
 
 
-class DuplicateDelivery(ApplicationError):
-    """The webhook delivery was stored before; this one is a repeat."""
+class DeliveryNotFound(ApplicationError):
+    """No webhook delivery has this id."""
 
 
 class NotAllowed(ApplicationError):

@@ -15,7 +15,7 @@ import msgspec
 
 from application.errors import (
     ConcurrencyConflict,
-    DuplicateDelivery,
+    DeliveryNotFound,
     KeysNotReady,
     NotAllowed,
     SupplierRejected,
@@ -31,12 +31,20 @@ from application.ports import (
 )
 from domain import order as rules
 from domain.errors import OrderNotFound
-from domain.events import DomainEvent, LineItem, WebhookDeliveryRecorded, WebhookReceived
+from domain.events import (
+    DomainEvent,
+    LineItem,
+    PaymentStatusChanged,
+    WebhookDeliveryRecorded,
+    WebhookReceived,
+)
 from domain.order import DeliveredKey, Order, PaymentNotice, SupplierNotice
 from domain.webhooks import delivery_recorded
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8  # optimistic-concurrency retries before giving up
+UNKNOWN_ORDER = "unknown order"
+NO_CHANGE = "no change"
 
 Decision = Callable[[Order], list[DomainEvent]]
 
@@ -168,23 +176,32 @@ class Fulfillment:
 
     # -- provider notifications ------------------------------------------------------------
 
-    def payment_notified(self, order_id: UUID, notice: PaymentNotice, delivery: Delivery) -> str:
-        """Record a verified IPN once; return what it did to the order."""
-        return self._record_delivery(
-            delivery, order_id, lambda o: rules.payment_notified(o, notice, self._clock.now())
-        )
+    def payment_notified(
+        self, order_id: UUID | None, notice: PaymentNotice, delivery: Delivery
+    ) -> str:
+        """Record a verified IPN once; return what it did ("duplicate" for a repeat)."""
+        return self._record_delivery(delivery, order_id, self._payment_decision(notice))
 
     def supplier_notified(
         self, order_id: UUID | None, notice: SupplierNotice, delivery: Delivery
     ) -> str:
         """Record a verified Kinguin ``order.status`` once; return what it did to the order."""
-        return self._record_delivery(
-            delivery, order_id, lambda o: rules.supplier_notified(o, notice, self._clock.now())
-        )
+        return self._record_delivery(delivery, order_id, self._supplier_decision(notice))
 
-    def unmatched_delivery(self, delivery: Delivery) -> str:
-        """Store a verified delivery that concerns no known order, for an admin to see."""
-        return self._record_delivery(delivery, None, lambda _o: [])
+    def delivery(self, delivery_id: UUID) -> WebhookDeliveryRecorded:
+        """A stored webhook delivery."""
+        events = self._store.load(delivery_id)
+        if not events or not isinstance(events[0], WebhookDeliveryRecorded):
+            raise DeliveryNotFound(str(delivery_id))
+        return events[0]
+
+    def replay_payment(self, order_id: UUID | None, notice: PaymentNotice) -> str:
+        """Re-run the handling of a stored IPN; the domain makes a repeat change nothing."""
+        return self._replay(order_id, self._payment_decision(notice))
+
+    def replay_supplier(self, order_id: UUID | None, notice: SupplierNotice) -> str:
+        """Re-run the handling of a stored Kinguin webhook."""
+        return self._replay(order_id, self._supplier_decision(notice))
 
     # -- background work (Dramatiq actors call these) --------------------------------------
 
@@ -276,30 +293,53 @@ class Fulfillment:
             return reduce(rules.apply, events, order)
         raise ConcurrencyConflict(f"order {order_id}: too many concurrent writers")
 
+    def _payment_decision(self, notice: PaymentNotice) -> Decision:
+        return lambda o: rules.payment_notified(o, notice, self._clock.now())
+
+    def _supplier_decision(self, notice: SupplierNotice) -> Decision:
+        return lambda o: rules.supplier_notified(o, notice, self._clock.now())
+
     def _record_delivery(self, delivery: Delivery, order_id: UUID | None, decide: Decision) -> str:
-        """Save the delivery and its effect on the order in one transaction, exactly once."""
+        """Save the delivery and its effect on the order in one transaction, exactly once.
+
+        A delivery naming no known order is stored all the same, for an admin to see.
+        """
         for _ in range(MAX_ATTEMPTS):
-            events = [] if order_id is None else decide(self._load(order_id))
-            recorded = self._delivery_event(delivery, order_id, events)
+            order = self._find(order_id)
+            events = decide(order) if order else []
+            recorded = self._delivery_event(delivery, order, events)
             try:
                 self._save([recorded, *events])
             except ConcurrencyConflict:
                 if self._store.load(recorded.originator_id):
-                    raise DuplicateDelivery(delivery.natural_key) from None
+                    log.info("%s delivery %s repeated", delivery.provider, delivery.natural_key)
+                    return "duplicate"
                 continue
             return recorded.outcome
         raise ConcurrencyConflict(f"delivery {delivery.natural_key}: too many concurrent writers")
 
+    def _replay(self, order_id: UUID | None, decide: Decision) -> str:
+        before = self._find(order_id)
+        if before is None:
+            return UNKNOWN_ORDER
+        self._decide(before.id, decide)
+        return _effects(self._store.load(before.id)[before.version :]) or NO_CHANGE
+
+    def _find(self, order_id: UUID | None) -> Order | None:
+        if order_id is None:
+            return None
+        events = self._store.load(order_id)
+        return rules.fold(events) if events else None
+
     def _delivery_event(
-        self, delivery: Delivery, order_id: UUID | None, events: list[DomainEvent]
+        self, delivery: Delivery, order: Order | None, events: list[DomainEvent]
     ) -> WebhookDeliveryRecorded:
-        effects = [type(e).__name__ for e in events if not isinstance(e, WebhookReceived)]
-        outcome = "unknown order" if order_id is None else ", ".join(effects) or "no change"
+        outcome = (_effects(events) or NO_CHANGE) if order else UNKNOWN_ORDER
         return delivery_recorded(
             provider=delivery.provider,
             natural_key=delivery.natural_key,
             event_name=delivery.event_name,
-            order_id=order_id,
+            order_id=order.id if order else None,
             body=delivery.body,
             outcome=outcome,
             now=self._clock.now(),
@@ -327,6 +367,12 @@ class Fulfillment:
             content_type=key.content_type,
             serial=plaintext.decode(),
         )
+
+
+def _effects(events: Sequence[DomainEvent]) -> str:
+    """The names of the events that changed something, audit lines left out."""
+    audit = (WebhookReceived, PaymentStatusChanged)
+    return ", ".join(type(e).__name__ for e in events if not isinstance(e, audit))
 
 
 def _may_see(order: Order, viewer: Viewer) -> bool:

@@ -119,3 +119,11 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """Now, timezone-aware UTC."""
         ...
+
+
+class StuckOrders(Protocol):
+    """The read model of orders waiting on background work."""
+
+    def stuck_orders(self, changed_before: datetime) -> list[tuple[UUID, str]]:
+        """Orders in ``paid`` or ``reserved`` unchanged since before the given time."""
+        ...

@@ -7,7 +7,9 @@ The HTTP app, the worker and the CLI all start here; nothing connects anywhere b
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 import httpx
 
@@ -23,11 +25,17 @@ from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.kinguin import KinguinClient
 from adapters.log_follower import LogFollower, PostgresWakeUp
 from adapters.nowpayments import NowPaymentsClient
+from adapters.periodic import Periodic
 from adapters.vault import BlobVault, FileVault
+from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
 from application.fulfillment import Fulfillment
 from application.ports import Clock
 from application.process_manager import ProcessManager
+from application.sweeper import Sweeper
 from entrypoints.settings import Settings
+from projections.catalog import all_projections
+from projections.queries import ReadModels
+from projections.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -74,39 +82,56 @@ class Engine:
             self.fulfillment.deliver,
             self.fulfillment.give_up,
         )
-        self.process_manager = ProcessManager(DramatiqDispatcher(actors))
-        self._worker: BackgroundWorker | None = None
-        self._followers: list[LogFollower] = []
-        self._wake_up: PostgresWakeUp | None = None
+        dispatcher = DramatiqDispatcher(actors)
+        self.process_manager = ProcessManager(dispatcher)
+        self.views = open_views(settings)
+        self.read_models = ReadModels(self.views)
+        self.projections = {
+            p.name: ProjectionRunner(self.store, self.views, p) for p in all_projections()
+        }
+        for runner in self.projections.values():
+            runner.ensure()
+        self.sweeper = Sweeper(self.read_models, dispatcher, clock, settings.stuck_order_after_s)
+        self._background: list[Startable] = []
 
-    def start(self, *, worker: bool = True, process_manager: bool = True) -> None:
-        """Start the background parts this process runs."""
+    def start(self, *, worker: bool = True, followers: bool = True) -> None:
+        """Start the background parts this process runs: actor threads, and the log followers
+        (process manager, projections, sweeper; one of each across processes)."""
         if worker:
-            self._worker = BackgroundWorker(self.broker)
-            self._worker.start()
-        if process_manager:
-            follower = LogFollower(
-                "process_manager",
-                self.store,
-                self.process_manager.handle,
-                self.process_manager.topics,
-            )
-            follower.start()
-            self._followers.append(follower)
-        self._listen_for_appends()
+            self._background.append(BackgroundWorker(self.broker))
+        if followers:
+            self._background.extend(self._followers())
+        for part in self._background:
+            part.start()
 
     def stop(self) -> None:
         """Stop background work and release connections."""
-        for follower in self._followers:
-            follower.stop()
-        if self._wake_up is not None:
-            self._wake_up.stop()
-        if self._worker is not None:
-            self._worker.stop()
+        for part in reversed(self._background):
+            part.stop()
         self.broker.close()
         self._kinguin_http.close()
         self._nowpayments_http.close()
+        self.views.close()
         self.store.close()
+
+    def _followers(self) -> list[Startable]:
+        lock = self.views.try_lock
+        manager = LogFollower(
+            "process_manager",
+            self.store,
+            self.process_manager.handle,
+            self.process_manager.topics,
+            lock=lock,
+        )
+        sweep_every = max(1.0, min(self.settings.stuck_order_after_s / 2, 30.0))
+        sweeper = Periodic("sweeper", sweep_every, self.sweeper.sweep, lock=lock)
+        parts: list[Startable] = [manager, *self.projections.values(), sweeper]
+        conninfo = self.settings.postgres_conninfo()
+        if conninfo is not None:
+            wakers = [manager.wake, *(r.wake for r in self.projections.values())]
+            # The recorder NOTIFYs on a channel named after its table, whatever the schema.
+            parts.append(PostgresWakeUp(conninfo, "bitloot_events", lambda: _call_all(wakers)))
+        return parts
 
     def readiness(self) -> dict[str, str]:
         """Check the store, the broker and the vault; name each one's state."""
@@ -129,18 +154,30 @@ class Engine:
         if client is not None:
             client.ping()
 
-    def _listen_for_appends(self) -> None:
-        conninfo = self.settings.postgres_conninfo()
-        if conninfo is None or not self._followers:
-            return
 
-        def wake_all() -> None:
-            for follower in self._followers:
-                follower.wake()
+class Startable(Protocol):
+    """A background part of the engine."""
 
-        # The recorder NOTIFYs on a channel named after its table, whatever the schema.
-        self._wake_up = PostgresWakeUp(conninfo, "bitloot_events", wake_all)
-        self._wake_up.start()
+    def start(self) -> None:
+        """Start it."""
+        ...
+
+    def stop(self) -> None:
+        """Stop it."""
+        ...
+
+
+def _call_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
+
+
+def open_views(settings: Settings) -> ViewDatabase:
+    """The read-model database beside the event store."""
+    conninfo = settings.postgres_conninfo()
+    if conninfo is None:
+        return SQLiteViews(settings.var_dir / "views.db")
+    return PostgresViews(conninfo, settings.database_schema)
 
 
 def bootstrap(settings: Settings, clock: Clock | None = None) -> Engine:

@@ -81,7 +81,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    engine.start(worker=True, process_manager=False)
+    engine.start(worker=True, followers=False)
     log.info("worker running on %s with %d threads", settings.wiring, args.threads)
     stopping.wait()
     engine.stop()

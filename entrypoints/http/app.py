@@ -16,6 +16,7 @@ from litestar.types import ControllerRouterHandler
 from application.fulfillment import Viewer
 from entrypoints.bootstrap import Engine
 from entrypoints.http import ops, orders, webhooks
+from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import jwt_auth
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
@@ -33,14 +34,12 @@ PUBLIC_PATHS = [
 ]
 
 
-def create_app(engine: Engine, *, worker: bool = True, process_manager: bool = True) -> Litestar:
+def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -> Litestar:
     """The HTTP app; its lifespan starts and stops the engine's background parts."""
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        await to_thread.run_sync(
-            lambda: engine.start(worker=worker, process_manager=process_manager)
-        )
+        await to_thread.run_sync(lambda: engine.start(worker=worker, followers=followers))
         try:
             yield
         finally:
@@ -48,7 +47,13 @@ def create_app(engine: Engine, *, worker: bool = True, process_manager: bool = T
 
     auth = jwt_auth(engine.settings.jwt_secret, exclude=PUBLIC_PATHS)
     return Litestar(
-        route_handlers=[*orders.ROUTES, *webhooks.ROUTES, *ops.ROUTES, *sandboxes(engine.settings)],
+        route_handlers=[
+            *orders.ROUTES,
+            *webhooks.ROUTES,
+            *ops.ROUTES,
+            ADMIN,
+            *sandboxes(engine.settings),
+        ],
         dependencies={
             "engine": Provide(lambda: engine, sync_to_thread=False),
             "settings": Provide(lambda: engine.settings, sync_to_thread=False),

@@ -15,7 +15,7 @@ from application.fulfillment import Fulfillment, Viewer
 from domain.errors import OrderNotFound
 from domain.events import DomainEvent, LineItem
 from domain.order import fold
-from entrypoints.http.deps import FulfillmentDep, ViewerDep
+from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
 from entrypoints.http.views import (
     OrderIn,
     PaymentIn,
@@ -114,7 +114,24 @@ def reveal(
     }
 
 
-ROUTES = [create_order, get_order, get_history, create_payment, fulfillment_status, reveal]
+@get("/fulfillment/{order_id:uuid}/audit", sync_to_thread=True)
+def fulfillment_audit(
+    order_id: FromPath[UUID], fulfillment: FulfillmentDep, viewer: ViewerDep, engine: EngineDep
+) -> dict[str, Any]:
+    """Who read the order's keys, when, from where (owner or admin)."""
+    fulfillment.order(order_id, viewer)  # 404 unless the viewer may see the order
+    return {"order_id": str(order_id), "accesses": engine.read_models.key_audit(order_id)}
+
+
+ROUTES = [
+    create_order,
+    get_order,
+    get_history,
+    create_payment,
+    fulfillment_status,
+    reveal,
+    fulfillment_audit,
+]
 
 
 def _history_as_of(

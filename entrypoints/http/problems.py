@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from application.errors import (
     ApplicationError,
     ConcurrencyConflict,
+    DeliveryNotFound,
     KeyUnreadable,
     NotAllowed,
     PaymentGatewayError,
@@ -25,6 +26,7 @@ PROBLEM_JSON = "application/problem+json"
 
 _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (OrderNotFound, 404, "Order not found"),
+    (DeliveryNotFound, 404, "Webhook delivery not found"),
     (InvalidOrder, 422, "Invalid order"),
     (TransitionRefused, 409, "Not possible in the order's current status"),
     (NotAllowed, 403, "Not allowed"),

@@ -1,0 +1,158 @@
+"""The read-model database: where projections keep their tables and positions.
+
+SQLite (a file beside the event store) in the embedded wiring, PostgreSQL (the events' database
+and schema) in production. Both are driven with the same SQL: ``%s`` placeholders (rewritten to
+``?`` for SQLite), ``INSERT … ON CONFLICT``, TEXT timestamps in ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+Row = tuple[Any, ...]
+
+
+class Tx(Protocol):
+    """One open transaction."""
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement; return its rows (empty for statements without any)."""
+        ...
+
+
+class ViewDatabase(Protocol):
+    """A database of read models."""
+
+    dialect: str
+
+    def transaction(self) -> Any:
+        """A context manager yielding a ``Tx``; commits on success, rolls back on error."""
+        ...
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one read in its own transaction."""
+        ...
+
+    def try_lock(self, name: str) -> Any:
+        """A context manager yielding whether this process holds ``name``'s runner lock."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class _SQLiteTx:
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._cursor.execute(statement.replace("%s", "?"), tuple(params))
+        return self._cursor.fetchall() if self._cursor.description else []
+
+
+class SQLiteViews:
+    """Read models in an SQLite file; one writer at a time inside this process."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """BEGIN IMMEDIATE … COMMIT, serialised within the process."""
+        with self._lock:
+            cursor = self._conn.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteTx(cursor)
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Read with the shared connection."""
+        with self._lock:
+            cursor = self._conn.cursor()
+            return _SQLiteTx(cursor).execute(statement, params)
+
+    @contextmanager
+    def try_lock(self, name: str) -> Iterator[bool]:  # noqa: ARG002 - one process owns the file
+        """The embedded wiring runs one engine process: the lock is always ours."""
+        yield True
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+
+class _PostgresTx:
+    def __init__(self, cursor: psycopg.Cursor[Row]) -> None:
+        self._cursor = cursor
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._cursor.execute(statement.encode(), tuple(params))
+        return self._cursor.fetchall() if self._cursor.description else []
+
+
+class PostgresViews:
+    """Read models in PostgreSQL, in the given schema."""
+
+    dialect = "postgres"
+
+    def __init__(self, conninfo: str, schema: str | None) -> None:
+        search_path = f"-c search_path={schema}" if schema else ""
+        self._pool = ConnectionPool(
+            conninfo, min_size=1, max_size=8, kwargs={"options": search_path}, open=True
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One pooled connection, one transaction."""
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            yield _PostgresTx(cursor)
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Read in a short transaction."""
+        with self.transaction() as tx:
+            return tx.execute(statement, params)
+
+    @contextmanager
+    def try_lock(self, name: str) -> Iterator[bool]:
+        """Hold a session advisory lock named after ``name`` while the block runs, if free."""
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            key = sql.SQL("SELECT pg_try_advisory_lock(hashtext({}))").format(
+                sql.Literal(f"bitloot:{name}")
+            )
+            row = conn.execute(key).fetchone()
+            held = bool(row and row[0])
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute(
+                        sql.SQL("SELECT pg_advisory_unlock(hashtext({}))").format(
+                            sql.Literal(f"bitloot:{name}")
+                        )
+                    )
+                conn.autocommit = False
+
+    def close(self) -> None:
+        """Close the pool."""
+        self._pool.close()

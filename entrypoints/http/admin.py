@@ -1,0 +1,196 @@
+"""Admin and auditor routes: lists from the projections, webhook replay, order retry, key audit
+and the projections' own state (with rebuild, retry and skip)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from anyio import to_thread
+from litestar import Router, get, post
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, FromQuery
+
+from adapters.kinguin import MalformedWebhook, read_order_status
+from adapters.nowpayments import MalformedNotification, read_ipn
+from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
+from entrypoints.http.ops import admin_only
+from entrypoints.http.views import order_view
+from projections.queries import BadCursor, Page
+from projections.runner import ProjectionRunner, ProjectionState
+
+Limit = FromQuery[int]
+
+
+@get("/orders", sync_to_thread=True)
+def list_orders(
+    engine: EngineDep,
+    *,
+    status: FromQuery[str | None] = None,
+    limit: Limit = 50,
+    cursor: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    """Orders by status (``?status=fulfillment_failed`` for the ones needing a hand)."""
+    return _page(lambda: engine.read_models.orders(status=status, limit=limit, cursor=cursor))
+
+
+@post("/orders/{order_id:uuid}/retry", sync_to_thread=True, status_code=202)
+def retry_order(
+    order_id: FromPath[UUID], fulfillment: FulfillmentDep, viewer: ViewerDep
+) -> dict[str, Any]:
+    """Send a fulfillment_failed order back to be bought or delivered again."""
+    return order_view(fulfillment.retry(order_id, viewer))
+
+
+@get("/reservations", sync_to_thread=True)
+def list_reservations(
+    engine: EngineDep,
+    *,
+    status: FromQuery[str | None] = None,
+    order_id: FromQuery[str | None] = None,
+    limit: Limit = 50,
+    cursor: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    """Kinguin purchases, newest first; ``?status=`` filters on Kinguin's status."""
+    return _page(
+        lambda: engine.read_models.reservations(
+            status=status, order_id=order_id, limit=limit, cursor=cursor
+        )
+    )
+
+
+@get("/webhook-logs", sync_to_thread=True)
+def list_webhook_logs(
+    engine: EngineDep,
+    *,
+    provider: FromQuery[str | None] = None,
+    outcome: FromQuery[str | None] = None,
+    order_id: FromQuery[str | None] = None,
+    limit: Limit = 50,
+    cursor: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    """Stored webhook deliveries, newest first."""
+    return _page(
+        lambda: engine.read_models.webhook_logs(
+            provider=provider, outcome=outcome, order_id=order_id, limit=limit, cursor=cursor
+        )
+    )
+
+
+@get("/webhook-logs/{delivery_id:uuid}", sync_to_thread=True)
+def get_webhook_log(delivery_id: FromPath[UUID], engine: EngineDep) -> dict[str, Any]:
+    """One delivery with its body."""
+    found = engine.read_models.webhook_log(delivery_id)
+    if found is None:
+        raise NotFoundException(f"no webhook delivery {delivery_id}")
+    return found
+
+
+@post("/webhook-logs/{delivery_id:uuid}/replay", status_code=200)
+async def replay_webhook(
+    delivery_id: FromPath[UUID], fulfillment: FulfillmentDep
+) -> dict[str, str]:
+    """Re-run the handling of a stored delivery; a repeat changes nothing."""
+    stored = await to_thread.run_sync(fulfillment.delivery, delivery_id)
+    raw = stored.body.encode()
+    try:
+        if stored.provider == "nowpayments":
+            order_id, notice, _ = read_ipn(raw)
+            outcome = await to_thread.run_sync(fulfillment.replay_payment, order_id, notice)
+        else:
+            order_id, supplier, _ = read_order_status(raw)
+            outcome = await to_thread.run_sync(fulfillment.replay_supplier, order_id, supplier)
+    except (MalformedNotification, MalformedWebhook) as bad:
+        raise ValidationException(f"stored delivery cannot be replayed: {bad}") from None
+    return {"delivery_id": str(delivery_id), "outcome": outcome}
+
+
+@get("/key-audit/{order_id:uuid}", sync_to_thread=True)
+def key_audit(order_id: FromPath[UUID], engine: EngineDep) -> dict[str, Any]:
+    """Every read of an order's keys: who, when, from where, how."""
+    return {"order_id": str(order_id), "accesses": engine.read_models.key_audit(order_id)}
+
+
+@get("/projections", sync_to_thread=True)
+def list_projections(engine: EngineDep) -> list[dict[str, Any]]:
+    """Each projection's position, the head of the log, lag and state."""
+    head = engine.store.head()
+    return [projection_view(runner.state(), head) for runner in engine.projections.values()]
+
+
+@post("/projections/{name:str}/{action:str}", sync_to_thread=True, status_code=202)
+def control_projection(
+    name: FromPath[str], action: FromPath[str], engine: EngineDep
+) -> dict[str, Any]:
+    """``rebuild`` (a fresh copy beside the live one, swapped when caught up), ``retry`` or
+    ``skip`` (a failed event)."""
+    runner = _runner(engine.projections, name)
+    actions = {"rebuild": runner.request_rebuild, "retry": runner.retry, "skip": runner.skip}
+    if action not in actions:
+        raise NotFoundException(f"no action {action!r}; use rebuild, retry or skip")
+    actions[action]()
+    return projection_view(runner.state(), engine.store.head())
+
+
+def projection_view(state: ProjectionState, head: int) -> dict[str, Any]:
+    """A projection's state as admins read it."""
+    lag = max(head - state.position, 0)
+    view: dict[str, Any] = {
+        "name": state.name,
+        "version": state.generation,
+        "position": state.position,
+        "head": head,
+        "lag_events": lag,
+        "lag_seconds": _lag_seconds(state) if lag else 0.0,
+        "state": "failed" if state.state == "failed" else "live",
+    }
+    if state.state == "failed":
+        view["error"] = {"position": state.error_position, "message": state.error}
+    elif state.rebuild_generation is not None:
+        done, target = state.rebuild_position or 0, max(state.rebuild_target or 0, 1)
+        view["state"] = "rebuilding"
+        view["rebuild"] = {
+            "version": state.rebuild_generation,
+            "position": done,
+            "target": state.rebuild_target,
+            "progress": min(done / target, 1.0),
+        }
+    return view
+
+
+def _lag_seconds(state: ProjectionState) -> float:
+    if state.last_event_at is None:
+        return 0.0
+    return max((datetime.now(UTC) - datetime.fromisoformat(state.last_event_at)).total_seconds(), 0)
+
+
+def _runner(runners: dict[str, ProjectionRunner], name: str) -> ProjectionRunner:
+    if name not in runners:
+        raise NotFoundException(f"no projection {name!r}; known: {', '.join(runners)}")
+    return runners[name]
+
+
+def _page(read: Any) -> dict[str, Any]:
+    try:
+        page: Page = read()
+    except BadCursor as bad:
+        raise ValidationException(str(bad)) from None
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+ADMIN = Router(
+    path="/admin",
+    guards=[admin_only],
+    route_handlers=[
+        list_orders,
+        retry_order,
+        list_reservations,
+        list_webhook_logs,
+        get_webhook_log,
+        replay_webhook,
+        key_audit,
+        list_projections,
+        control_projection,
+    ],
+)

@@ -1,0 +1,36 @@
+"""What a projection is: a named read model with its own table, the event types it reads, and
+how each event changes its rows. Projections write only through the transaction they are
+given, so rows and position commit together and a replay is idempotent."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from adapters.views import Tx
+from domain.events import DomainEvent
+
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+
+class Projection(ABC):
+    """A read model kept in one table, ``<name>_g<generation>``."""
+
+    name: ClassVar[str]
+    topics: ClassVar[tuple[type[DomainEvent], ...]]
+    schema: ClassVar[tuple[str, ...]]
+    """DDL statements; ``{t}`` stands for the table of the generation being built."""
+
+    def __init_subclass__(cls) -> None:
+        if not _IDENTIFIER.match(cls.name):
+            raise ValueError(f"projection name {cls.name!r} is not a plain identifier")
+
+    @abstractmethod
+    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> None:
+        """Change the rows for one event (``position`` is its place in the log)."""
+
+
+def table_name(projection: str, generation: int) -> str:
+    """The table holding one generation of a projection."""
+    return f"{projection}_g{generation}"

@@ -1,0 +1,13 @@
+"""Every projection the engine keeps."""
+
+from __future__ import annotations
+
+from projections.base import Projection
+from projections.key_audit import KeyAuditProjection
+from projections.orders import OrdersProjection
+from projections.webhook_log import WebhookLogProjection
+
+
+def all_projections() -> list[Projection]:
+    """A fresh instance of each projection."""
+    return [OrdersProjection(), WebhookLogProjection(), KeyAuditProjection()]

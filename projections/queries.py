@@ -1,0 +1,192 @@
+"""Reading the projections: the admin lists, the audit trail and the sweeper's stuck orders.
+
+Lists are newest first and paginated with an opaque cursor (the last row's sort key).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from adapters.views import ViewDatabase
+from projections.runner import current_table
+
+MAX_LIMIT = 200
+
+
+class BadCursor(ValueError):
+    """The cursor was not one this API handed out."""
+
+
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a list and where the next one starts."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+_ORDER_COLUMNS = (
+    "order_id", "owner", "status", "version", "total", "currency", "supplier_order_id",
+    "supplier_status", "failure_reason", "flags", "key_count", "created_at", "updated_at",
+    "paid_at", "reserved_at",
+)  # fmt: skip
+_WEBHOOK_COLUMNS = (
+    "delivery_id", "provider", "natural_key", "event_name", "order_id", "verified", "outcome",
+    "received_at",
+)  # fmt: skip
+_AUDIT_COLUMNS = ("order_id", "version", "who", "ip", "user_agent", "how", "at")
+
+
+class _Listing(msgspec.Struct, frozen=True):
+    """A list over one projection: its columns, sort column and tie-breaking key."""
+
+    projection: str
+    columns: tuple[str, ...]
+    sort: str
+    key: str
+
+
+ORDERS = _Listing("orders", _ORDER_COLUMNS, "updated_at", "order_id")
+RESERVATIONS = _Listing("orders", _ORDER_COLUMNS, "reserved_at", "order_id")
+WEBHOOKS = _Listing("webhook_log", _WEBHOOK_COLUMNS, "received_at", "delivery_id")
+
+
+class ReadModels:
+    """Queries over the projection tables (always the live generation)."""
+
+    def __init__(self, views: ViewDatabase) -> None:
+        self._views = views
+
+    def orders(
+        self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        """Orders, most recently changed first, optionally of one status."""
+        filters = {"status": status}
+        return self._page(ORDERS, filters, limit, cursor)
+
+    def reservations(
+        self,
+        *,
+        status: str | None = None,
+        order_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Orders that reached the supplier, newest reservation first."""
+        filters = {"supplier_status": status, "order_id": order_id, "reserved_at IS NOT NULL": None}
+        return self._page(RESERVATIONS, filters, limit, cursor)
+
+    def webhook_logs(
+        self,
+        *,
+        provider: str | None = None,
+        outcome: str | None = None,
+        order_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Webhook deliveries, newest first."""
+        filters = {"provider": provider, "outcome": outcome, "order_id": order_id}
+        return self._page(WEBHOOKS, filters, limit, cursor)
+
+    def webhook_log(self, delivery_id: UUID) -> dict[str, Any] | None:
+        """One delivery with its body."""
+        table = current_table(self._views, "webhook_log")
+        columns = (*_WEBHOOK_COLUMNS, "body")
+        rows = self._views.query(
+            f"SELECT {', '.join(columns)} FROM {table} WHERE delivery_id = %s",  # noqa: S608
+            (str(delivery_id),),
+        )
+        return _as_dict(columns, rows[0]) if rows else None
+
+    def key_audit(self, order_id: UUID) -> list[dict[str, Any]]:
+        """Every read of the order's keys, oldest first."""
+        table = current_table(self._views, "key_audit")
+        rows = self._views.query(
+            f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM {table} "  # noqa: S608
+            "WHERE order_id = %s ORDER BY version",
+            (str(order_id),),
+        )
+        return [_as_dict(_AUDIT_COLUMNS, row) for row in rows]
+
+    def stuck_orders(self, changed_before: datetime) -> list[tuple[UUID, str]]:
+        """Orders sitting in ``paid`` or ``reserved`` since before the given time."""
+        table = current_table(self._views, "orders")
+        rows = self._views.query(
+            f"SELECT order_id, status FROM {table} "  # noqa: S608
+            "WHERE status IN ('paid', 'reserved') AND updated_at < %s "
+            "ORDER BY updated_at LIMIT 500",
+            (changed_before.isoformat(),),
+        )
+        return [(UUID(row[0]), row[1]) for row in rows]
+
+    def counts_by_status(self) -> dict[str, int]:
+        """How many orders are in each status."""
+        table = current_table(self._views, "orders")
+        rows = self._views.query(f"SELECT status, COUNT(*) FROM {table} GROUP BY status")  # noqa: S608
+        return {row[0]: int(row[1]) for row in rows}
+
+    def _page(
+        self, listing: _Listing, filters: dict[str, str | None], limit: int, cursor: str | None
+    ) -> Page:
+        table = current_table(self._views, listing.projection)
+        sort, key = listing.sort, listing.key
+        where, params = _where(filters)
+        if cursor is not None:
+            where.append(f"({sort}, {key}) < (%s, %s)")
+            params.extend(_decode_cursor(cursor))
+        limit = max(1, min(limit, MAX_LIMIT))
+        rows = self._views.query(
+            f"SELECT {', '.join(listing.columns)} FROM {table} "  # noqa: S608
+            f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+            f"ORDER BY {sort} DESC, {key} DESC LIMIT {limit + 1}",
+            params,
+        )
+        items = [_as_dict(listing.columns, row) for row in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = _encode_cursor(items[-1][sort], items[-1][key]) if more else None
+        return Page(items=items, next_cursor=next_cursor)
+
+
+def _where(filters: dict[str, str | None]) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in filters.items():
+        if " " in column:
+            where.append(column)  # a fixed condition such as "reserved_at IS NOT NULL"
+        elif value is not None:
+            where.append(f"{column} = %s")
+            params.append(value)
+    return where, params
+
+
+def _as_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    item = dict(zip(columns, row, strict=True))
+    if "verified" in item:
+        item["verified"] = bool(item["verified"])
+    return item
+
+
+def _encode_cursor(sort_value: Any, key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps([sort_value, key]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error):
+        raise BadCursor("cursor is not one this API handed out") from None
+    if (
+        not isinstance(values, list)
+        or len(values) != 2
+        or not all(isinstance(v, str) for v in values)
+    ):
+        raise BadCursor("cursor is not one this API handed out")
+    return values

@@ -1,0 +1,310 @@
+"""Running projections: follow the log in batches, write rows and position in one transaction,
+rebuild a fresh generation beside the live one and swap when it has caught up, and stop (not
+skip) on a failing event until an admin retries or skips it.
+
+One runner per projection across processes: on PostgreSQL it runs only while holding an
+advisory lock named after the projection.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from adapters.eventstore import RecorderEventStore, topic_of
+from adapters.views import Tx, ViewDatabase
+from domain.events import DomainEvent
+from projections.base import Projection, table_name
+
+log = logging.getLogger(__name__)
+
+STATE_TABLE = "projection_state"
+_STATE_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
+    "name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL, "
+    "state TEXT NOT NULL, error TEXT, error_position BIGINT, "
+    "rebuild_generation INTEGER, rebuild_position BIGINT, rebuild_target BIGINT, "
+    "last_event_at TEXT, updated_at TEXT NOT NULL)"
+)
+_COLUMNS = (
+    "generation, position, state, error, error_position, "
+    "rebuild_generation, rebuild_position, rebuild_target, last_event_at"
+)
+
+
+class ProjectionState(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a projection stands."""
+
+    name: str
+    generation: int
+    position: int
+    state: str
+    error: str | None = None
+    error_position: int | None = None
+    rebuild_generation: int | None = None
+    rebuild_position: int | None = None
+    rebuild_target: int | None = None
+    last_event_at: str | None = None
+
+
+class ProjectionFailed(Exception):
+    """An event could not be applied; the projection stops at it."""
+
+    def __init__(self, position: int, event: DomainEvent, cause: Exception) -> None:
+        super().__init__(
+            f"{type(event).__name__} of {event.originator_id} at position {position}: {cause!r}"
+        )
+        self.position = position
+
+
+def read_state(views: ViewDatabase, name: str) -> ProjectionState | None:
+    """The stored state of a projection, if it has one."""
+    rows = views.query(f"SELECT {_COLUMNS} FROM {STATE_TABLE} WHERE name = %s", (name,))  # noqa: S608
+    if not rows:
+        return None
+    fields = dict(zip([c.strip() for c in _COLUMNS.split(",")], rows[0], strict=True))
+    return msgspec.convert({"name": name, **fields}, ProjectionState)
+
+
+def current_table(views: ViewDatabase, name: str) -> str:
+    """The table readers should use: the live generation's."""
+    state = read_state(views, name)
+    return table_name(name, state.generation if state else 1)
+
+
+class ProjectionRunner:
+    """Keeps one projection up to date with the log."""
+
+    def __init__(
+        self,
+        store: RecorderEventStore,
+        views: ViewDatabase,
+        projection: Projection,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self.projection = projection
+        self._store = store
+        self._views = views
+        self._topics = [topic_of(t) for t in projection.topics]
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        store.on_append(self._wake.set)
+
+    @property
+    def name(self) -> str:
+        """The projection's name."""
+        return self.projection.name
+
+    # -- set-up and control (any process) --------------------------------------------------
+
+    def ensure(self) -> ProjectionState:
+        """Create the state row and the live table if missing."""
+        with self._views.transaction() as tx:
+            tx.execute(_STATE_DDL)
+            tx.execute(
+                f"INSERT INTO {STATE_TABLE} (name, generation, position, state, updated_at) "  # noqa: S608
+                "VALUES (%s, 1, 0, 'live', %s) ON CONFLICT (name) DO NOTHING",
+                (self.name, _now()),
+            )
+        state = self.state()
+        with self._views.transaction() as tx:
+            self._create_tables(tx, state.generation)
+        return state
+
+    def state(self) -> ProjectionState:
+        """The stored state (``ensure`` first)."""
+        state = read_state(self._views, self.name)
+        if state is None:
+            raise LookupError(f"projection {self.name} has no state yet")
+        return state
+
+    def request_rebuild(self) -> ProjectionState:
+        """Start building a new generation from position 0 beside the live one."""
+        state = self.state()
+        if state.rebuild_generation is not None:
+            return state
+        new = state.generation + 1
+        with self._views.transaction() as tx:
+            tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, new)}")
+            self._create_tables(tx, new)
+            self._update(
+                tx,
+                rebuild_generation=new,
+                rebuild_position=0,
+                rebuild_target=self._store.head(),
+            )
+        self.wake()
+        return self.state()
+
+    def retry(self) -> None:
+        """Try the failed event again."""
+        with self._views.transaction() as tx:
+            self._update(tx, state="live", error=None, error_position=None)
+        self.wake()
+
+    def skip(self) -> None:
+        """Give up on the failed event and carry on after it."""
+        state = self.state()
+        if state.error_position is None:
+            return
+        with self._views.transaction() as tx:
+            self._update(
+                tx, state="live", position=state.error_position, error=None, error_position=None
+            )
+        self.wake()
+
+    # -- processing (the runner's thread, or tests) ----------------------------------------
+
+    def run_once(self) -> int:
+        """Process one live batch and one rebuild batch; return how many events were applied."""
+        state = self.state()
+        if state.state != "live":
+            return 0
+        head = self._store.head()
+        applied = self._live_batch(state, head)
+        if state.rebuild_generation is not None:
+            applied += self._rebuild_batch(self.state(), head)
+        return applied
+
+    def catch_up(self) -> None:
+        """Run until nothing is left to do (tests, CLI)."""
+        while self.run_once():
+            pass
+
+    def _live_batch(self, state: ProjectionState, head: int) -> int:
+        batch = self._store.notifications(state.position, self._batch_size, self._topics, head)
+        table = table_name(self.name, state.generation)
+        try:
+            with self._views.transaction() as tx:
+                self._apply_all(tx, table, batch)
+                self._update(tx, **self._advance("position", batch, head))
+        except ProjectionFailed:
+            self._apply_one_by_one(state, table, batch)
+        return len(batch)
+
+    def _apply_one_by_one(
+        self, state: ProjectionState, table: str, batch: Sequence[tuple[Any, DomainEvent]]
+    ) -> None:
+        """Commit the good events before the bad one, then record the failure."""
+        for notification, event in batch:
+            try:
+                with self._views.transaction() as tx:
+                    self._apply_all(tx, table, [(notification, event)])
+                    self._update(tx, position=notification.id)
+            except ProjectionFailed as failure:
+                log.exception("projection %s stopped at position %d", self.name, failure.position)
+                with self._views.transaction() as tx:
+                    self._update(
+                        tx, state="failed", error=str(failure), error_position=failure.position
+                    )
+                return
+        log.info(
+            "projection %s: batch recovered event by event (gen %d)", self.name, state.generation
+        )
+
+    def _rebuild_batch(self, state: ProjectionState, head: int) -> int:
+        generation = state.rebuild_generation
+        if generation is None:
+            return 0
+        start = state.rebuild_position or 0
+        batch = self._store.notifications(start, self._batch_size, self._topics, head)
+        with self._views.transaction() as tx:
+            self._apply_all(tx, table_name(self.name, generation), batch)
+            advance = self._advance("rebuild_position", batch, head)
+            self._update(tx, **advance)
+            if len(batch) < self._batch_size:
+                self._swap(tx, state, generation, advance["rebuild_position"])
+        return len(batch)
+
+    def _swap(self, tx: Tx, state: ProjectionState, generation: int, position: int) -> None:
+        """The rebuilt generation has caught up: readers switch to it in this transaction."""
+        self._update(
+            tx,
+            generation=generation,
+            position=max(position, state.position),
+            rebuild_generation=None,
+            rebuild_position=None,
+            rebuild_target=None,
+        )
+        log.info("projection %s: generation %d is live", self.name, generation)
+
+    def _apply_all(self, tx: Tx, table: str, batch: Sequence[tuple[Any, DomainEvent]]) -> None:
+        for notification, event in batch:
+            try:
+                self.projection.apply(tx, table, event, notification.id)
+            except Exception as cause:  # any failure of a handler stops the projection, named
+                raise ProjectionFailed(notification.id, event, cause) from cause
+
+    def _advance(
+        self, column: str, batch: Sequence[tuple[Any, DomainEvent]], head: int
+    ) -> dict[str, Any]:
+        """A short batch means everything up to ``head`` was seen."""
+        position = head if len(batch) < self._batch_size else batch[-1][0].id
+        changes: dict[str, Any] = {column: position}
+        if batch and column == "position":
+            changes["last_event_at"] = batch[-1][1].timestamp.isoformat()
+        return changes
+
+    def _update(self, tx: Tx, **changes: Any) -> None:
+        assignments = ", ".join(f"{column} = %s" for column in changes)
+        tx.execute(
+            f"UPDATE {STATE_TABLE} SET {assignments}, updated_at = %s WHERE name = %s",  # noqa: S608
+            (*changes.values(), _now(), self.name),
+        )
+
+    def _create_tables(self, tx: Tx, generation: int) -> None:
+        for statement in self.projection.schema:
+            tx.execute(statement.replace("{t}", table_name(self.name, generation)))
+
+    # -- the background thread -------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look at the log now."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run in a background thread until ``stop``."""
+        self._thread = threading.Thread(
+            target=self._run, name=f"projection-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current batch."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            with self._views.try_lock(f"projection:{self.name}") as held:
+                if held:
+                    self._follow()
+            self._stopping.wait(2.0)  # another process holds the lock: stand by
+
+    def _follow(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                applied = self.run_once()
+            except Exception:  # a database hiccup: log, wait, carry on from the stored position
+                log.exception("projection %s: batch failed; retrying", self.name)
+                applied = 0
+                self._stopping.wait(1.0)
+            if applied < self._batch_size:
+                self._wake.wait(self._poll_interval)
+                self._wake.clear()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
