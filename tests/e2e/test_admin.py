@@ -1,0 +1,139 @@
+"""What admins and auditors see over HTTP: webhook logs with replay, key audit, order lists,
+projection state with rebuild — and that users cannot reach any of it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from adapters.nowpayments_signature import canonical_body, sign
+from tests.e2e.conftest import RunningEngine
+from tests.e2e.test_pipeline import await_status, place_and_pay
+
+
+def eventually(read: Callable[[], Any], accept: Callable[[Any], bool], timeout: float = 10) -> Any:
+    """Poll ``read`` until ``accept`` says yes; projections trail writes by milliseconds."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not accept(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never accepted: {value}")
+        time.sleep(0.05)
+        value = read()
+    return value
+
+
+def fulfilled_and_revealed(engine: RunningEngine, owner: httpx.Client) -> str:
+    order, payment = place_and_pay(owner)
+    owner.post(
+        f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
+        json={"status": "finished"},
+    )
+    assert await_status(owner, order["id"])[-1] == "fulfilled"
+    owner.post(f"/fulfillment/{order['id']}/reveal", headers={"User-Agent": "audit-agent"})
+    return str(order["id"])
+
+
+def test_admin_sees_deliveries_replays_them_and_audits_key_reads(engine: RunningEngine) -> None:
+    """Webhook logs list both providers; replay changes nothing; the audit names the reader."""
+    with (
+        engine.client("erin") as erin,
+        engine.client("ops", "admin") as admin,
+        engine.client("mallory") as mallory,
+    ):
+        order_id = fulfilled_and_revealed(engine, erin)
+
+        logs = eventually(
+            lambda: admin.get("/admin/webhook-logs", params={"order_id": order_id}).json()["items"],
+            lambda items: {i["provider"] for i in items} == {"nowpayments", "kinguin"},
+        )
+        paid = next(i for i in logs if i["provider"] == "nowpayments")
+        assert paid["outcome"] == "OrderPaid"
+        assert paid["verified"] is True
+        detail = admin.get(f"/admin/webhook-logs/{paid['delivery_id']}").json()
+        assert json.loads(detail["body"])["payment_status"] == "finished"
+        before = len(erin.get(f"/orders/{order_id}/history").json())
+        replayed = admin.post(f"/admin/webhook-logs/{paid['delivery_id']}/replay")
+        assert replayed.json()["outcome"] == "no change"
+        history = erin.get(f"/orders/{order_id}/history").json()
+        assert [e["type"] for e in history[before:]] == ["WebhookReceived", "PaymentStatusChanged"]
+        assert [e["type"] for e in history].count("OrderPaid") == 1
+
+        for path in (f"/fulfillment/{order_id}/audit", f"/admin/key-audit/{order_id}"):
+            client = erin if path.startswith("/fulfillment") else admin
+            accesses = eventually(lambda p=path, c=client: c.get(p).json()["accesses"], bool)
+            assert accesses[0]["who"] == "erin"
+            assert accesses[0]["ip"] == "127.0.0.1"
+            assert accesses[0]["user_agent"] == "audit-agent"
+            assert accesses[0]["how"] == "reveal"
+        assert mallory.get(f"/fulfillment/{order_id}/audit").status_code == 404
+        for path in (
+            "/admin/orders",
+            "/admin/webhook-logs",
+            "/admin/projections",
+            f"/admin/key-audit/{order_id}",
+        ):
+            assert mallory.get(path).status_code == 403
+        listed = admin.get("/admin/orders", params={"status": "fulfilled"}).json()["items"]
+        assert order_id in [o["order_id"] for o in listed]
+        reservations = admin.get("/admin/reservations", params={"order_id": order_id}).json()[
+            "items"
+        ]
+        assert reservations[0]["supplier_status"] == "completed"
+
+
+def test_signed_ipn_for_an_unknown_order_is_stored_for_admins(engine: RunningEngine) -> None:
+    """A genuine IPN naming no order of ours answers 2xx and shows in the webhook log."""
+    secret = json.loads((Path(engine.env["VAR_DIR"]) / "secrets.json").read_text())[
+        "NOWPAYMENTS_IPN_SECRET"
+    ]
+    stranger = str(uuid.uuid4())
+    body = canonical_body({"payment_id": 99, "payment_status": "finished", "order_id": stranger})
+    answer = httpx.post(
+        f"{engine.url}/webhooks/nowpayments/ipn",
+        content=body,
+        headers={"x-nowpayments-sig": sign(secret, body), "content-type": "application/json"},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["outcome"] == "unknown order"
+    with engine.client("ops", "admin") as admin:
+        logged = eventually(
+            lambda: admin.get("/admin/webhook-logs", params={"outcome": "unknown order"}).json()[
+                "items"
+            ],
+            bool,
+        )
+        assert (
+            json.loads(admin.get(f"/admin/webhook-logs/{logged[0]['delivery_id']}").json()["body"])[
+                "order_id"
+            ]
+            == stranger
+        )
+
+
+def test_projection_rebuild_swaps_without_losing_rows(engine: RunningEngine) -> None:
+    """A rebuild runs beside the live view and swaps in a new version with the same rows."""
+    with engine.client("frank") as frank, engine.client("ops", "admin") as admin:
+        order_id = fulfilled_and_revealed(engine, frank)
+        eventually(
+            lambda: admin.get("/admin/projections").json(),
+            lambda ps: all(p["lag_events"] == 0 for p in ps),
+        )
+        before = admin.get("/admin/orders", params={"limit": 200}).json()["items"]
+        started = admin.post("/admin/projections/orders/rebuild")
+        assert started.status_code == 202
+        rebuilt = eventually(
+            lambda: {p["name"]: p for p in admin.get("/admin/projections").json()}["orders"],
+            lambda p: p["version"] == 2 and p["state"] == "live",
+        )
+        assert rebuilt["lag_events"] == 0
+        after = admin.get("/admin/orders", params={"limit": 200}).json()["items"]
+        assert after == before
+        assert order_id in [o["order_id"] for o in after]
+        assert admin.post("/admin/projections/nope/rebuild").status_code == 404
