@@ -26,7 +26,8 @@ from adapters.kinguin import KinguinClient
 from adapters.log_follower import LogFollower, PostgresWakeUp
 from adapters.nowpayments import NowPaymentsClient
 from adapters.periodic import Periodic
-from adapters.vault import BlobVault, FileVault
+from adapters.s3_vault import S3Vault
+from adapters.vault import FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
 from application.fulfillment import Fulfillment
 from application.ports import Clock
@@ -55,7 +56,7 @@ class Engine:
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
         self.store: RecorderEventStore = open_event_store(settings.eventsourcing_env())
-        self.vault: BlobVault = FileVault(settings.var_dir / "vault")
+        self.vault = open_vault(settings)
         self._kinguin_http = httpx.Client(
             base_url=settings.kinguin_url,
             headers={"X-Api-Key": settings.kinguin_api_key},
@@ -112,6 +113,8 @@ class Engine:
         self._kinguin_http.close()
         self._nowpayments_http.close()
         self.views.close()
+        if isinstance(self.vault, S3Vault):
+            self.vault.close()
         self.store.close()
 
     def _followers(self) -> list[Startable]:
@@ -170,6 +173,20 @@ class Startable(Protocol):
 def _call_all(callbacks: list[Callable[[], None]]) -> None:
     for callback in callbacks:
         callback()
+
+
+def open_vault(settings: Settings) -> FileVault | S3Vault:
+    """The S3 vault when R2_* are set, else encrypted files under the var folder."""
+    if not settings.uses_s3:
+        return FileVault(settings.var_dir / "vault")
+    vault = S3Vault(
+        endpoint=settings.r2_endpoint or "",
+        bucket=settings.r2_bucket or "",
+        access_key_id=settings.r2_access_key_id or "",
+        secret_access_key=settings.r2_secret_access_key or "",
+    )
+    vault.ensure_bucket()
+    return vault
 
 
 def open_views(settings: Settings) -> ViewDatabase:

@@ -63,6 +63,11 @@ class Settings:
         return self.nowpayments_base_url or f"{self.public_base_url}/sandbox/nowpayments/v1"
 
     @property
+    def uses_s3(self) -> bool:
+        """Whether keys are kept in an S3-compatible bucket rather than local files."""
+        return self.r2_endpoint is not None
+
+    @property
     def wiring(self) -> str:
         """A one-word name of the store and broker in use."""
         store = "postgresql" if self.database_url else "sqlite"
@@ -120,8 +125,24 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         stuck_order_after_s=env.number("STUCK_ORDER_AFTER_S", 60.0),
         defaulted=tuple(env.defaulted),
     )
+    _check_complete(settings)
     local.save()
     return settings
+
+
+def _check_complete(settings: Settings) -> None:
+    """The S3 vault needs all four of its variables or none."""
+    r2 = {
+        "R2_ENDPOINT": settings.r2_endpoint,
+        "R2_BUCKET": settings.r2_bucket,
+        "R2_ACCESS_KEY_ID": settings.r2_access_key_id,
+        "R2_SECRET_ACCESS_KEY": settings.r2_secret_access_key,
+    }
+    missing = [name for name, value in r2.items() if not value]
+    if 0 < len(missing) < len(r2):
+        raise ConfigError(f"{', '.join(missing)} must be set with the other R2_* variables")
+    if settings.r2_endpoint and urlsplit(settings.r2_endpoint).scheme not in ("http", "https"):
+        raise ConfigError("R2_ENDPOINT must be an http(s) URL")
 
 
 class _Reader:

@@ -104,6 +104,10 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningEn
             "DATABASE_URL": POSTGRES_URL,
             "DATABASE_SCHEMA": request.getfixturevalue("pg_schema"),
             "REDIS_URL": E2E_REDIS_URL,
+            "R2_ENDPOINT": request.getfixturevalue("s3_endpoint"),
+            "R2_BUCKET": f"e2e-{port}",
+            "R2_ACCESS_KEY_ID": "test",
+            "R2_SECRET_ACCESS_KEY": "test-secret",
         }
         serve.append("--no-worker")
     processes = [_start(serve, env, logs[0])]

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,11 @@ def eventually(read: Callable[[], Any], accept: Callable[[Any], bool], timeout: 
         time.sleep(0.05)
         value = read()
     return value
+
+
+def read_accesses(client: httpx.Client, path: str) -> list[dict[str, Any]]:
+    accesses: list[dict[str, Any]] = client.get(path).json()["accesses"]
+    return accesses
 
 
 def fulfilled_and_revealed(engine: RunningEngine, owner: httpx.Client) -> str:
@@ -65,9 +71,11 @@ def test_admin_sees_deliveries_replays_them_and_audits_key_reads(engine: Running
         assert [e["type"] for e in history[before:]] == ["WebhookReceived", "PaymentStatusChanged"]
         assert [e["type"] for e in history].count("OrderPaid") == 1
 
-        for path in (f"/fulfillment/{order_id}/audit", f"/admin/key-audit/{order_id}"):
-            client = erin if path.startswith("/fulfillment") else admin
-            accesses = eventually(lambda p=path, c=client: c.get(p).json()["accesses"], bool)
+        for client, path in (
+            (erin, f"/fulfillment/{order_id}/audit"),
+            (admin, f"/admin/key-audit/{order_id}"),
+        ):
+            accesses = eventually(partial(read_accesses, client, path), bool)
             assert accesses[0]["who"] == "erin"
             assert accesses[0]["ip"] == "127.0.0.1"
             assert accesses[0]["user_agent"] == "audit-agent"

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import psycopg
 
@@ -115,12 +116,27 @@ def assert_no_plaintext(engine: RunningEngine, serials: list[str]) -> None:
     haystacks = [engine.logged()]
     haystacks += [p.read_bytes() for p in Path(var).rglob("*") if p.is_file()]
     if engine.wiring.startswith("postgresql"):
+        haystacks += bucket_objects(engine.env)
         with psycopg.connect(POSTGRES_URL) as conn:
             schema = engine.env["DATABASE_SCHEMA"]
             rows = conn.execute(f'SELECT state FROM "{schema}".bitloot_events').fetchall()  # noqa: S608
             haystacks += [bytes(row[0]) for row in rows]
     for serial in serials:
         assert not any(serial.encode() in h for h in haystacks), "plaintext key found at rest"
+
+
+def bucket_objects(env: dict[str, str]) -> list[bytes]:
+    """Every object in the engine's S3 bucket."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["R2_ENDPOINT"],
+        aws_access_key_id=env["R2_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["R2_SECRET_ACCESS_KEY"],
+        region_name="auto",
+    )
+    listed = s3.list_objects_v2(Bucket=env["R2_BUCKET"]).get("Contents", [])
+    assert listed, "the S3 vault holds the sealed keys"
+    return [s3.get_object(Bucket=env["R2_BUCKET"], Key=o["Key"])["Body"].read() for o in listed]
 
 
 def test_hostile_and_repeated_ipns(engine: RunningEngine) -> None:
