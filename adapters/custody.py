@@ -40,8 +40,12 @@ class EnvelopeCustody:
         except crypto.CryptoError as bad:
             raise KeyUnreadable(f"key {key_id} cannot be decrypted") from bad
 
+    def shred(self, order_id: UUID) -> None:
+        """Delete the order's wrapped data key (its sealed keys stay, unreadable)."""
+        self._vault.delete(_data_key_ref(order_id))
+
     def _data_key(self, order_id: UUID, *, create: bool) -> bytes:
-        ref = f"orders/{order_id}/data-key"
+        ref = _data_key_ref(order_id)
         context = f"bitloot-data-key:{order_id}".encode()
         wrapped = self._vault.get(ref)
         if wrapped is None:
@@ -56,6 +60,10 @@ class EnvelopeCustody:
             return crypto.unwrap(self._masters, wrapped, context)
         except crypto.CryptoError as bad:
             raise KeyUnreadable(f"order {order_id}: data key cannot be unwrapped") from bad
+
+
+def _data_key_ref(order_id: UUID) -> str:
+    return f"orders/{order_id}/data-key"
 
 
 def _key_context(order_id: UUID, key_id: str) -> bytes:

@@ -18,8 +18,8 @@ import httpx
 import msgspec
 
 from application.errors import SupplierRejected, SupplierUnavailable
-from application.fulfillment import Delivery
 from application.ports import SupplierKey, SupplierOrder
+from application.webhooks import Delivery
 from domain.events import LineItem
 from domain.order import SupplierNotice, order_id_from_reference
 from domain.webhooks import kinguin_key

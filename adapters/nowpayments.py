@@ -16,8 +16,8 @@ import httpx
 import msgspec
 
 from application.errors import PaymentGatewayError
-from application.fulfillment import Delivery
 from application.ports import Invoice
+from application.webhooks import Delivery
 from domain.order import PaymentNotice, order_id_from_reference
 from domain.webhooks import nowpayments_key
 

@@ -100,6 +100,10 @@ class KeyCustody(Protocol):
         """Decrypt one key; raise ``KeyUnreadable`` if it cannot be."""
         ...
 
+    def shred(self, order_id: UUID) -> None:
+        """Destroy the order's data key: its keys can never be decrypted again."""
+        ...
+
 
 class Dispatcher(Protocol):
     """Sends work to the background actors (at least once; the actors are idempotent)."""

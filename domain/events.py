@@ -141,6 +141,8 @@ class DownloadLinkIssued(DomainEvent, frozen=True, kw_only=True):
     """A short-lived download link was handed to the owner."""
 
     expires_at: datetime
+    link_id: str = ""
+    single_use: bool = False
 
 
 class KeysRevealed(DomainEvent, frozen=True, kw_only=True):
@@ -150,6 +152,7 @@ class KeysRevealed(DomainEvent, frozen=True, kw_only=True):
     ip: str
     user_agent: str
     how: str
+    link_id: str | None = None
 
 
 class KeysShredded(DomainEvent, frozen=True, kw_only=True):

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain.errors import InvalidOrder, OrderNotFound, TransitionRefused
+from domain.errors import InvalidOrder, KeysGone, LinkRefused, OrderNotFound, TransitionRefused
 from domain.events import (
     DomainEvent,
     DownloadLinkIssued,
@@ -99,6 +99,9 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     flags: tuple[str, ...] = ()
     purchase_attempt: int = 0
     shredded: bool = False
+    issued_links: tuple[str, ...] = ()
+    single_use_links: tuple[str, ...] = ()
+    used_links: tuple[str, ...] = ()
 
     @property
     def quantity(self) -> int:
@@ -163,7 +166,7 @@ def _placed(event: OrderPlaced) -> Order:
     )
 
 
-def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR0911
+def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR0911, PLR0912 - a case per event
     match event:
         case PaymentInvoiceCreated():
             return {
@@ -197,6 +200,10 @@ def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR09
             return _retried(order, Status(event.resume_from))
         case KeysShredded():
             return {"shredded": True}
+        case DownloadLinkIssued():
+            return _link_issued(order, event)
+        case KeysRevealed(link_id=str()):
+            return {"used_links": (*order.used_links, event.link_id)}
     return {}
 
 
@@ -211,6 +218,13 @@ def _retried(order: Order, resume: Status) -> dict[str, Any]:
         "supplier_status": None,
         "supplier_updated_at": None,
     }
+
+
+def _link_issued(order: Order, event: DownloadLinkIssued) -> dict[str, Any]:
+    changes: dict[str, Any] = {"issued_links": (*order.issued_links, event.link_id)}
+    if event.single_use:
+        changes["single_use_links"] = (*order.single_use_links, event.link_id)
+    return changes
 
 
 def _delivered_key(event: KeyDelivered) -> DeliveredKey:
@@ -495,17 +509,51 @@ def keys_delivered(
 
 
 def revealed(
-    order: Order, *, who: str, ip: str, user_agent: str, how: str, now: datetime
+    order: Order,
+    *,
+    who: str,
+    ip: str,
+    user_agent: str,
+    how: str,
+    now: datetime,
+    link_id: str | None = None,
 ) -> list[DomainEvent]:
-    """Record who read the keys; only a fulfilled, unshredded order has keys to read."""
-    if order.status is not Status.FULFILLED or order.shredded:
-        raise TransitionRefused(f"order is {order.status}; it has no keys to reveal")
+    """Record who read the keys; only a fulfilled, unshredded order has keys to read, and a
+    single-use link reads them once."""
+    _check_readable(order)
+    if link_id is not None and link_id not in order.issued_links:
+        raise LinkRefused("this download link was never issued")
+    if link_id in order.single_use_links and link_id in order.used_links:
+        raise LinkRefused("this download link was already used")
     stamp = _Stamper(order.id, order.version, now)
-    return [stamp(KeysRevealed, who=who, ip=ip, user_agent=user_agent[:256], how=how)]
+    revealed_event = stamp(
+        KeysRevealed, who=who, ip=ip, user_agent=user_agent[:256], how=how, link_id=link_id
+    )
+    return [revealed_event]
 
 
-def link_issued(order: Order, *, expires_at: datetime, now: datetime) -> list[DomainEvent]:
+def link_issued(
+    order: Order, *, link_id: str, expires_at: datetime, single_use: bool, now: datetime
+) -> list[DomainEvent]:
     """Record a download link handed to the owner."""
-    if order.status is not Status.FULFILLED or order.shredded:
-        raise TransitionRefused(f"order is {order.status}; it has no keys to download")
-    return [_Stamper(order.id, order.version, now)(DownloadLinkIssued, expires_at=expires_at)]
+    _check_readable(order)
+    issued = _Stamper(order.id, order.version, now)(
+        DownloadLinkIssued, expires_at=expires_at, link_id=link_id, single_use=single_use
+    )
+    return [issued]
+
+
+def shredded(order: Order, *, who: str, now: datetime) -> list[DomainEvent]:
+    """Record that the order's data key was destroyed; not while keys may still arrive."""
+    if order.shredded:
+        return []
+    if order.status in (Status.PAID, Status.RESERVED):
+        raise TransitionRefused(f"order is {order.status}; its keys are still on their way")
+    return [_Stamper(order.id, order.version, now)(KeysShredded, who=who)]
+
+
+def _check_readable(order: Order) -> None:
+    if order.shredded:
+        raise KeysGone(f"order {order.id}: its keys were destroyed")
+    if order.status is not Status.FULFILLED:
+        raise TransitionRefused(f"order is {order.status}; it has no keys to read")

@@ -23,16 +23,21 @@ from adapters.crypto import MasterKeys
 from adapters.custody import EnvelopeCustody
 from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.kinguin import KinguinClient
+from adapters.links import LinkSigner
 from adapters.log_follower import LogFollower, PostgresWakeUp
 from adapters.nowpayments import NowPaymentsClient
 from adapters.periodic import Periodic
+from adapters.rate_limit import RateLimiter
 from adapters.s3_vault import S3Vault
 from adapters.vault import FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
 from application.fulfillment import Fulfillment
+from application.key_access import KeyAccess
+from application.orders import Orders
 from application.ports import Clock
 from application.process_manager import ProcessManager
 from application.sweeper import Sweeper
+from application.webhooks import WebhookInbox
 from entrypoints.settings import Settings
 from projections.catalog import all_projections
 from projections.queries import ReadModels
@@ -67,15 +72,21 @@ class Engine:
             headers={"x-api-key": settings.nowpayments_api_key},
             timeout=HTTP_TIMEOUT,
         )
+        orders = Orders(self.store)
+        custody = EnvelopeCustody(self.vault, MasterKeys(settings.master_keys))
         self.fulfillment = Fulfillment(
-            store=self.store,
+            orders=orders,
             supplier=KinguinClient(self._kinguin_http),
             payments=NowPaymentsClient(
                 self._nowpayments_http, f"{settings.public_base_url}/webhooks/nowpayments/ipn"
             ),
-            custody=EnvelopeCustody(self.vault, MasterKeys(settings.master_keys)),
+            custody=custody,
             clock=clock,
         )
+        self.inbox = WebhookInbox(orders, clock)
+        self.keys = KeyAccess(orders, custody, clock, single_use_links=settings.single_use_links)
+        self.links = LinkSigner(settings.jwt_secret.encode())
+        self.reveal_limit = RateLimiter(settings.reveals_per_minute, per_seconds=60.0)
         self.broker = make_broker(settings.redis_url)
         actors = declare_actors(
             self.broker,

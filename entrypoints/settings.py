@@ -50,6 +50,8 @@ class Settings:
     r2_secret_access_key: str | None
     resend_api_key: str | None
     stuck_order_after_s: float
+    single_use_links: bool = False
+    reveals_per_minute: int = 10
     defaulted: tuple[str, ...] = field(default=())
 
     @property
@@ -123,6 +125,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         r2_secret_access_key=env.optional("R2_SECRET_ACCESS_KEY"),
         resend_api_key=env.optional("RESEND_API_KEY"),
         stuck_order_after_s=env.number("STUCK_ORDER_AFTER_S", 60.0),
+        single_use_links=env.flag("DOWNLOAD_LINK_SINGLE_USE", default=False),
+        reveals_per_minute=env.integer("REVEALS_PER_MINUTE", 10),
         defaulted=tuple(env.defaulted),
     )
     _check_complete(settings)
@@ -182,6 +186,12 @@ class _Reader:
         if value < 0:
             raise ConfigError(f"{name} must not be negative")
         return value
+
+    def flag(self, name: str, *, default: bool) -> bool:
+        raw = self.text(name, "true" if default else "false").lower()
+        if raw not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"{name} must be true or false, not {raw!r}")
+        return raw in ("true", "1", "yes")
 
     def url(self, name: str, default: str) -> str:
         value = self.text(name, default)

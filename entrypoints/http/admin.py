@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery
 
 from adapters.kinguin import MalformedWebhook, read_order_status
 from adapters.nowpayments import MalformedNotification, read_ipn
-from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
+from entrypoints.http.deps import EngineDep, FulfillmentDep, InboxDep, KeysDep, ViewerDep
 from entrypoints.http.ops import admin_only
 from entrypoints.http.views import order_view
 from projections.queries import BadCursor, Page
@@ -41,6 +41,12 @@ def retry_order(
 ) -> dict[str, Any]:
     """Send a fulfillment_failed order back to be bought or delivered again."""
     return order_view(fulfillment.retry(order_id, viewer))
+
+
+@post("/orders/{order_id:uuid}/shred", sync_to_thread=True, status_code=200)
+def shred_order(order_id: FromPath[UUID], keys: KeysDep, viewer: ViewerDep) -> dict[str, Any]:
+    """Destroy the order's data key: its keys answer 410 from now on; history and audit stay."""
+    return order_view(keys.shred(order_id, viewer))
 
 
 @get("/reservations", sync_to_thread=True)
@@ -88,19 +94,17 @@ def get_webhook_log(delivery_id: FromPath[UUID], engine: EngineDep) -> dict[str,
 
 
 @post("/webhook-logs/{delivery_id:uuid}/replay", status_code=200)
-async def replay_webhook(
-    delivery_id: FromPath[UUID], fulfillment: FulfillmentDep
-) -> dict[str, str]:
+async def replay_webhook(delivery_id: FromPath[UUID], inbox: InboxDep) -> dict[str, str]:
     """Re-run the handling of a stored delivery; a repeat changes nothing."""
-    stored = await to_thread.run_sync(fulfillment.delivery, delivery_id)
+    stored = await to_thread.run_sync(inbox.delivery, delivery_id)
     raw = stored.body.encode()
     try:
         if stored.provider == "nowpayments":
             order_id, notice, _ = read_ipn(raw)
-            outcome = await to_thread.run_sync(fulfillment.replay_payment, order_id, notice)
+            outcome = await to_thread.run_sync(inbox.replay_payment, order_id, notice)
         else:
             order_id, supplier, _ = read_order_status(raw)
-            outcome = await to_thread.run_sync(fulfillment.replay_supplier, order_id, supplier)
+            outcome = await to_thread.run_sync(inbox.replay_supplier, order_id, supplier)
     except (MalformedNotification, MalformedWebhook) as bad:
         raise ValidationException(f"stored delivery cannot be replayed: {bad}") from None
     return {"delivery_id": str(delivery_id), "outcome": outcome}
@@ -185,6 +189,7 @@ ADMIN = Router(
     route_handlers=[
         list_orders,
         retry_order,
+        shred_order,
         list_reservations,
         list_webhook_logs,
         get_webhook_log,

@@ -13,9 +13,9 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
-from application.fulfillment import Viewer
+from application.orders import Viewer
 from entrypoints.bootstrap import Engine
-from entrypoints.http import ops, orders, webhooks
+from entrypoints.http import keys, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import jwt_auth
 from entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -31,6 +31,7 @@ PUBLIC_PATHS = [
     "^/webhooks/",
     "^/kinguin/webhooks",
     "^/sandbox/",
+    "^/downloads/",
 ]
 
 
@@ -49,6 +50,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
     return Litestar(
         route_handlers=[
             *orders.ROUTES,
+            *keys.ROUTES,
             *webhooks.ROUTES,
             *ops.ROUTES,
             ADMIN,
@@ -58,6 +60,8 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
             "engine": Provide(lambda: engine, sync_to_thread=False),
             "settings": Provide(lambda: engine.settings, sync_to_thread=False),
             "fulfillment": Provide(lambda: engine.fulfillment, sync_to_thread=False),
+            "inbox": Provide(lambda: engine.inbox, sync_to_thread=False),
+            "keys": Provide(lambda: engine.keys, sync_to_thread=False),
             "viewer": Provide(_viewer, sync_to_thread=False),
         },
         on_app_init=[auth.on_app_init],

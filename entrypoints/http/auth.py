@@ -15,7 +15,7 @@ from litestar.connection import ASGIConnection
 from litestar.security.jwt import JWTAuth, Token
 from typing_extensions import override
 
-from application.fulfillment import Viewer
+from application.orders import Viewer
 
 ROLES = frozenset({"user", "admin"})
 ALGORITHM = "HS256"

@@ -11,7 +11,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
-from application.fulfillment import Viewer
+from application.orders import Viewer
 from domain.errors import OrderNotFound
 from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
 

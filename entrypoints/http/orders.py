@@ -1,5 +1,5 @@
-"""Customer routes: orders, payments, fulfilment status and key reveal. Handlers translate HTTP
-to use-case calls and nothing more."""
+"""Customer routes: orders, payments and fulfilment status. Handlers translate HTTP to use-case
+calls and nothing more."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from litestar import Request, get, post
+from litestar import get, post
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from application.fulfillment import Fulfillment, Viewer
+from application.fulfillment import Fulfillment
+from application.orders import Viewer
 from domain.errors import OrderNotFound
 from domain.events import DomainEvent, LineItem
 from domain.order import fold
-from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
+from entrypoints.http.deps import FulfillmentDep, ViewerDep
 from entrypoints.http.views import (
     OrderIn,
     PaymentIn,
@@ -86,51 +87,12 @@ def fulfillment_status(
     return status_view(fulfillment.order(order_id, viewer))
 
 
-@post("/fulfillment/{order_id:uuid}/reveal", sync_to_thread=True, status_code=200)
-def reveal(
-    order_id: FromPath[UUID],
-    request: Request[Any, Any, Any],
-    fulfillment: FulfillmentDep,
-    viewer: ViewerDep,
-) -> dict[str, Any]:
-    """The owner's keys in clear; the read is recorded with IP and user agent."""
-    keys = fulfillment.reveal(
-        order_id,
-        viewer,
-        ip=request.client.host if request.client else "unknown",
-        user_agent=request.headers.get("user-agent", ""),
-    )
-    return {
-        "order_id": str(order_id),
-        "keys": [
-            {
-                "key_id": k.key_id,
-                "product_id": k.product_id,
-                "content_type": k.content_type,
-                "serial": k.serial,
-            }
-            for k in keys
-        ],
-    }
-
-
-@get("/fulfillment/{order_id:uuid}/audit", sync_to_thread=True)
-def fulfillment_audit(
-    order_id: FromPath[UUID], fulfillment: FulfillmentDep, viewer: ViewerDep, engine: EngineDep
-) -> dict[str, Any]:
-    """Who read the order's keys, when, from where (owner or admin)."""
-    fulfillment.order(order_id, viewer)  # 404 unless the viewer may see the order
-    return {"order_id": str(order_id), "accesses": engine.read_models.key_audit(order_id)}
-
-
 ROUTES = [
     create_order,
     get_order,
     get_history,
     create_payment,
     fulfillment_status,
-    reveal,
-    fulfillment_audit,
 ]
 
 

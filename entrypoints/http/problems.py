@@ -19,7 +19,14 @@ from application.errors import (
     PaymentGatewayError,
     SupplierError,
 )
-from domain.errors import DomainError, InvalidOrder, OrderNotFound, TransitionRefused
+from domain.errors import (
+    DomainError,
+    InvalidOrder,
+    KeysGone,
+    LinkRefused,
+    OrderNotFound,
+    TransitionRefused,
+)
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -28,6 +35,8 @@ _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (OrderNotFound, 404, "Order not found"),
     (DeliveryNotFound, 404, "Webhook delivery not found"),
     (InvalidOrder, 422, "Invalid order"),
+    (KeysGone, 410, "Keys destroyed"),
+    (LinkRefused, 403, "Download link not valid"),
     (TransitionRefused, 409, "Not possible in the order's current status"),
     (NotAllowed, 403, "Not allowed"),
     (ConcurrencyConflict, 503, "Busy, try again"),

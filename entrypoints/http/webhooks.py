@@ -18,14 +18,14 @@ from litestar.exceptions import NotAuthorizedException, ValidationException
 from adapters import nowpayments_signature
 from adapters.kinguin import MalformedWebhook, read_order_status
 from adapters.nowpayments import MalformedNotification, read_ipn
-from entrypoints.http.deps import FulfillmentDep, SettingsDep
+from entrypoints.http.deps import InboxDep, SettingsDep
 
 log = logging.getLogger(__name__)
 
 
 @post("/webhooks/nowpayments/ipn", status_code=200)
 async def nowpayments_ipn(
-    request: Request[Any, Any, Any], fulfillment: FulfillmentDep, settings: SettingsDep
+    request: Request[Any, Any, Any], inbox: InboxDep, settings: SettingsDep
 ) -> dict[str, str]:
     """Verify an IPN's ``x-nowpayments-sig``, then record it once."""
     raw = await request.body()
@@ -36,13 +36,13 @@ async def nowpayments_ipn(
         order_id, notice, delivery = read_ipn(raw)
     except MalformedNotification as bad:
         raise ValidationException(f"unreadable IPN: {bad}") from None
-    outcome = await to_thread.run_sync(fulfillment.payment_notified, order_id, notice, delivery)
+    outcome = await to_thread.run_sync(inbox.payment_notified, order_id, notice, delivery)
     return {"status": "received", "outcome": outcome}
 
 
 @post("/kinguin/webhooks", status_code=204)
 async def kinguin_webhook(
-    request: Request[Any, Any, Any], fulfillment: FulfillmentDep, settings: SettingsDep
+    request: Request[Any, Any, Any], inbox: InboxDep, settings: SettingsDep
 ) -> Response[None]:
     """Check ``X-Event-Secret`` in constant time, then record an ``order.status`` once."""
     raw = await request.body()
@@ -57,7 +57,7 @@ async def kinguin_webhook(
         order_id, notice, delivery = read_order_status(raw)
     except MalformedWebhook as bad:
         raise ValidationException(str(bad)) from None
-    await to_thread.run_sync(fulfillment.supplier_notified, order_id, notice, delivery)
+    await to_thread.run_sync(inbox.supplier_notified, order_id, notice, delivery)
     return Response(None, status_code=204)
 
 

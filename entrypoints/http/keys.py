@@ -1,0 +1,109 @@
+"""Key routes: reveal to the owner, 15-minute download links that carry their own proof, and
+the key-access audit. Every read is recorded with IP and user agent."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Request, Response, get, post
+from litestar.exceptions import TooManyRequestsException
+from litestar.params import FromPath
+
+from application.key_access import RevealedKey
+from domain.errors import LinkRefused
+from entrypoints.http.deps import EngineDep, FulfillmentDep, KeysDep, ViewerDep
+
+LINK_PARAMS = frozenset({"lid", "exp", "sig"})
+
+
+@post("/fulfillment/{order_id:uuid}/reveal", sync_to_thread=True, status_code=200)
+def reveal(
+    order_id: FromPath[UUID],
+    request: Request[Any, Any, Any],
+    keys: KeysDep,
+    viewer: ViewerDep,
+    engine: EngineDep,
+) -> dict[str, Any]:
+    """The owner's keys in clear (rate-limited per user); the read is recorded."""
+    wait = engine.reveal_limit.allow(viewer.sub)
+    if wait:
+        raise TooManyRequestsException(
+            "too many reveals; try again shortly", headers={"Retry-After": str(int(wait) + 1)}
+        )
+    revealed = keys.reveal(order_id, viewer, ip=_ip(request), user_agent=_agent(request))
+    return _keys_view(order_id, revealed)
+
+
+@get("/fulfillment/{order_id:uuid}/download-link", sync_to_thread=True)
+def download_link(
+    order_id: FromPath[UUID], keys: KeysDep, viewer: ViewerDep, engine: EngineDep
+) -> dict[str, str]:
+    """A link to the keys valid for 15 minutes; the link itself is the proof."""
+    link = keys.issue_link(order_id, viewer)
+    expires = int(link.expires_at.timestamp())
+    signature = engine.links.sign(order_id, link.link_id, expires)
+    url = (
+        f"{engine.settings.public_base_url}/downloads/{order_id}"
+        f"?lid={link.link_id}&exp={expires}&sig={signature}"
+    )
+    return {"url": url, "expires_at": link.expires_at.isoformat()}
+
+
+@get("/downloads/{order_id:str}", sync_to_thread=True)
+def download(
+    order_id: FromPath[str], request: Request[Any, Any, Any], keys: KeysDep, engine: EngineDep
+) -> Response[dict[str, Any]]:
+    """Follow a download link: any change to it, or expiry, answers 403."""
+    params = request.query_params
+    if set(params.keys()) != LINK_PARAMS or any(len(params.getall(k)) != 1 for k in LINK_PARAMS):
+        raise LinkRefused("this download link is not valid")
+    parsed = _uuid_or_refuse(order_id)
+    if not engine.links.verify(parsed, params["lid"], params["exp"], params["sig"]):
+        raise LinkRefused("this download link is not valid")
+    revealed = keys.download(
+        parsed, params["lid"], int(params["exp"]), ip=_ip(request), user_agent=_agent(request)
+    )
+    return Response(_keys_view(parsed, revealed), headers={"Cache-Control": "no-store"})
+
+
+@get("/fulfillment/{order_id:uuid}/audit", sync_to_thread=True)
+def fulfillment_audit(
+    order_id: FromPath[UUID], fulfillment: FulfillmentDep, viewer: ViewerDep, engine: EngineDep
+) -> dict[str, Any]:
+    """Who read the order's keys, when, from where (owner or admin)."""
+    fulfillment.order(order_id, viewer)  # 404 unless the viewer may see the order
+    return {"order_id": str(order_id), "accesses": engine.read_models.key_audit(order_id)}
+
+
+ROUTES = [reveal, download_link, download, fulfillment_audit]
+
+
+def _keys_view(order_id: UUID, keys: list[RevealedKey]) -> dict[str, Any]:
+    return {
+        "order_id": str(order_id),
+        "keys": [
+            {
+                "key_id": k.key_id,
+                "product_id": k.product_id,
+                "content_type": k.content_type,
+                "serial": k.serial,
+            }
+            for k in keys
+        ],
+    }
+
+
+def _uuid_or_refuse(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise LinkRefused("this download link is not valid") from None
+
+
+def _ip(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _agent(request: Request[Any, Any, Any]) -> str:
+    return request.headers.get("user-agent", "")
