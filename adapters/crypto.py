@@ -80,6 +80,14 @@ def unwrap(masters: MasterKeys, blob: bytes, context: bytes) -> bytes:
     return _decrypt(masters.get(wrapped.kid), nonce, sealed, context)
 
 
+def wrapped_by(blob: bytes) -> str | None:
+    """The id of the master key a wrapped data key is under (None if unreadable)."""
+    try:
+        return msgspec.json.decode(blob, type=WrappedDataKey).kid
+    except msgspec.DecodeError:
+        return None
+
+
 def seal(data_key: bytes, plaintext: bytes, context: bytes) -> bytes:
     """Encrypt one key: ``nonce || ciphertext+tag``."""
     nonce = os.urandom(NONCE_BYTES)

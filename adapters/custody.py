@@ -40,13 +40,28 @@ class EnvelopeCustody:
         except crypto.CryptoError as bad:
             raise KeyUnreadable(f"key {key_id} cannot be decrypted") from bad
 
+    def rewrap(self, order_id: UUID) -> bool:
+        """Wrap the order's data key under the current master key; tell whether it changed.
+        Payloads are untouched; an order already under the current key is skipped."""
+        ref = _data_key_ref(order_id)
+        wrapped = self._vault.get(ref)
+        if wrapped is None or crypto.wrapped_by(wrapped) == self._masters.current_id:
+            return False
+        context = _data_key_context(order_id)
+        try:
+            data_key = crypto.unwrap(self._masters, wrapped, context)
+        except crypto.CryptoError as bad:
+            raise KeyUnreadable(f"order {order_id}: data key cannot be unwrapped") from bad
+        self._vault.put(ref, crypto.wrap(self._masters, data_key, context))
+        return True
+
     def shred(self, order_id: UUID) -> None:
         """Delete the order's wrapped data key (its sealed keys stay, unreadable)."""
         self._vault.delete(_data_key_ref(order_id))
 
     def _data_key(self, order_id: UUID, *, create: bool) -> bytes:
         ref = _data_key_ref(order_id)
-        context = f"bitloot-data-key:{order_id}".encode()
+        context = _data_key_context(order_id)
         wrapped = self._vault.get(ref)
         if wrapped is None:
             if not create:
@@ -60,6 +75,10 @@ class EnvelopeCustody:
             return crypto.unwrap(self._masters, wrapped, context)
         except crypto.CryptoError as bad:
             raise KeyUnreadable(f"order {order_id}: data key cannot be unwrapped") from bad
+
+
+def _data_key_context(order_id: UUID) -> bytes:
+    return f"bitloot-data-key:{order_id}".encode()
 
 
 def _data_key_ref(order_id: UUID) -> str:

@@ -7,6 +7,7 @@ and schema) in production. Both are driven with the same SQL: ``%s`` placeholder
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -67,6 +68,7 @@ class SQLiteViews:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._locks = path.parent / "locks"
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
@@ -92,9 +94,20 @@ class SQLiteViews:
             return _SQLiteTx(cursor).execute(statement, params)
 
     @contextmanager
-    def try_lock(self, name: str) -> Iterator[bool]:  # noqa: ARG002 - one process owns the file
-        """The embedded wiring runs one engine process: the lock is always ours."""
-        yield True
+    def try_lock(self, name: str) -> Iterator[bool]:
+        """An exclusive lock file per name (so a CLI command and a running engine never both
+        run the same projection)."""
+        self._locks.mkdir(exist_ok=True)
+        with (self._locks / f"{name.replace(':', '-')}.lock").open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Close the connection."""

@@ -97,6 +97,10 @@ class KeyAccess:
             order_id, lambda o: rules.shredded(o, who=viewer.sub, now=self._clock.now())
         )
 
+    def rotate(self, order_id: UUID) -> bool:
+        """Re-wrap one order's data key under the newest master key (payloads untouched)."""
+        return self._custody.rewrap(order_id)
+
     def _read(
         self,
         order: Order,

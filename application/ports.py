@@ -104,6 +104,10 @@ class KeyCustody(Protocol):
         """Destroy the order's data key: its keys can never be decrypted again."""
         ...
 
+    def rewrap(self, order_id: UUID) -> bool:
+        """Re-wrap the order's data key under the newest master key; tell whether it changed."""
+        ...
+
 
 class Dispatcher(Protocol):
     """Sends work to the background actors (at least once; the actors are idempotent)."""

@@ -10,13 +10,16 @@ import signal
 import sys
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import httpx
 import uvicorn
 
-from entrypoints.bootstrap import bootstrap
+from entrypoints import maintenance
+from entrypoints.bootstrap import Engine, bootstrap
 from entrypoints.http.app import create_app
 from entrypoints.http.auth import mint_token
 from entrypoints.settings import ConfigError, Settings, load_settings
@@ -55,11 +58,80 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--role", choices=["user", "admin"], default="user")
     token.add_argument("--ttl-hours", type=float, default=24.0)
     token.set_defaults(run=_token)
+    _maintenance_commands(commands)
     demo = commands.add_parser("demo", help="run one order end to end against a running engine")
     demo.add_argument("--url", help="engine base URL (default PUBLIC_BASE_URL)")
     demo.add_argument("--timeout", type=float, default=60.0)
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _maintenance_commands(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="key custody: rotate, shred")
+    key_commands = keys.add_subparsers(required=True, metavar="ACTION")
+    rotate = key_commands.add_parser("rotate", help="re-wrap data keys under the newest master key")
+    rotate.set_defaults(run=_with_engine(_rotate))
+    shred = key_commands.add_parser("shred", help="destroy one order's data key")
+    shred.add_argument("order_id", type=UUID)
+    shred.add_argument("--by", default="cli", help="who is shredding (recorded)")
+    shred.set_defaults(run=_with_engine(_shred))
+    projections = commands.add_parser("projections", help="read models: rebuild")
+    projection_commands = projections.add_subparsers(required=True, metavar="ACTION")
+    rebuild = projection_commands.add_parser("rebuild", help="rebuild one projection")
+    rebuild.add_argument("name")
+    rebuild.set_defaults(run=_with_engine(_rebuild))
+    replay = commands.add_parser("replay", help="print event history as JSON lines")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--order", type=UUID, help="one order's history")
+    which.add_argument("--since", type=datetime.fromisoformat, help="every event since a time")
+    replay.set_defaults(run=_with_engine(_replay))
+    verify = commands.add_parser("verify", help="check the orders view against the events")
+    verify.set_defaults(run=_with_engine(_verify))
+
+
+def _with_engine(command: Callable[[Engine, argparse.Namespace], int]) -> Any:
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        engine = bootstrap(settings)
+        try:
+            return command(engine, args)
+        finally:
+            engine.stop()
+
+    return run
+
+
+def _rotate(engine: Engine, _args: argparse.Namespace) -> int:
+    print(f"{maintenance.rotate_keys(engine)} data key(s) re-wrapped")
+    return 0
+
+
+def _shred(engine: Engine, args: argparse.Namespace) -> int:
+    maintenance.shred_keys(engine, args.order_id, args.by)
+    print(f"order {args.order_id}: keys shredded")
+    return 0
+
+
+def _rebuild(engine: Engine, args: argparse.Namespace) -> int:
+    if args.name not in engine.projections:
+        print(
+            f"no projection {args.name!r}; known: {', '.join(engine.projections)}", file=sys.stderr
+        )
+        return 2
+    maintenance.rebuild_projection(engine, args.name)
+    print(f"projection {args.name} rebuilt")
+    return 0
+
+
+def _replay(engine: Engine, args: argparse.Namespace) -> int:
+    count = maintenance.replay(engine, sys.stdout, order_id=args.order, since=args.since)
+    print(f"{count} event(s)", file=sys.stderr)
+    return 0
+
+
+def _verify(engine: Engine, _args: argparse.Namespace) -> int:
+    mismatches = maintenance.verify(engine, sys.stdout)
+    print(f"{mismatches} mismatch(es)")
+    return 1 if mismatches else 0
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,0 +1,128 @@
+"""Operator commands behind ``bitloot keys``, ``bitloot projections``, ``bitloot replay`` and
+``bitloot verify``: each builds the engine, does one job and prints what it did."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, TextIO
+from uuid import UUID
+
+import msgspec
+
+from adapters.eventstore import topic_of
+from application.orders import Viewer
+from domain import order as rules
+from domain.events import DomainEvent, KeyDelivered, OrderPlaced
+from entrypoints.bootstrap import Engine
+from entrypoints.http.views import history_view
+from projections.runner import ProjectionRunner, current_table
+
+PAGE = 500
+
+
+def progress(done: int, total: int, label: str, out: TextIO = sys.stderr) -> None:
+    """Draw a one-line progress bar."""
+    width = 30
+    filled = width if total == 0 else int(width * min(done, total) / total)
+    out.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done >= total:
+        out.write("\n")
+    out.flush()
+
+
+def order_ids(engine: Engine, event_type: type[DomainEvent]) -> list[UUID]:
+    """Every order that has an event of this type, in log order, each once."""
+    seen: dict[UUID, None] = {}
+    for _, event in _log(engine, [topic_of(event_type)]):
+        seen.setdefault(event.originator_id, None)
+    return list(seen)
+
+
+def rotate_keys(engine: Engine) -> int:
+    """Re-wrap every order's data key under the newest master key; resumable (already
+    re-wrapped orders are skipped). Returns how many were re-wrapped."""
+    orders = order_ids(engine, KeyDelivered)
+    rewrapped = 0
+    for done, order_id in enumerate(orders, start=1):
+        rewrapped += engine.keys.rotate(order_id)
+        progress(done, len(orders), "re-wrapping data keys")
+    if not orders:
+        progress(0, 0, "re-wrapping data keys")
+    return rewrapped
+
+
+def shred_keys(engine: Engine, order_id: UUID, by: str) -> str:
+    """Destroy one order's data key."""
+    return engine.keys.shred(order_id, Viewer(sub=by, role="admin")).status.value
+
+
+def rebuild_projection(engine: Engine, name: str, timeout: float = 3600.0) -> None:
+    """Rebuild a projection with a progress bar; runs it here unless a running engine owns
+    it, in which case the engine does the work and this command follows its progress."""
+    runner = engine.projections[name]
+    runner.request_rebuild()
+    with engine.views.try_lock(f"projection:{name}") as held:
+        deadline = time.monotonic() + timeout
+        while (state := runner.state()).rebuild_generation is not None:
+            if held:
+                runner.run_once()
+            else:
+                time.sleep(0.2)
+            progress(state.rebuild_position or 0, state.rebuild_target or 0, f"rebuilding {name}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"rebuild of {name} did not finish in {timeout:.0f} s")
+    state = runner.state()
+    progress(state.position, state.position, f"rebuilding {name}")
+
+
+def replay(engine: Engine, out: TextIO, *, order_id: UUID | None, since: datetime | None) -> int:
+    """Print the history (JSON lines) of one order, or of every event since a time."""
+    encoder = msgspec.json.Encoder()
+    count = 0
+    if order_id is not None:
+        events = engine.store.load(order_id)
+    else:
+        events = [e for _, e in _log(engine, []) if since is None or e.timestamp >= since]
+    for event in events:
+        line: dict[str, Any] = {"order_id": str(event.originator_id), **history_view([event])[0]}
+        out.write(encoder.encode(line).decode() + "\n")
+        count += 1
+    return count
+
+
+def verify(engine: Engine, out: TextIO) -> int:
+    """Fold every order from its events and compare with the orders projection; print and
+    count mismatches."""
+    runner: ProjectionRunner = engine.projections["orders"]
+    with engine.views.try_lock("projection:orders") as held:
+        if held:  # no running engine owns the view: bring it up to date here
+            runner.catch_up()
+    table = current_table(engine.views, "orders")
+    rows = {
+        UUID(r[0]): (r[1], r[2])
+        for r in engine.views.query(f"SELECT order_id, status, version FROM {table}")  # noqa: S608
+    }
+    mismatches = 0
+    for order_id in order_ids(engine, OrderPlaced):
+        order = rules.fold(engine.store.load(order_id))
+        expected = (order.status.value, order.version)
+        if rows.pop(order_id, None) != expected:
+            mismatches += 1
+            out.write(f"order {order_id}: events say {expected}, view says differently\n")
+    for order_id in rows:
+        mismatches += 1
+        out.write(f"order {order_id}: in the view but has no events\n")
+    return mismatches
+
+
+def _log(engine: Engine, topics: list[str]) -> Iterator[tuple[Any, DomainEvent]]:
+    position = 0
+    while True:
+        batch = engine.store.notifications(position, PAGE, topics)
+        yield from batch
+        if len(batch) < PAGE:
+            return
+        position = batch[-1][0].id
