@@ -41,28 +41,33 @@ def make_broker(redis_url: str | None, namespace: str = "bitloot") -> dramatiq.B
 class Actors:
     """The background actors, bound to one broker."""
 
-    def __init__(self, reserve: OrderActor, deliver: OrderActor) -> None:
+    def __init__(self, reserve: OrderActor, deliver: OrderActor, notify: OrderActor) -> None:
         self.reserve = reserve
         self.deliver = deliver
+        self.notify = notify
 
 
 def declare_actors(
     broker: dramatiq.Broker,
     reserve: Callable[[UUID], None],
     deliver: Callable[[UUID], None],
+    notify: Callable[[UUID], None],
     give_up: Callable[[UUID, str], None],
     *,
     max_retries: int = MAX_RETRIES,
     min_backoff_ms: int = 250,
 ) -> Actors:
-    """Declare ``reserve`` and ``deliver`` on ``broker``, delegating to the given use cases;
-    when either exhausts its retries, ``give_up`` records why."""
+    """Declare ``reserve``, ``deliver`` and ``notify`` on ``broker``, delegating to the given
+    use cases; when reserve or deliver exhausts its retries, ``give_up`` records why."""
 
     def reserve_order(order_id: str) -> None:
         reserve(UUID(order_id))
 
     def deliver_order(order_id: str) -> None:
         deliver(UUID(order_id))
+
+    def notify_customer(order_id: str) -> None:
+        notify(UUID(order_id))
 
     def gave_up(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
         order_id = UUID(message["args"][0])
@@ -75,6 +80,9 @@ def declare_actors(
     return Actors(
         reserve=_actor(broker, "reserve", reserve_order, max_retries, min_backoff_ms),
         deliver=_actor(broker, "deliver", deliver_order, max_retries, min_backoff_ms),
+        notify=_actor(
+            broker, "notify", notify_customer, max_retries, min_backoff_ms, give_up=False
+        ),
     )
 
 
@@ -84,6 +92,8 @@ def _actor(
     fn: Callable[[str], None],
     max_retries: int,
     min_backoff_ms: int,
+    *,
+    give_up: bool = True,
 ) -> OrderActor:
     declare = dramatiq.actor(
         broker=broker,
@@ -93,7 +103,7 @@ def _actor(
         max_retries=max_retries,
         min_backoff=min_backoff_ms,  # doubles per retry, with jitter
         max_backoff=60_000,
-        on_retry_exhausted=GAVE_UP,
+        on_retry_exhausted=GAVE_UP if give_up else None,
     )
     return declare(fn)
 
@@ -111,6 +121,10 @@ class DramatiqDispatcher:
     def deliver(self, order_id: UUID) -> None:
         """Queue a ``deliver`` for the order."""
         self._actors.deliver.send(str(order_id))
+
+    def notify(self, order_id: UUID) -> None:
+        """Queue a ``notify`` for the order."""
+        self._actors.notify.send(str(order_id))
 
 
 class BackgroundWorker:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime
 from uuid import UUID
 
 PURPOSE = "download"
@@ -16,8 +17,15 @@ PURPOSE = "download"
 class LinkSigner:
     """Signs and checks download links with a secret of the engine's."""
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, public_base_url: str) -> None:
         self._key = hmac.new(secret, b"bitloot download links", hashlib.sha256).digest()
+        self._base = public_base_url.rstrip("/")
+
+    def url(self, order_id: UUID, link_id: str, expires_at: datetime) -> str:
+        """The URL of one link: ``/downloads/<order>?lid=…&exp=…&sig=…``."""
+        expires = int(expires_at.timestamp())
+        signature = self.sign(order_id, link_id, expires)
+        return f"{self._base}/downloads/{order_id}?lid={link_id}&exp={expires}&sig={signature}"
 
     def sign(self, order_id: UUID, link_id: str, expires: int) -> str:
         """The signature of one link."""

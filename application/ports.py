@@ -120,6 +120,10 @@ class Dispatcher(Protocol):
         """Ask for the order's keys to be collected and stored."""
         ...
 
+    def notify(self, order_id: UUID) -> None:
+        """Ask for the customer to be told the keys are ready."""
+        ...
+
 
 class Clock(Protocol):
     """The current time, injectable for tests."""
@@ -134,4 +138,20 @@ class StuckOrders(Protocol):
 
     def stuck_orders(self, changed_before: datetime) -> list[tuple[UUID, str]]:
         """Orders in ``paid`` or ``reserved`` unchanged since before the given time."""
+        ...
+
+
+class Mailer(Protocol):
+    """Sends e-mail (Resend in production, a local outbox otherwise)."""
+
+    def send(self, *, to: str, subject: str, text: str, idempotency_key: str) -> str:
+        """Send once per idempotency key; return the provider's message id."""
+        ...
+
+
+class LinkFormatter(Protocol):
+    """Turns an issued download link into the URL a customer follows."""
+
+    def url(self, order_id: UUID, link_id: str, expires_at: datetime) -> str:
+        """The signed URL."""
         ...

@@ -11,6 +11,7 @@ from domain.events import (
     DomainEvent,
     FulfillmentRetried,
     KeysReserved,
+    OrderFulfilled,
     OrderPaid,
     SupplierOrderStatusChanged,
 )
@@ -18,13 +19,14 @@ from domain.events import (
 
 class ProcessManager:
     """Paid orders are reserved; reserved orders whose purchase completed are delivered; retried
-    orders resume where they failed."""
+    orders resume where they failed; fulfilled orders' owners are told."""
 
     topics: tuple[type[DomainEvent], ...] = (
         OrderPaid,
         KeysReserved,
         SupplierOrderStatusChanged,
         FulfillmentRetried,
+        OrderFulfilled,
     )
 
     def __init__(self, dispatcher: Dispatcher) -> None:
@@ -43,3 +45,5 @@ class ProcessManager:
                 self._dispatcher.reserve(event.originator_id)
             case FulfillmentRetried():
                 self._dispatcher.deliver(event.originator_id)
+            case OrderFulfilled():
+                self._dispatcher.notify(event.originator_id)

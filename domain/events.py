@@ -137,6 +137,13 @@ class FulfillmentRetried(DomainEvent, frozen=True, kw_only=True):
     resume_from: str
 
 
+class CustomerNotified(DomainEvent, frozen=True, kw_only=True):
+    """The customer was told the keys are ready (one e-mail per order, with a link)."""
+
+    channel: str
+    message_id: str
+
+
 class DownloadLinkIssued(DomainEvent, frozen=True, kw_only=True):
     """A short-lived download link was handed to the owner."""
 
@@ -197,6 +204,7 @@ ORDER_EVENTS: tuple[type[DomainEvent], ...] = (
     OrderFulfilled,
     FulfillmentFailed,
     FulfillmentRetried,
+    CustomerNotified,
     DownloadLinkIssued,
     KeysRevealed,
     KeysShredded,

@@ -19,6 +19,7 @@ import msgspec
 
 from domain.errors import InvalidOrder, KeysGone, LinkRefused, OrderNotFound, TransitionRefused
 from domain.events import (
+    CustomerNotified,
     DomainEvent,
     DownloadLinkIssued,
     FulfillmentFailed,
@@ -99,6 +100,7 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     flags: tuple[str, ...] = ()
     purchase_attempt: int = 0
     shredded: bool = False
+    notified: bool = False
     issued_links: tuple[str, ...] = ()
     single_use_links: tuple[str, ...] = ()
     used_links: tuple[str, ...] = ()
@@ -202,6 +204,8 @@ def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR09
             return {"shredded": True}
         case DownloadLinkIssued():
             return _link_issued(order, event)
+        case CustomerNotified():
+            return {"notified": True}
         case KeysRevealed(link_id=str()):
             return {"used_links": (*order.used_links, event.link_id)}
     return {}
@@ -541,6 +545,16 @@ def link_issued(
         DownloadLinkIssued, expires_at=expires_at, link_id=link_id, single_use=single_use
     )
     return [issued]
+
+
+def notified(order: Order, *, channel: str, message_id: str, now: datetime) -> list[DomainEvent]:
+    """Record the one notification of a fulfilled order."""
+    if order.notified or order.status is not Status.FULFILLED:
+        return []
+    event = _Stamper(order.id, order.version, now)(
+        CustomerNotified, channel=channel, message_id=message_id
+    )
+    return [event]
 
 
 def shredded(order: Order, *, who: str, now: datetime) -> list[DomainEvent]:

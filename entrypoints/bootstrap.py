@@ -25,6 +25,7 @@ from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.kinguin import KinguinClient
 from adapters.links import LinkSigner
 from adapters.log_follower import LogFollower, PostgresWakeUp
+from adapters.mail import OutboxMailer, ResendMailer
 from adapters.nowpayments import NowPaymentsClient
 from adapters.periodic import Periodic
 from adapters.rate_limit import RateLimiter
@@ -33,6 +34,7 @@ from adapters.vault import FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
 from application.fulfillment import Fulfillment
 from application.key_access import KeyAccess
+from application.notifications import Notifier
 from application.orders import Orders
 from application.ports import Clock
 from application.process_manager import ProcessManager
@@ -85,13 +87,20 @@ class Engine:
         )
         self.inbox = WebhookInbox(orders, clock)
         self.keys = KeyAccess(orders, custody, clock, single_use_links=settings.single_use_links)
-        self.links = LinkSigner(settings.jwt_secret.encode())
+        self.links = LinkSigner(settings.jwt_secret.encode(), settings.public_base_url)
+        self._mail_http = httpx.Client(
+            base_url=settings.resend_base_url,
+            headers={"Authorization": f"Bearer {settings.resend_api_key}"},
+            timeout=HTTP_TIMEOUT,
+        )
+        self.notifier = Notifier(orders, self.keys, self.links, self._mailer(), clock)
         self.reveal_limit = RateLimiter(settings.reveals_per_minute, per_seconds=60.0)
         self.broker = make_broker(settings.redis_url)
         actors = declare_actors(
             self.broker,
             self.fulfillment.reserve,
             self.fulfillment.deliver,
+            self.notifier.order_fulfilled,
             self.fulfillment.give_up,
         )
         dispatcher = DramatiqDispatcher(actors)
@@ -122,11 +131,17 @@ class Engine:
             part.stop()
         self.broker.close()
         self._kinguin_http.close()
+        self._mail_http.close()
         self._nowpayments_http.close()
         self.views.close()
         if isinstance(self.vault, S3Vault):
             self.vault.close()
         self.store.close()
+
+    def _mailer(self) -> ResendMailer | OutboxMailer:
+        if self.settings.resend_api_key:
+            return ResendMailer(self._mail_http, self.settings.email_from)
+        return OutboxMailer(self.settings.var_dir / "outbox", self.settings.email_from)
 
     def _followers(self) -> list[Startable]:
         lock = self.views.try_lock

@@ -50,6 +50,8 @@ class Settings:
     r2_secret_access_key: str | None
     resend_api_key: str | None
     stuck_order_after_s: float
+    resend_base_url: str = "https://api.resend.com"
+    email_from: str = "BitLoot <keys@bitloot.example>"
     single_use_links: bool = False
     reveals_per_minute: int = 10
     defaulted: tuple[str, ...] = field(default=())
@@ -124,6 +126,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         r2_access_key_id=env.optional("R2_ACCESS_KEY_ID"),
         r2_secret_access_key=env.optional("R2_SECRET_ACCESS_KEY"),
         resend_api_key=env.optional("RESEND_API_KEY"),
+        resend_base_url=env.url("RESEND_BASE_URL", "https://api.resend.com"),
+        email_from=env.text("EMAIL_FROM", "BitLoot <keys@bitloot.example>"),
         stuck_order_after_s=env.number("STUCK_ORDER_AFTER_S", 60.0),
         single_use_links=env.flag("DOWNLOAD_LINK_SINGLE_USE", default=False),
         reveals_per_minute=env.integer("REVEALS_PER_MINUTE", 10),

@@ -41,12 +41,7 @@ def download_link(
 ) -> dict[str, str]:
     """A link to the keys valid for 15 minutes; the link itself is the proof."""
     link = keys.issue_link(order_id, viewer)
-    expires = int(link.expires_at.timestamp())
-    signature = engine.links.sign(order_id, link.link_id, expires)
-    url = (
-        f"{engine.settings.public_base_url}/downloads/{order_id}"
-        f"?lid={link.link_id}&exp={expires}&sig={signature}"
-    )
+    url = engine.links.url(order_id, link.link_id, link.expires_at)
     return {"url": url, "expires_at": link.expires_at.isoformat()}
 
 

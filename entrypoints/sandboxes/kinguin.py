@@ -9,6 +9,21 @@ It mirrors the documented API (EXTERNAL_APIS §1) so the Kinguin adapter needs o
 - ``GET /v1/order/{id}``, ``GET /v1/order`` (search, e.g. by ``orderExternalId``),
   ``GET /v2/order/{id}/keys`` (bare array, delivered keys only, paginated), ``GET /v1/balance``.
 
+Like the real service it sends one ``order.status`` webhook per status change: ``processing`` as
+soon as the order exists (``updatedAt`` = its creation time), then ``completed``; each is retried
+briefly while the receiver fails.
+
+Faults (``entrypoints.sandboxes.faults``; ``GET``/``POST /faults``, no API key) make it hostile on
+demand. After the key check every API request first waits ``latency_ms``, then may hang
+``timeout_s`` and answer 504 (kind ``HttpClient``), else answer 429 (kind ``Http``, with
+``Retry-After``), else 500 (kind ``Error``); a faulted request changes nothing. ``out_of_stock``
+product ids make ``POST /v2/order`` answer 400 ``ProductUnavailable``; ``duplicate_external_id``
+creates the order but answers 400 "orderExternalId already used", as a retry after a lost 201 would
+(only for requests carrying an ``orderExternalId``: without one no client could recover).
+Webhooks may be dropped (``drop_webhook_rate``, logged at INFO), sent twice
+(``duplicate_webhooks``) or reordered (``reorder_webhooks``: ``completed`` first, then a stale
+``processing`` whose ``updatedAt`` is older; decided when the order is placed).
+
 Errors use Kinguin's body ``{kind, status, title, detail, path, method, trace, timestamp}``.
 A reused ``orderExternalId`` answers 400 ``ConstraintViolation`` "orderExternalId already used".
 Kinguin documents the field as the duplicate guard but not its answer; the sandbox takes the status
@@ -21,13 +36,14 @@ import asyncio
 import hmac
 import itertools
 import logging
+import random
 import re
 import secrets
 import string
 import zlib
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
@@ -37,6 +53,20 @@ from litestar import Request, Response, Router, get, post
 from litestar.exceptions import ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
+
+from entrypoints.sandboxes.control import (
+    SandboxControlError,
+    fault_routes,
+    is_control_route,
+    on_control_error,
+)
+from entrypoints.sandboxes.faults import (
+    DEFAULT_TIMEOUT_S,
+    NO_FAULTS,
+    ApiFault,
+    Faults,
+    FaultSwitch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +85,26 @@ _WEBHOOK_TIMEOUT_S = 5.0
 # keeps the sandbox realistic without stalling a test run.
 _WEBHOOK_RETRY_DELAYS_S = (0.5, 2.0)
 _MSGSPEC_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+# ``updatedAt`` has millisecond precision, and ``completed`` must read later than ``processing``.
+_EVENT_TICK = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
 class KinguinSandboxConfig:
-    """Settings of one Kinguin sandbox instance."""
+    """Settings of one Kinguin sandbox instance.
+
+    ``faults`` are in force from start-up (see ``faults_from_env``); ``timeout_s`` is how long a
+    ``timeout_rate`` fault hangs before its 504; ``rng`` decides fractional fault rates (inject a
+    seeded one for reproducible runs).
+    """
 
     api_key: str
     webhook_secret: str
     webhook_url: str
     delay_s: float
+    faults: Faults = NO_FAULTS
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    rng: random.Random | None = field(default=None, compare=False, repr=False)
 
 
 # --- wire types -------------------------------------------------------------------------------
@@ -184,13 +224,19 @@ class KinguinApiError(Exception):
     """A failure the sandbox answers with Kinguin's error body."""
 
     def __init__(
-        self, status: int, kind: str, detail: str, property_path: str | None = None
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        property_path: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
         self.detail = detail
         self.property_path = property_path
+        self.headers = dict(headers or {})
 
 
 # --- state -------------------------------------------------------------------------------------
@@ -223,6 +269,7 @@ class _Order:
     lines: list[_Line]
     status: str = "processing"
     updated_at: datetime | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     def complete(self, at: datetime) -> None:
         """Deliver every key and mark the order completed."""
@@ -248,6 +295,7 @@ class _KinguinSandbox:
         self._by_external_id: dict[str, str] = {}
         self._kinguin_order_ids = itertools.count(10_000_001)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.faults = FaultSwitch("kinguin", config.faults, config.rng)
 
     def authorized(self, api_key: str | None) -> bool:
         """Tell whether the request carries the configured ``X-Api-Key``."""
@@ -255,13 +303,21 @@ class _KinguinSandbox:
             api_key.encode(), self._config.api_key.encode()
         )
 
+    async def admit(self, request: Request[Any, Any, Any]) -> Response[dict[str, object]] | None:
+        """Gate an API request: 401 without the key, then the injected faults (which raise)."""
+        if not self.authorized(request.headers.get("x-api-key")):
+            return Response(_UNAUTHORIZED_BODY, status_code=401)
+        fault = await self.faults.before_api_call(self._config.timeout_s)
+        if fault is not None:
+            raise _fault_error(fault)
+        return None
+
     def place(self, request: KinguinPlaceOrderRequest) -> KinguinOrder:
-        """Create a ``processing`` order and schedule its completion."""
+        """Create a ``processing`` order and schedule its webhooks and completion."""
         external_id = request.order_external_id
         if external_id is not None and external_id in self._by_external_id:
-            raise KinguinApiError(
-                400, "ConstraintViolation", "orderExternalId already used", "orderExternalId"
-            )
+            raise _external_id_used()
+        self._check_stock(request)
         order = _Order(
             order_id=self._new_order_id(),
             external_id=external_id,
@@ -272,7 +328,10 @@ class _KinguinSandbox:
         self._orders[order.order_id] = order
         if external_id is not None:
             self._by_external_id[external_id] = order.order_id
-        self._spawn(self._complete_later(order))
+        self._schedule(order)
+        if external_id is not None and self.faults.current.duplicate_external_id:
+            # The order exists; answer as a retry after a lost 201 would be answered.
+            raise _external_id_used()
         return _order_view(order)
 
     def get(self, order_id: str) -> KinguinOrder:
@@ -306,6 +365,18 @@ class _KinguinSandbox:
         delivered = order.delivered()[(page - 1) * limit : page * limit]
         return [_key_view(line, key) for line, key in delivered]
 
+    def _check_stock(self, request: KinguinPlaceOrderRequest) -> None:
+        """Refuse the order when a line names an ``out_of_stock`` product."""
+        out_of_stock = self.faults.current.out_of_stock
+        for index, line in enumerate(request.products):
+            if line.product_id in out_of_stock:
+                raise KinguinApiError(
+                    400,
+                    "ProductUnavailable",
+                    f'Product "{line.product_id}" is unavailable: no offer matches the request.',
+                    f"products[{index}].productId",
+                )
+
     def _order(self, order_id: str) -> _Order:
         order = self._orders.get(order_id)
         if order is None:
@@ -329,17 +400,44 @@ class _KinguinSandbox:
         if not task.cancelled() and task.exception() is not None:
             logger.error("kinguin sandbox: background task failed", exc_info=task.exception())
 
+    def _schedule(self, order: _Order) -> None:
+        """Complete the order after the delay; notify each status independently of delivery."""
+        reorder = self.faults.current.reorder_webhooks
+        self._spawn(self._complete_later(order))
+        self._spawn(self._notify_statuses(order, reorder=reorder))
+
     async def _complete_later(self, order: _Order) -> None:
         await asyncio.sleep(self._config.delay_s)
-        at = _now()
-        order.complete(at)
-        await self._send_status_webhook(order, at)
+        order.complete(max(_now(), order.created_at + _EVENT_TICK))
+        order.done.set()
 
-    async def _send_status_webhook(self, order: _Order, at: datetime) -> None:
-        event = KinguinOrderStatusEvent(
-            order.order_id, order.external_id, order.status, _event_time(at)
+    async def _notify_statuses(self, order: _Order, *, reorder: bool) -> None:
+        """Send ``processing`` then ``completed``; reordered, ``completed`` then a stale one."""
+        processing = _status_event(order, "processing", order.created_at)
+        if not reorder:
+            await self._send_status_webhook(processing)
+        await order.done.wait()
+        await self._send_status_webhook(
+            _status_event(order, order.status, order.updated_at or order.created_at)
         )
+        if reorder:
+            await self._send_status_webhook(processing)
+
+    async def _send_status_webhook(self, event: KinguinOrderStatusEvent) -> None:
+        """Send one ``order.status`` event, subject to the drop and duplicate faults."""
+        if self.faults.drop_webhook():
+            logger.info(
+                "kinguin sandbox: order.status %s webhook of order %s dropped by fault",
+                event.status,
+                event.order_id,
+            )
+            return
         body = msgspec.json.encode(event)
+        for _ in range(self.faults.webhook_copies()):
+            await self._deliver(body)
+
+    async def _deliver(self, body: bytes) -> None:
+        """POST one webhook body, retrying briefly while the receiver fails."""
         for delay in (*_WEBHOOK_RETRY_DELAYS_S, None):
             if await self._post_webhook(body) or delay is None:
                 return
@@ -381,6 +479,27 @@ def _kinguin_time(at: datetime) -> str:
 def _event_time(at: datetime) -> str:
     """``2020-10-16T11:24:08.025+00:00``: the ``updatedAt`` format of webhooks."""
     return at.isoformat(timespec="milliseconds")
+
+
+def _status_event(order: _Order, status: str, at: datetime) -> KinguinOrderStatusEvent:
+    return KinguinOrderStatusEvent(order.order_id, order.external_id, status, _event_time(at))
+
+
+def _external_id_used() -> KinguinApiError:
+    return KinguinApiError(
+        400, "ConstraintViolation", "orderExternalId already used", "orderExternalId"
+    )
+
+
+def _fault_error(fault: ApiFault) -> KinguinApiError:
+    """The Kinguin-style answer to an injected API fault."""
+    if fault == "timeout":
+        detail = "Gateway timeout: the upstream service did not answer in time."
+        return KinguinApiError(504, "HttpClient", detail)
+    if fault == "rate_limit":
+        detail = "Too many requests. Slow down and retry later."
+        return KinguinApiError(429, "Http", detail, headers={"Retry-After": "1"})
+    return KinguinApiError(500, "Error", "Unexpected error. Please try again later.")
 
 
 def _hex_id() -> str:
@@ -494,7 +613,7 @@ def _on_api_error(
         timestamp=_kinguin_time(_now()),
         property_path=error.property_path,
     )
-    return Response(body, status_code=error.status)
+    return Response(body, status_code=error.status, headers=error.headers)
 
 
 def _on_validation_error(
@@ -521,21 +640,23 @@ _UNAUTHORIZED_BODY = {
 
 
 def kinguin_sandbox(config: KinguinSandboxConfig) -> Router:
-    """Build a Router simulating the Kinguin eCommerce API, with its own in-memory state."""
+    """Build a Router simulating the Kinguin eCommerce API, with its own in-memory state.
+
+    Raises ``InvalidFaults`` (a ``ValueError``) if ``config.faults`` is invalid.
+    """
     sandbox = _KinguinSandbox(config)
 
-    async def authorize(request: Request[Any, Any, Any]) -> Response[dict[str, object]] | None:
-        if sandbox.authorized(request.headers.get("x-api-key")):
-            return None
-        return Response(_UNAUTHORIZED_BODY, status_code=401)
+    async def guard(request: Request[Any, Any, Any]) -> Response[dict[str, object]] | None:
+        return None if is_control_route(request) else await sandbox.admit(request)
 
     return Router(
         path="/sandbox/kinguin",
-        route_handlers=_route_handlers(sandbox),
-        before_request=authorize,
+        route_handlers=[*_route_handlers(sandbox), *fault_routes(sandbox.faults)],
+        before_request=guard,
         exception_handlers={
             KinguinApiError: _on_api_error,
             ValidationException: _on_validation_error,
+            SandboxControlError: on_control_error,
         },
         tags=["sandbox: kinguin"],
     )

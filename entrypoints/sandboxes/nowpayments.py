@@ -13,6 +13,16 @@ Two routes stand in for the customer and need no key:
   sets its status and sends the IPN inline to the invoice's ``ipn_callback_url``: a compact,
   recursively key-sorted JSON body signed with HMAC-SHA512 under the IPN secret in
   ``x-nowpayments-sig``, exactly the bytes that were signed. Control errors are RFC 9457 problems.
+
+Faults (``entrypoints.sandboxes.faults``; ``GET``/``POST /faults``, no key) make it hostile on
+demand. It takes ``error_rate``, ``rate_limit_rate``, ``latency_ms``, ``timeout_rate``,
+``duplicate_webhooks``, ``reorder_webhooks`` and ``drop_webhook_rate``; the Kinguin-only fields
+answer 400. After the key check, each ``/v1`` request (never the invoice page or simulate) waits
+``latency_ms``, then may hang ``timeout_s`` and answer 504 ``GATEWAY_TIMEOUT``, else 429
+``TOO_MANY_REQUESTS`` (with ``Retry-After``), else 500 ``INTERNAL_ERROR``; a faulted request
+changes nothing. An IPN may be dropped (logged at INFO; simulate then reports
+``ipn_status_code: null``) or sent twice; with ``reorder_webhooks`` the previous status's IPN of the
+same payment, if any, is sent again (stale, same bytes and signature) right after the new one.
 """
 
 from __future__ import annotations
@@ -20,13 +30,13 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import random
 import re
 import secrets
 import string
-from collections.abc import Container
-from dataclasses import dataclass
+from collections.abc import Container, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
@@ -37,6 +47,18 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, RawBody
 
 from adapters.nowpayments_signature import canonical_body, sign
+from entrypoints.sandboxes.control import (
+    SandboxControlError,
+    fault_routes,
+    on_control_error,
+)
+from entrypoints.sandboxes.faults import (
+    DEFAULT_TIMEOUT_S,
+    NO_FAULTS,
+    ApiFault,
+    Faults,
+    FaultSwitch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +89,19 @@ _StructT = TypeVar("_StructT", bound=msgspec.Struct)
 
 @dataclass(frozen=True)
 class NowPaymentsSandboxConfig:
-    """Settings of one NOWPayments sandbox instance."""
+    """Settings of one NOWPayments sandbox instance.
+
+    ``faults`` are in force from start-up (see ``faults_from_env``; Kinguin-only faults are
+    refused); ``timeout_s`` is how long a ``timeout_rate`` fault hangs before its 504; ``rng``
+    decides fractional fault rates (inject a seeded one for reproducible runs).
+    """
 
     api_key: str
     ipn_secret: str
     public_base_url: str
+    faults: Faults = NO_FAULTS
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    rng: random.Random | None = field(default=None, compare=False, repr=False)
 
 
 # --- wire types -------------------------------------------------------------------------------
@@ -206,32 +236,17 @@ class NowPaymentsErrorBody(msgspec.Struct, kw_only=True, rename={"status_code": 
     message: str
 
 
-class SandboxProblem(msgspec.Struct):
-    """RFC 9457 problem details, for the sandbox's own control routes."""
-
-    title: str
-    status: int
-    detail: str
-    type: str = "about:blank"
-
-
 class NowPaymentsApiError(Exception):
     """A failure of the vendor API part, answered with the vendor's error body."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
-
-
-class SandboxControlError(Exception):
-    """A failure of a control route, answered as a problem document."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+        self.headers = dict(headers or {})
 
 
 # --- state -------------------------------------------------------------------------------------
@@ -248,6 +263,7 @@ class _Payment:
     status: str = "waiting"
     actually_paid: float = 0.0
     updated_at: datetime | None = None
+    last_ipn: bytes | None = None  # the latest IPN body, re-sent stale by ``reorder_webhooks``
 
 
 @dataclass
@@ -267,12 +283,22 @@ class _NowPaymentsSandbox:
         self._base_url = config.public_base_url.rstrip("/")
         self._invoices: dict[str, _Invoice] = {}
         self._payments: dict[int, tuple[_Invoice, _Payment]] = {}
+        self.faults = FaultSwitch("nowpayments", config.faults, config.rng)
 
     def authorized(self, api_key: str | None) -> bool:
         """Tell whether the request carries the configured ``x-api-key``."""
         return api_key is not None and hmac.compare_digest(
             api_key.encode(), self._config.api_key.encode()
         )
+
+    async def admit(self, request: Request[Any, Any, Any]) -> Response[NowPaymentsErrorBody] | None:
+        """Gate a ``/v1`` request: 403 without the key, then the injected faults (which raise)."""
+        if not self.authorized(request.headers.get("x-api-key")):
+            return Response(_FORBIDDEN_BODY, status_code=403)
+        fault = await self.faults.before_api_call(self._config.timeout_s)
+        if fault is not None:
+            raise _fault_error(fault)
+        return None
 
     def create_invoice(self, request: NowPaymentsInvoiceRequest) -> NowPaymentsInvoice:
         """Store a new invoice and describe it as the vendor does."""
@@ -340,11 +366,24 @@ class _NowPaymentsSandbox:
             logger.warning("nowpayments sandbox: no IPN secret configured; IPN not sent")
             return None
         body = canonical_body(msgspec.to_builtins(_ipn(invoice, payment)))
+        stale, payment.last_ipn = payment.last_ipn, body
+        status_code = await self._deliver_ipn(url, body, f"{payment.status} IPN")
+        if stale is not None and self.faults.current.reorder_webhooks:
+            await self._deliver_ipn(url, stale, "stale IPN")
+        return status_code
+
+    async def _deliver_ipn(self, url: str, body: bytes, what: str) -> int | None:
+        """Sign and POST one IPN, subject to the drop and duplicate faults; return the first
+        copy's status code (``None`` when dropped or unreachable)."""
+        if self.faults.drop_webhook():
+            logger.info("nowpayments sandbox: %s to %s dropped by fault", what, url)
+            return None
         headers = {
             "Content-Type": "application/json",
             "x-nowpayments-sig": sign(self._config.ipn_secret, body),
         }
-        return await _post(url, body, headers)
+        codes = [await _post(url, body, headers) for _ in range(self.faults.webhook_copies())]
+        return codes[0]
 
 
 # --- pure helpers ------------------------------------------------------------------------------
@@ -505,6 +544,17 @@ async def _post(url: str, body: bytes, headers: dict[str, str]) -> int | None:
     return response.status_code
 
 
+def _fault_error(fault: ApiFault) -> NowPaymentsApiError:
+    """The vendor-style answer to an injected API fault."""
+    if fault == "timeout":
+        return NowPaymentsApiError(504, "GATEWAY_TIMEOUT", "Gateway timeout")
+    if fault == "rate_limit":
+        return NowPaymentsApiError(
+            429, "TOO_MANY_REQUESTS", "Too many requests", headers={"Retry-After": "1"}
+        )
+    return NowPaymentsApiError(500, "INTERNAL_ERROR", "Internal server error")
+
+
 def _decode_message(exc: msgspec.ValidationError) -> str:
     """Phrase msgspec's complaint the way the vendor does for a missing field."""
     missing = _MISSING_FIELD.search(str(exc))
@@ -533,6 +583,7 @@ def _on_api_error(
     return Response(
         NowPaymentsErrorBody(status_code=exc.status, code=exc.code, message=exc.message),
         status_code=exc.status,
+        headers=exc.headers,
     )
 
 
@@ -541,13 +592,6 @@ def _on_api_validation_error(
 ) -> Response[NowPaymentsErrorBody]:
     body = NowPaymentsErrorBody(status_code=400, code="INVALID_REQUEST_PARAMS", message=exc.detail)
     return Response(body, status_code=400)
-
-
-def _on_control_error(
-    _request: Request[Any, Any, Any], exc: SandboxControlError
-) -> Response[SandboxProblem]:
-    problem = SandboxProblem(HTTPStatus(exc.status).phrase, exc.status, exc.detail)
-    return Response(problem, status_code=exc.status, media_type="application/problem+json")
 
 
 _FORBIDDEN_BODY = NowPaymentsErrorBody(
@@ -559,18 +603,22 @@ _FORBIDDEN_BODY = NowPaymentsErrorBody(
 
 
 def nowpayments_sandbox(config: NowPaymentsSandboxConfig) -> Router:
-    """Build a Router simulating the NOWPayments API, with its own in-memory state."""
+    """Build a Router simulating the NOWPayments API, with its own in-memory state.
+
+    Raises ``InvalidFaults`` (a ``ValueError``) if ``config.faults`` is invalid or sets a
+    Kinguin-only fault.
+    """
     sandbox = _NowPaymentsSandbox(config)
 
-    async def authorize(request: Request[Any, Any, Any]) -> Response[NowPaymentsErrorBody] | None:
-        if sandbox.authorized(request.headers.get("x-api-key")):
-            return None
-        return Response(_FORBIDDEN_BODY, status_code=403)
+    # A closure, not the bound method: Litestar deep-copies layered hooks, and a copied bound
+    # method would carry a copy of the sandbox (and of its faults).
+    async def admit(request: Request[Any, Any, Any]) -> Response[NowPaymentsErrorBody] | None:
+        return await sandbox.admit(request)
 
     api = Router(
         path="/v1",
         route_handlers=_api_handlers(sandbox),
-        before_request=authorize,
+        before_request=admit,
         exception_handlers={
             NowPaymentsApiError: _on_api_error,
             ValidationException: _on_api_validation_error,
@@ -578,8 +626,8 @@ def nowpayments_sandbox(config: NowPaymentsSandboxConfig) -> Router:
     )
     return Router(
         path="/sandbox/nowpayments",
-        route_handlers=[api, *_control_handlers(sandbox)],
-        exception_handlers={SandboxControlError: _on_control_error},
+        route_handlers=[api, *_control_handlers(sandbox), *fault_routes(sandbox.faults)],
+        exception_handlers={SandboxControlError: on_control_error},
         tags=["sandbox: nowpayments"],
     )
 

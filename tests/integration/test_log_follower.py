@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
@@ -18,21 +18,9 @@ from domain import order as rules
 from domain.events import DomainEvent, LineItem
 from domain.order import PaymentNotice
 from tests.conftest import POSTGRES_URL, postgres_env
+from tests.fakes import RecordingDispatcher
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
-
-
-class RecordingDispatcher:
-    """A dispatcher that remembers what it was asked to do."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, UUID]] = []
-
-    def reserve(self, order_id: UUID) -> None:
-        self.sent.append(("reserve", order_id))
-
-    def deliver(self, order_id: UUID) -> None:
-        self.sent.append(("deliver", order_id))
 
 
 def paid_order_events() -> list[DomainEvent]:

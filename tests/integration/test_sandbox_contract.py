@@ -378,23 +378,26 @@ def test_keys_are_empty_while_processing() -> None:
     assert all(key["status"] != "DELIVERED" for key in fetched["products"][0]["keys"])
 
 
-def test_order_completes_with_one_webhook_and_paginated_keys(
+def test_order_completes_with_two_webhooks_and_paginated_keys(
     stack: Stack, kinguin: httpx.Client
 ) -> None:
-    """After the delay: order completed, one order.status webhook, keys paginate 4, 4, 1."""
+    """After the delay: order completed, order.status processing then completed, keys 4, 4, 1."""
     order = place(kinguin, order_body(qty=9, external_id="ext-done"))
     order_id = order["orderId"]
-    wait_for(lambda: len(stack.received(KINGUIN_HOOK)) == 1)
+    wait_for(lambda: len(stack.received(KINGUIN_HOOK)) == 2)
 
-    [hook] = stack.received(KINGUIN_HOOK)
-    assert hook.headers["content-type"] == "application/json"
-    assert hook.headers["x-event-name"] == "order.status"
-    assert hook.headers["x-event-secret"] == WEBHOOK_SECRET
-    event = json.loads(hook.body)
-    assert set(event) == {"orderId", "orderExternalId", "status", "updatedAt"}
-    assert (event["orderId"], event["orderExternalId"]) == (order_id, "ext-done")
-    assert event["status"] == "completed"
-    assert EVENT_TIME.match(event["updatedAt"])
+    hooks = stack.received(KINGUIN_HOOK)
+    for hook in hooks:
+        assert hook.headers["content-type"] == "application/json"
+        assert hook.headers["x-event-name"] == "order.status"
+        assert hook.headers["x-event-secret"] == WEBHOOK_SECRET
+    processing, completed = (json.loads(hook.body) for hook in hooks)
+    for event in (processing, completed):
+        assert set(event) == {"orderId", "orderExternalId", "status", "updatedAt"}
+        assert (event["orderId"], event["orderExternalId"]) == (order_id, "ext-done")
+        assert EVENT_TIME.match(event["updatedAt"])
+    assert (processing["status"], completed["status"]) == ("processing", "completed")
+    assert processing["updatedAt"] < completed["updatedAt"]
 
     fetched = kinguin.get(f"/v1/order/{order_id}").json()
     assert fetched["status"] == "completed"
@@ -413,8 +416,8 @@ def test_order_completes_with_one_webhook_and_paginated_keys(
         assert SERIAL.match(key["serial"])
         assert (key["type"], key["productId"]) == ("text/plain", PRODUCT_ID)
     assert len({key["serial"] for key in keys}) == 9
-    time.sleep(0.3)  # nothing else is scheduled: make sure no second webhook follows
-    assert len(stack.received(KINGUIN_HOOK)) == 1
+    time.sleep(0.3)  # nothing else is scheduled: make sure no third webhook follows
+    assert len(stack.received(KINGUIN_HOOK)) == 2
 
 
 def test_keys_limit_above_100_is_rejected(kinguin: httpx.Client) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from application.sweeper import Sweeper
+from tests.fakes import RecordingDispatcher
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -25,22 +26,11 @@ class StuckList:
         return self.stuck
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, UUID]] = []
-
-    def reserve(self, order_id: UUID) -> None:
-        self.sent.append(("reserve", order_id))
-
-    def deliver(self, order_id: UUID) -> None:
-        self.sent.append(("deliver", order_id))
-
-
 def test_sweep_redispatches_by_status_and_age() -> None:
     """Orders older than the threshold get the work their status needs."""
     paid, reserved = uuid4(), uuid4()
     stuck = StuckList([(paid, "paid"), (reserved, "reserved")])
-    dispatcher = Recorder()
+    dispatcher = RecordingDispatcher()
     assert Sweeper(stuck, dispatcher, FixedClock(), after_s=60).sweep() == 2
     assert dispatcher.sent == [("reserve", paid), ("deliver", reserved)]
     assert stuck.asked == [datetime(2026, 11, 28, 11, 59, tzinfo=UTC)]
@@ -48,6 +38,6 @@ def test_sweep_redispatches_by_status_and_age() -> None:
 
 def test_nothing_stuck_sends_nothing() -> None:
     """An empty sweep dispatches nothing."""
-    dispatcher = Recorder()
+    dispatcher = RecordingDispatcher()
     assert Sweeper(StuckList([]), dispatcher, FixedClock(), after_s=60).sweep() == 0
     assert dispatcher.sent == []

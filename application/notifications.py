@@ -1,0 +1,54 @@
+"""Telling the customer: one e-mail per fulfilled order, carrying a download link and never a
+key. The provider's idempotency key and the ``CustomerNotified`` event make a repeat (a retried
+message, a restart) send nothing more."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from application.key_access import KeyAccess
+from application.orders import Orders
+from application.ports import Clock, LinkFormatter, Mailer
+from domain import order as rules
+from domain.order import Status
+
+
+class Notifier:
+    """Sends the delivery e-mail of a fulfilled order."""
+
+    def __init__(
+        self, orders: Orders, keys: KeyAccess, links: LinkFormatter, mailer: Mailer, clock: Clock
+    ) -> None:
+        self._orders = orders
+        self._keys = keys
+        self._links = links
+        self._mailer = mailer
+        self._clock = clock
+
+    def order_fulfilled(self, order_id: UUID) -> None:
+        """E-mail the owner a link to the keys, once."""
+        order = self._orders.load(order_id)
+        if order.notified or order.status is not Status.FULFILLED or order.shredded:
+            return
+        link = self._keys.issue_owner_link(order_id)
+        url = self._links.url(order_id, link.link_id, link.expires_at)
+        message_id = self._mailer.send(
+            to=order.email,
+            subject="Your BitLoot keys are ready",
+            text=_body(str(order_id), url, link.expires_at.isoformat()),
+            idempotency_key=f"bitloot-order-{order_id}-fulfilled",
+        )
+        self._orders.decide(
+            order_id,
+            lambda o: rules.notified(
+                o, channel="email", message_id=message_id, now=self._clock.now()
+            ),
+        )
+
+
+def _body(order_id: str, url: str, expires_at: str) -> str:
+    return (
+        f"Your order {order_id} is ready.\n\n"
+        f"Open your keys here (this link works until {expires_at}):\n{url}\n\n"
+        "After that, sign in to the shop and ask for a new link.\n"
+    )

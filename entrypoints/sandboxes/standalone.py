@@ -1,0 +1,33 @@
+"""The sandboxes as a process of their own: both routers plus ``GET /healthz``.
+
+``create_sandbox_app`` only builds the Litestar app; serving it (uvicorn, host, port) is the
+caller's business, e.g. the ``bitloot sandbox`` command. Importing this module has no side effect.
+"""
+
+from __future__ import annotations
+
+from litestar import Litestar, get
+from litestar.openapi import OpenAPIConfig
+
+from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
+from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
+
+
+@get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The sandbox process is up."""
+    return {"status": "ok"}
+
+
+def create_sandbox_app(
+    kinguin: KinguinSandboxConfig, nowpayments: NowPaymentsSandboxConfig
+) -> Litestar:
+    """Build an app serving ``/sandbox/kinguin``, ``/sandbox/nowpayments`` and ``/healthz``.
+
+    Each call gets fresh in-memory sandbox state. Raises ``InvalidFaults`` (a ``ValueError``)
+    when either config carries faults its sandbox cannot take.
+    """
+    return Litestar(
+        route_handlers=[kinguin_sandbox(kinguin), nowpayments_sandbox(nowpayments), healthz],
+        openapi_config=OpenAPIConfig(title="BitLoot provider sandboxes", version="0.1.0"),
+    )

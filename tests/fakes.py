@@ -1,0 +1,21 @@
+"""Hand-written fakes of the application's ports, for fast tests of pure logic."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+
+class RecordingDispatcher:
+    """A dispatcher that remembers what it was asked to do, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, UUID]] = []
+
+    def reserve(self, order_id: UUID) -> None:
+        self.sent.append(("reserve", order_id))
+
+    def deliver(self, order_id: UUID) -> None:
+        self.sent.append(("deliver", order_id))
+
+    def notify(self, order_id: UUID) -> None:
+        self.sent.append(("notify", order_id))
