@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Protocol
 
@@ -58,22 +59,22 @@ class FileVault:
         self._root = root
 
     def put(self, ref: str, blob: bytes) -> None:
-        """Store ``blob`` under ``ref``, replacing what was there."""
+        """Store ``blob`` under ``ref``, replacing what was there (readers never see half)."""
         path = self._path(ref)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_bytes(blob)
+        temp = self._written(path, blob)
         temp.replace(path)
 
     def put_if_absent(self, ref: str, blob: bytes) -> bool:
-        """Store ``blob`` unless ``ref`` exists (exclusive create)."""
+        """Store ``blob`` unless ``ref`` exists: the complete file appears at once (hard link),
+        or not at all."""
         path = self._path(ref)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self._written(path, blob)
         try:
-            with path.open("xb") as file:
-                file.write(blob)
+            os.link(temp, path)
         except FileExistsError:
             return False
+        finally:
+            temp.unlink()
         return True
 
     def get(self, ref: str) -> bytes | None:
@@ -92,6 +93,13 @@ class FileVault:
         self._root.mkdir(parents=True, exist_ok=True)
         if not os.access(self._root, os.W_OK):
             raise VaultError(f"vault folder {self._root} is not writable")
+
+    def _written(self, path: Path, blob: bytes) -> Path:
+        """``blob`` in a temporary file of its own beside ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        temp.write_bytes(blob)
+        return temp
 
     def _path(self, ref: str) -> Path:
         return self._root / check_ref(ref)

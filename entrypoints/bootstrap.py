@@ -115,11 +115,11 @@ class Engine:
         self.sweeper = Sweeper(self.read_models, dispatcher, clock, settings.stuck_order_after_s)
         self._background: list[Startable] = []
 
-    def start(self, *, worker: bool = True, followers: bool = True) -> None:
+    def start(self, *, worker: bool = True, followers: bool = True, threads: int = 4) -> None:
         """Start the background parts this process runs: actor threads, and the log followers
         (process manager, projections, sweeper; one of each across processes)."""
         if worker:
-            self._background.append(BackgroundWorker(self.broker))
+            self._background.append(BackgroundWorker(self.broker, threads))
         if followers:
             self._background.extend(self._followers())
         for part in self._background:

@@ -20,8 +20,9 @@ import uvicorn
 
 from entrypoints import maintenance
 from entrypoints.bootstrap import Engine, bootstrap
-from entrypoints.http.app import create_app
+from entrypoints.http.app import create_app, kinguin_sandbox_config, nowpayments_sandbox_config
 from entrypoints.http.auth import mint_token
+from entrypoints.sandboxes.standalone import create_sandbox_app
 from entrypoints.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("bitloot")
@@ -53,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run Dramatiq actors only (needs REDIS_URL)")
     worker.add_argument("--threads", type=int, default=4)
     worker.set_defaults(run=_worker)
+    sandbox = commands.add_parser("sandbox", help="run the Kinguin and NOWPayments sandboxes alone")
+    sandbox.set_defaults(run=_sandbox)
     token = commands.add_parser("token", help="print a bearer token for local use")
     token.add_argument("--sub", required=True, help="user id")
     token.add_argument("--role", choices=["user", "admin"], default="user")
@@ -153,10 +156,17 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    engine.start(worker=True, followers=False)
+    engine.start(worker=True, followers=False, threads=args.threads)
     log.info("worker running on %s with %d threads", settings.wiring, args.threads)
     stopping.wait()
     engine.stop()
+    return 0
+
+
+def _sandbox(settings: Settings, _args: argparse.Namespace) -> int:
+    app = create_sandbox_app(kinguin_sandbox_config(settings), nowpayments_sandbox_config(settings))
+    print(f"sandboxes at {settings.public_base_url}/sandbox/kinguin and …/sandbox/nowpayments/v1")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     return 0
 
 
@@ -164,6 +174,12 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     ttl = timedelta(hours=args.ttl_hours)
     print(mint_token(settings.jwt_secret, args.sub, args.role, ttl))
     return 0
+
+
+SANDBOX_WARNING = [
+    "  note: the built-in sandboxes are mounted under /sandbox, where anyone can simulate a",
+    "        payment; set KINGUIN_BASE_URL and NOWPAYMENTS_BASE_URL to use the real providers",
+]
 
 
 def _print_banner(settings: Settings) -> None:
@@ -188,6 +204,8 @@ def _print_banner(settings: Settings) -> None:
         "  try:  make demo    (or: .venv/bin/bitloot demo)",
         "",
     ]
+    if settings.kinguin_base_url is None or settings.nowpayments_base_url is None:
+        lines[-2:-2] = SANDBOX_WARNING
     print("\n".join(lines), flush=True)
 
 

@@ -16,6 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from entrypoints.sandboxes.faults import (
+    NO_FAULTS,
+    Faults,
+    InvalidFaults,
+    SandboxName,
+    faults_from_env,
+)
+
 MIN_JWT_SECRET_BYTES = 32
 
 
@@ -52,6 +60,8 @@ class Settings:
     stuck_order_after_s: float
     resend_base_url: str = "https://api.resend.com"
     email_from: str = "BitLoot <keys@bitloot.example>"
+    kinguin_faults: Faults = NO_FAULTS
+    nowpayments_faults: Faults = NO_FAULTS
     single_use_links: bool = False
     reveals_per_minute: int = 10
     defaulted: tuple[str, ...] = field(default=())
@@ -129,13 +139,23 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         resend_base_url=env.url("RESEND_BASE_URL", "https://api.resend.com"),
         email_from=env.text("EMAIL_FROM", "BitLoot <keys@bitloot.example>"),
         stuck_order_after_s=env.number("STUCK_ORDER_AFTER_S", 60.0),
+        kinguin_faults=_faults(environ, "kinguin"),
+        nowpayments_faults=_faults(environ, "nowpayments"),
         single_use_links=env.flag("DOWNLOAD_LINK_SINGLE_USE", default=False),
-        reveals_per_minute=env.integer("REVEALS_PER_MINUTE", 10),
+        reveals_per_minute=env.integer("REVEALS_PER_MINUTE", 10, minimum=1),
         defaulted=tuple(env.defaulted),
     )
     _check_complete(settings)
     local.save()
     return settings
+
+
+def _faults(environ: Mapping[str, str], sandbox: SandboxName) -> Faults:
+    """Faults a built-in sandbox starts with (``KINGUIN_SANDBOX_FAULTS``, … as JSON)."""
+    try:
+        return faults_from_env(environ, sandbox)
+    except InvalidFaults as bad:
+        raise ConfigError(str(bad)) from None
 
 
 def _check_complete(settings: Settings) -> None:
@@ -171,14 +191,14 @@ class _Reader:
             return default
         return value
 
-    def integer(self, name: str, default: int) -> int:
+    def integer(self, name: str, default: int, minimum: int = 0) -> int:
         raw = self.text(name, str(default))
         try:
             value = int(raw)
         except ValueError:
             raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-        if not 0 <= value <= 65535:
-            raise ConfigError(f"{name} must be between 0 and 65535")
+        if not minimum <= value <= 65535:
+            raise ConfigError(f"{name} must be between {minimum} and 65535")
         return value
 
     def number(self, name: str, default: float) -> float:

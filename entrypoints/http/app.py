@@ -76,24 +76,31 @@ def sandboxes(settings: Settings) -> list[ControllerRouterHandler]:
     """The built-in sandboxes for whichever provider has no real base URL configured."""
     routers: list[ControllerRouterHandler] = []
     if settings.kinguin_base_url is None:
-        config = KinguinSandboxConfig(
-            api_key=settings.kinguin_api_key,
-            webhook_secret=settings.kinguin_webhook_secret,
-            webhook_url=settings.kinguin_webhook_url,
-            delay_s=settings.kinguin_sandbox_delay,
-        )
-        routers.append(kinguin_sandbox(config))
+        routers.append(kinguin_sandbox(kinguin_sandbox_config(settings)))
     if settings.nowpayments_base_url is None:
-        routers.append(
-            nowpayments_sandbox(
-                NowPaymentsSandboxConfig(
-                    api_key=settings.nowpayments_api_key,
-                    ipn_secret=settings.nowpayments_ipn_secret,
-                    public_base_url=settings.public_base_url,
-                )
-            )
-        )
+        routers.append(nowpayments_sandbox(nowpayments_sandbox_config(settings)))
     return routers
+
+
+def kinguin_sandbox_config(settings: Settings) -> KinguinSandboxConfig:
+    """The Kinguin sandbox as the settings describe it."""
+    return KinguinSandboxConfig(
+        api_key=settings.kinguin_api_key,
+        webhook_secret=settings.kinguin_webhook_secret,
+        webhook_url=settings.kinguin_webhook_url,
+        delay_s=settings.kinguin_sandbox_delay,
+        faults=settings.kinguin_faults,
+    )
+
+
+def nowpayments_sandbox_config(settings: Settings) -> NowPaymentsSandboxConfig:
+    """The NOWPayments sandbox as the settings describe it."""
+    return NowPaymentsSandboxConfig(
+        api_key=settings.nowpayments_api_key,
+        ipn_secret=settings.nowpayments_ipn_secret,
+        public_base_url=settings.public_base_url,
+        faults=settings.nowpayments_faults,
+    )
 
 
 def _viewer(request: Request[Any, Any, Any]) -> Viewer:

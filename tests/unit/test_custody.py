@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from uuid import uuid4
 
@@ -112,3 +113,27 @@ def test_master_keys_must_be_32_bytes() -> None:
     """A master key of the wrong size is refused."""
     with pytest.raises(ValueError, match="32 bytes"):
         crypto.MasterKeys([b"short"])
+
+
+def test_concurrent_writers_never_expose_half_written_blobs(tmp_path: Path) -> None:
+    """Threads racing to create and replace the same references: every read is whole."""
+    vault = FileVault(tmp_path)
+    blob = b"x" * 4096
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for i in range(200):
+                vault.put_if_absent(f"race/{i % 5}", blob)
+                vault.put(f"race/{i % 5}", blob)
+                assert vault.get(f"race/{i % 5}") in (None, blob)
+        except BaseException as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -46,6 +46,10 @@ def test_postgres_url_becomes_library_settings(tmp_path: Path) -> None:
     [
         ("PORT", "eighty"),
         ("PORT", "70000"),
+        ("REVEALS_PER_MINUTE", "0"),
+        ("DOWNLOAD_LINK_SINGLE_USE", "maybe"),
+        ("KINGUIN_SANDBOX_FAULTS", '{"error_rate": 2}'),
+        ("NOWPAYMENTS_SANDBOX_FAULTS", "{not json"),
         ("JWT_SECRET", "too-short"),
         ("KEY_ENCRYPTION_KEY", "not base64!"),
         ("KEY_ENCRYPTION_KEY", base64.b64encode(b"16 bytes only...").decode()),
