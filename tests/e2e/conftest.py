@@ -48,12 +48,12 @@ class RunningEngine:
         return b"".join(path.read_bytes() for path in self.logs if path.exists())
 
 
-def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_process(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -67,7 +67,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
     raise RuntimeError(f"engine did not become healthy:\n{log.read_text()}")
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         process.send_signal(signal.SIGTERM)
     for process in processes:
@@ -110,16 +110,16 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningEn
             "R2_SECRET_ACCESS_KEY": "test-secret",
         }
         serve.append("--no-worker")
-    processes = [_start(serve, env, logs[0])]
+    processes = [start_process(serve, env, logs[0])]
     url = f"http://127.0.0.1:{port}"
-    _wait_healthy(url, processes[0], logs[0])
+    wait_healthy(url, processes[0], logs[0])
     if request.param == "postgresql+redis":
         logs.append(tmp_path / "worker.log")
-        processes.append(_start([BITLOOT, "worker"], env, logs[1]))
+        processes.append(start_process([BITLOOT, "worker"], env, logs[1]))
     running = RunningEngine(url=url, env=env, logs=logs, wiring=request.param, processes=processes)
     try:
         yield running
     finally:
-        _stop(processes)
+        stop_processes(processes)
         if request.param == "postgresql+redis":
             _clear_redis()
