@@ -130,6 +130,7 @@ class PostgresViews:
 
     def __init__(self, conninfo: str, schema: str | None) -> None:
         search_path = f"-c search_path={schema}" if schema else ""
+        self._lock_prefix = f"bitloot:{schema or 'public'}:"  # one engine per schema
         self._pool = ConnectionPool(
             conninfo, min_size=1, max_size=8, kwargs={"options": search_path}, open=True
         )
@@ -151,7 +152,7 @@ class PostgresViews:
         with self._pool.connection() as conn:
             conn.autocommit = True
             key = sql.SQL("SELECT pg_try_advisory_lock(hashtext({}))").format(
-                sql.Literal(f"bitloot:{name}")
+                sql.Literal(self._lock_prefix + name)
             )
             row = conn.execute(key).fetchone()
             held = bool(row and row[0])
@@ -161,7 +162,7 @@ class PostgresViews:
                 if held:
                     conn.execute(
                         sql.SQL("SELECT pg_advisory_unlock(hashtext({}))").format(
-                            sql.Literal(f"bitloot:{name}")
+                            sql.Literal(self._lock_prefix + name)
                         )
                     )
                 conn.autocommit = False

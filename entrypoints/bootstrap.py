@@ -24,6 +24,7 @@ from adapters.custody import EnvelopeCustody
 from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.kinguin import KinguinClient
 from adapters.links import LinkSigner
+from adapters.live import InProcessLiveBus, LiveHub, PostgresLiveBus
 from adapters.log_follower import LogFollower, PostgresWakeUp
 from adapters.mail import OutboxMailer, ResendMailer
 from adapters.nowpayments import NowPaymentsClient
@@ -107,8 +108,14 @@ class Engine:
         self.process_manager = ProcessManager(dispatcher)
         self.views = open_views(settings)
         self.read_models = ReadModels(self.views)
+        self.live = LiveHub()
+        conninfo = settings.postgres_conninfo()
+        self.live_bus = (
+            PostgresLiveBus(conninfo, self.live) if conninfo else InProcessLiveBus(self.live)
+        )
         self.projections = {
-            p.name: ProjectionRunner(self.store, self.views, p) for p in all_projections()
+            p.name: ProjectionRunner(self.store, self.views, p, publish=self.live_bus.publish)
+            for p in all_projections()
         }
         for runner in self.projections.values():
             runner.ensure()
@@ -154,7 +161,7 @@ class Engine:
         )
         sweep_every = max(1.0, min(self.settings.stuck_order_after_s / 2, 30.0))
         sweeper = Periodic("sweeper", sweep_every, self.sweeper.sweep, lock=lock)
-        parts: list[Startable] = [manager, *self.projections.values(), sweeper]
+        parts: list[Startable] = [self.live_bus, manager, *self.projections.values(), sweeper]
         conninfo = self.settings.postgres_conninfo()
         if conninfo is not None:
             wakers = [manager.wake, *(r.wake for r in self.projections.values())]

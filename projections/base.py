@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from adapters.views import Tx
 from domain.events import DomainEvent
+
+Change = dict[str, Any]
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
@@ -27,8 +29,9 @@ class Projection(ABC):
             raise ValueError(f"projection name {cls.name!r} is not a plain identifier")
 
     @abstractmethod
-    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> None:
-        """Change the rows for one event (``position`` is its place in the log)."""
+    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> Change | None:
+        """Change the rows for one event (``position`` is its place in the log); return what
+        live subscribers should hear once the transaction commits, if anything."""
 
 
 def table_name(projection: str, generation: int) -> str:

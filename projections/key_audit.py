@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapters.views import Tx
 from domain.events import DomainEvent, KeysRevealed
-from projections.base import Projection
+from projections.base import Change, Projection
 
 
 class KeyAuditProjection(Projection):
@@ -19,10 +19,10 @@ class KeyAuditProjection(Projection):
         "PRIMARY KEY (order_id, version))",
     )
 
-    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> None:  # noqa: ARG002
+    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> Change | None:  # noqa: ARG002
         """Insert the access (once)."""
         if not isinstance(event, KeysRevealed):
-            return
+            return None
         tx.execute(
             f"INSERT INTO {table} VALUES (%s, %s, %s, %s, %s, %s, %s) "  # noqa: S608
             "ON CONFLICT (order_id, version) DO NOTHING",
@@ -31,3 +31,4 @@ class KeyAuditProjection(Projection):
                 event.user_agent, event.how, event.timestamp.isoformat(),
             ),
         )  # fmt: skip
+        return None

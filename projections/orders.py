@@ -13,7 +13,7 @@ from adapters.views import Tx
 from domain import order as rules
 from domain.events import ORDER_EVENTS, DomainEvent, KeysReserved, OrderPaid
 from domain.order import Order
-from projections.base import Projection
+from projections.base import Change, Projection
 
 
 class OrdersProjection(Projection):
@@ -34,15 +34,17 @@ class OrdersProjection(Projection):
     _encoder: ClassVar[msgspec.json.Encoder] = msgspec.json.Encoder()
     _decoder: ClassVar[msgspec.json.Decoder[Order]] = msgspec.json.Decoder(Order)
 
-    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> None:
-        """Fold the event onto the stored order and write the row back."""
+    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> Change | None:
+        """Fold the event onto the stored order and write the row back; a new status is news
+        for live subscribers."""
         rows = tx.execute(
             f"SELECT state, position FROM {table} WHERE order_id = %s",  # noqa: S608
             (str(event.originator_id),),
         )
         if rows and rows[0][1] >= position:
-            return  # seen already: replays are idempotent
-        order = rules.apply(self._decoder.decode(rows[0][0]) if rows else None, event)
+            return None  # seen already: replays are idempotent
+        before = self._decoder.decode(rows[0][0]) if rows else None
+        order = rules.apply(before, event)
         at = event.timestamp.isoformat()
         row = {
             "order_id": str(order.id),
@@ -64,6 +66,15 @@ class OrdersProjection(Projection):
             "state": self._encoder.encode(order).decode(),
         }
         _upsert(tx, table, row, keep_first=("paid_at", "reserved_at"))
+        if before is not None and before.status is order.status:
+            return None
+        return {
+            "order_id": str(order.id),
+            "owner": order.owner,
+            "status": order.status.value,
+            "version": order.version,
+            "at": at,
+        }
 
 
 def _upsert(tx: Tx, table: str, row: Mapping[str, object], keep_first: tuple[str, ...]) -> None:

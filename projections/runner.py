@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ import msgspec
 from adapters.eventstore import RecorderEventStore, topic_of
 from adapters.views import Tx, ViewDatabase
 from domain.events import DomainEvent
-from projections.base import Projection, table_name
+from projections.base import Change, Projection, table_name
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,10 @@ class ProjectionRunner:
         *,
         batch_size: int = 500,
         poll_interval: float = 0.25,
+        publish: Callable[[Change], None] | None = None,
     ) -> None:
         self.projection = projection
+        self._publish = publish
         self._store = store
         self._views = views
         self._topics = [topic_of(t) for t in projection.topics]
@@ -186,11 +188,23 @@ class ProjectionRunner:
         table = table_name(self.name, state.generation)
         try:
             with self._views.transaction() as tx:
-                self._apply_all(tx, table, batch)
+                changes = self._apply_all(tx, table, batch)
                 self._update(tx, **self._advance("position", batch, head))
         except ProjectionFailed:
             self._apply_one_by_one(state, table, batch)
+            return len(batch)
+        self._announce(changes)
         return len(batch)
+
+    def _announce(self, changes: list[Change]) -> None:
+        """Tell live subscribers, after the commit (never during a rebuild)."""
+        if self._publish is None:
+            return
+        for change in changes:
+            try:
+                self._publish(change)
+            except Exception:  # live updates are best effort; the view itself is committed
+                log.warning("projection %s: live update not published", self.name, exc_info=True)
 
     def _apply_one_by_one(
         self, state: ProjectionState, table: str, batch: Sequence[tuple[Any, DomainEvent]]
@@ -199,14 +213,16 @@ class ProjectionRunner:
         for notification, event in batch:
             try:
                 with self._views.transaction() as tx:
-                    self._apply_all(tx, table, [(notification, event)])
+                    changes = self._apply_all(tx, table, [(notification, event)])
                     self._update(tx, position=notification.id)
+                self._announce(changes)
             except ProjectionFailed as failure:
                 log.exception("projection %s stopped at position %d", self.name, failure.position)
                 with self._views.transaction() as tx:
                     self._update(
                         tx, state="failed", error=str(failure), error_position=failure.position
                     )
+                self._announce([{"projection": self.name, "state": "failed"}])
                 return
         log.info(
             "projection %s: batch recovered event by event (gen %d)", self.name, state.generation
@@ -222,8 +238,11 @@ class ProjectionRunner:
             self._apply_all(tx, table_name(self.name, generation), batch)
             advance = self._advance("rebuild_position", batch, head)
             self._update(tx, **advance)
-            if len(batch) < self._batch_size:
+            swapped = len(batch) < self._batch_size
+            if swapped:
                 self._swap(tx, state, generation, advance["rebuild_position"])
+        if swapped:
+            self._announce([{"projection": self.name, "version": generation, "state": "live"}])
         return len(batch)
 
     def _swap(self, tx: Tx, state: ProjectionState, generation: int, position: int) -> None:
@@ -238,12 +257,18 @@ class ProjectionRunner:
         )
         log.info("projection %s: generation %d is live", self.name, generation)
 
-    def _apply_all(self, tx: Tx, table: str, batch: Sequence[tuple[Any, DomainEvent]]) -> None:
+    def _apply_all(
+        self, tx: Tx, table: str, batch: Sequence[tuple[Any, DomainEvent]]
+    ) -> list[Change]:
+        changes: list[Change] = []
         for notification, event in batch:
             try:
-                self.projection.apply(tx, table, event, notification.id)
+                change = self.projection.apply(tx, table, event, notification.id)
             except Exception as cause:  # any failure of a handler stops the projection, named
                 raise ProjectionFailed(notification.id, event, cause) from cause
+            if change is not None:
+                changes.append(change)
+        return changes
 
     def _advance(
         self, column: str, batch: Sequence[tuple[Any, DomainEvent]], head: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapters.views import Tx
 from domain.events import DomainEvent, WebhookDeliveryRecorded
-from projections.base import Projection
+from projections.base import Change, Projection
 
 
 class WebhookLogProjection(Projection):
@@ -22,10 +22,10 @@ class WebhookLogProjection(Projection):
         "CREATE INDEX IF NOT EXISTS {t}_order ON {t} (order_id)",
     )
 
-    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> None:
+    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> Change | None:
         """Insert the delivery (once)."""
         if not isinstance(event, WebhookDeliveryRecorded):
-            return
+            return None
         tx.execute(
             f"INSERT INTO {table} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "  # noqa: S608
             "ON CONFLICT (delivery_id) DO NOTHING",
@@ -35,3 +35,4 @@ class WebhookLogProjection(Projection):
                 event.timestamp.isoformat(), event.body, position,
             ),
         )  # fmt: skip
+        return None

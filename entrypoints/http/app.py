@@ -15,7 +15,7 @@ from litestar.types import ControllerRouterHandler
 
 from application.orders import Viewer
 from entrypoints.bootstrap import Engine
-from entrypoints.http import keys, ops, orders, webhooks
+from entrypoints.http import keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import jwt_auth
 from entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -32,6 +32,7 @@ PUBLIC_PATHS = [
     "^/kinguin/webhooks",
     "^/sandbox/",
     "^/downloads/",
+    "^/ws/",
 ]
 
 
@@ -51,6 +52,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
         route_handlers=[
             *orders.ROUTES,
             *keys.ROUTES,
+            *live.ROUTES,
             *webhooks.ROUTES,
             *ops.ROUTES,
             ADMIN,

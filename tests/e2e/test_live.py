@@ -1,0 +1,88 @@
+"""Live status over websockets with a real client: the owner hears paid, reserved, fulfilled in
+order; another user is refused before any message; admins hear every order."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from tests.e2e.conftest import RunningEngine
+from tests.e2e.test_pipeline import place_and_pay
+
+
+def listen(socket: ClientConnection, into: list[dict[str, Any]], until: str) -> threading.Thread:
+    """Collect messages in the background until one carries ``until`` as its status."""
+
+    def run() -> None:
+        try:
+            while True:
+                message = json.loads(socket.recv(timeout=30))
+                into.append(message)
+                if message.get("status") == until:
+                    return
+        except (TimeoutError, ConnectionClosed):
+            return
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def ws_url(engine: RunningEngine, path: str, token: str) -> str:
+    return f"{engine.url.replace('http://', 'ws://')}{path}?token={token}"
+
+
+def test_owner_hears_each_status_and_others_hear_nothing(engine: RunningEngine) -> None:
+    """paid → reserved → fulfilled arrive in order; another user's socket is closed with 4403."""
+    with engine.client("kim") as kim:
+        order, payment = place_and_pay(kim)
+        order_path = f"/ws/orders/{order['id']}"
+        with (
+            connect(ws_url(engine, order_path, engine.token("kim"))) as owner,
+            connect(ws_url(engine, "/ws/admin", engine.token("ops", "admin"))) as admin,
+            connect(ws_url(engine, order_path, engine.token("lee"))) as stranger,
+        ):
+            with pytest.raises(ConnectionClosed) as refused:
+                stranger.recv(timeout=5)
+            assert refused.value.rcvd is not None
+            assert refused.value.rcvd.code == 4403
+            first = json.loads(owner.recv(timeout=5))
+            assert first == {
+                "order_id": order["id"], "status": "pending_payment",
+                "version": first["version"], "at": first["at"],
+            }  # fmt: skip
+            heard: list[dict[str, Any]] = []
+            admin_heard: list[dict[str, Any]] = []
+            owner_thread = listen(owner, heard, "fulfilled")
+            admin_thread = listen(admin, admin_heard, "fulfilled")
+            kim.post(
+                f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
+                json={"status": "finished"},
+            )
+            owner_thread.join(40)
+            admin_thread.join(40)
+        assert [m["status"] for m in heard] == ["paid", "reserved", "fulfilled"]
+        assert all(set(m) == {"order_id", "status", "version", "at"} for m in heard)
+        versions = [m["version"] for m in heard]
+        assert versions == sorted(versions)
+        mine = [m["status"] for m in admin_heard if m.get("order_id") == order["id"]]
+        assert mine[mine.index("paid") :] == ["paid", "reserved", "fulfilled"]
+        assert any("projection" in m for m in admin_heard)
+
+
+def test_bad_token_and_non_admin_are_refused(engine: RunningEngine) -> None:
+    """No or a bad token: 4401; a user on the admin socket: 4403."""
+    for url, code in (
+        (ws_url(engine, "/ws/admin", "garbage"), 4401),
+        (f"{engine.url.replace('http://', 'ws://')}/ws/orders/x", 4401),
+        (ws_url(engine, "/ws/admin", engine.token("kim")), 4403),
+    ):
+        with connect(url) as socket, pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=5)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == code
