@@ -11,7 +11,7 @@ import msgspec
 
 from adapters.views import Tx
 from domain import order as rules
-from domain.events import ORDER_EVENTS, DomainEvent, KeysReserved, OrderPaid
+from domain.events import ORDER_EVENTS, DomainEvent, KeysReserved, OrderFulfilled, OrderPaid
 from domain.order import Order
 from projections.base import Change, Projection
 
@@ -27,7 +27,8 @@ class OrdersProjection(Projection):
         "version INTEGER NOT NULL, total TEXT NOT NULL, currency TEXT NOT NULL, "
         "supplier_order_id TEXT, supplier_status TEXT, failure_reason TEXT, flags TEXT, "
         "key_count INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
-        "paid_at TEXT, reserved_at TEXT, position BIGINT NOT NULL, state TEXT NOT NULL)",
+        "paid_at TEXT, reserved_at TEXT, fulfilled_at TEXT, position BIGINT NOT NULL, "
+        "state TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS {t}_status ON {t} (status, updated_at)",
         "CREATE INDEX IF NOT EXISTS {t}_updated ON {t} (updated_at)",
     )
@@ -62,10 +63,11 @@ class OrdersProjection(Projection):
             "updated_at": order.updated_at.isoformat(),
             "paid_at": at if isinstance(event, OrderPaid) else None,
             "reserved_at": at if isinstance(event, KeysReserved) else None,
+            "fulfilled_at": at if isinstance(event, OrderFulfilled) else None,
             "position": position,
             "state": self._encoder.encode(order).decode(),
         }
-        _upsert(tx, table, row, keep_first=("paid_at", "reserved_at"))
+        _upsert(tx, table, row, keep_first=("paid_at", "reserved_at", "fulfilled_at"))
         if before is not None and before.status is order.status:
             return None
         return {

@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import statistics
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -35,7 +37,7 @@ class Page(msgspec.Struct, frozen=True, kw_only=True):
 _ORDER_COLUMNS = (
     "order_id", "owner", "status", "version", "total", "currency", "supplier_order_id",
     "supplier_status", "failure_reason", "flags", "key_count", "created_at", "updated_at",
-    "paid_at", "reserved_at",
+    "paid_at", "reserved_at", "fulfilled_at",
 )  # fmt: skip
 _WEBHOOK_COLUMNS = (
     "delivery_id", "provider", "natural_key", "event_name", "order_id", "verified", "outcome",
@@ -127,6 +129,27 @@ class ReadModels:
         )
         return [(UUID(row[0]), row[1]) for row in rows]
 
+    def dashboard(self) -> dict[str, Any]:
+        """Orders by status, revenue of fulfilled orders by currency, and paid→fulfilled
+        latency (median and 95th percentile, milliseconds)."""
+        table = current_table(self._views, "orders")
+        rows = self._views.query(
+            f"SELECT currency, total, paid_at, fulfilled_at FROM {table} "  # noqa: S608
+            "WHERE status = 'fulfilled'"
+        )
+        revenue: dict[str, Decimal] = {}
+        latencies: list[float] = []
+        for currency, total, paid_at, fulfilled_at in rows:
+            revenue[currency] = revenue.get(currency, Decimal(0)) + Decimal(total)
+            if paid_at and fulfilled_at:
+                elapsed = datetime.fromisoformat(fulfilled_at) - datetime.fromisoformat(paid_at)
+                latencies.append(elapsed.total_seconds() * 1000)
+        return {
+            "orders_by_status": self.counts_by_status(),
+            "revenue": {currency: str(amount) for currency, amount in sorted(revenue.items())},
+            "fulfilment_latency_ms": _percentiles(latencies),
+        }
+
     def counts_by_status(self) -> dict[str, int]:
         """How many orders are in each status."""
         table = current_table(self._views, "orders")
@@ -153,6 +176,17 @@ class ReadModels:
         more = len(rows) > limit
         next_cursor = _encode_cursor(items[-1][sort], items[-1][key]) if more else None
         return Page(items=items, next_cursor=next_cursor)
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "p95": None, "count": 0}
+    ordered = sorted(values)
+    return {
+        "median": round(statistics.median(ordered), 1),
+        "p95": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], 1),
+        "count": len(ordered),
+    }
 
 
 def _where(filters: dict[str, str | None]) -> tuple[list[str], list[Any]]:

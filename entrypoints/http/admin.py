@@ -116,6 +116,16 @@ def key_audit(order_id: FromPath[UUID], engine: EngineDep) -> dict[str, Any]:
     return {"order_id": str(order_id), "accesses": engine.read_models.key_audit(order_id)}
 
 
+@get("/dashboard", sync_to_thread=True)
+def dashboard(engine: EngineDep) -> dict[str, Any]:
+    """Orders by status, revenue, fulfilment latency, and each projection's state."""
+    head = engine.store.head()
+    return {
+        **engine.read_models.dashboard(),
+        "projections": [projection_view(r.state(), head) for r in engine.projections.values()],
+    }
+
+
 @get("/projections", sync_to_thread=True)
 def list_projections(engine: EngineDep) -> list[dict[str, Any]]:
     """Each projection's position, the head of the log, lag and state."""
@@ -195,6 +205,7 @@ ADMIN = Router(
         get_webhook_log,
         replay_webhook,
         key_audit,
+        dashboard,
         list_projections,
         control_projection,
     ],
