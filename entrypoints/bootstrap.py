@@ -27,6 +27,7 @@ from adapters.links import LinkSigner
 from adapters.live import InProcessLiveBus, LiveHub, PostgresLiveBus
 from adapters.log_follower import LogFollower, PostgresWakeUp
 from adapters.mail import OutboxMailer, ResendMailer
+from adapters.metrics import Counters
 from adapters.nowpayments import NowPaymentsClient
 from adapters.periodic import Periodic
 from adapters.rate_limit import RateLimiter
@@ -108,6 +109,7 @@ class Engine:
         self.process_manager = ProcessManager(dispatcher)
         self.views = open_views(settings)
         self.read_models = ReadModels(self.views)
+        self.metrics = Counters()
         self.live = LiveHub()
         conninfo = settings.postgres_conninfo()
         self.live_bus = (

@@ -10,6 +10,7 @@ from typing import Any
 from anyio import to_thread
 from litestar import Litestar, Request
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
@@ -18,6 +19,7 @@ from entrypoints.bootstrap import Engine
 from entrypoints.http import keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import jwt_auth
+from entrypoints.http.metrics import RequestCounter, metrics
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
 from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
@@ -33,6 +35,7 @@ PUBLIC_PATHS = [
     "^/sandbox/",
     "^/downloads/",
     "^/ws/",
+    "^/metrics",
 ]
 
 
@@ -53,6 +56,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
             *orders.ROUTES,
             *keys.ROUTES,
             *live.ROUTES,
+            metrics,
             *webhooks.ROUTES,
             *ops.ROUTES,
             ADMIN,
@@ -67,6 +71,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
             "viewer": Provide(_viewer, sync_to_thread=False),
         },
         on_app_init=[auth.on_app_init],
+        middleware=[DefineMiddleware(RequestCounter, counters=engine.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan],

@@ -145,3 +145,17 @@ def test_projection_rebuild_swaps_without_losing_rows(engine: RunningEngine) -> 
         assert after == before
         assert order_id in [o["order_id"] for o in after]
         assert admin.post("/admin/projections/nope/rebuild").status_code == 404
+
+
+def test_metrics_in_prometheus_format(engine: RunningEngine) -> None:
+    """/metrics exposes request counters, the log head, projection lag and orders by status."""
+    with engine.client("nia") as nia:
+        fulfilled_and_revealed(engine, nia)
+    text = eventually(
+        lambda: httpx.get(f"{engine.url}/metrics").text,
+        lambda t: 'bitloot_orders{status="fulfilled"}' in t,
+    )
+    assert "# TYPE bitloot_http_requests_total counter" in text
+    assert 'bitloot_projection_lag_events{projection="orders"}' in text
+    head = next(line for line in text.splitlines() if line.startswith("bitloot_event_log_head "))
+    assert int(head.split()[1]) > 0
