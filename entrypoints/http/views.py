@@ -7,7 +7,22 @@ from typing import Annotated, Any
 
 import msgspec
 
-from domain.events import DomainEvent
+from domain.events import (
+    DomainEvent,
+    DownloadLinkIssued,
+    FulfillmentRetried,
+    KeysRevealed,
+    KeysShredded,
+    OrderPaid,
+    OrderPlaced,
+    PaymentFailed,
+    PaymentFlagged,
+    PaymentInvoiceCreated,
+    PaymentStatusChanged,
+    PaymentUnderpaid,
+    SupplierOrderStatusChanged,
+    WebhookReceived,
+)
 from domain.order import Order
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -99,13 +114,40 @@ _ENVELOPE = ("originator_id", "originator_version", "timestamp")
 
 
 def history_view(events: list[DomainEvent]) -> list[dict[str, Any]]:
-    """``GET /orders/{id}/history``: each event with its version, type, time and data."""
+    """``GET /orders/{id}/history``: each event with its version, type, time, the actor who
+    caused it, and its data."""
+    owner = events[0].owner if events and isinstance(events[0], OrderPlaced) else "customer"
     return [
         {
             "version": event.originator_version,
             "type": type(event).__name__,
             "timestamp": event.timestamp.isoformat(),
+            "actor": actor_of(event, owner),
             "data": {k: v for k, v in msgspec.to_builtins(event).items() if k not in _ENVELOPE},
         }
         for event in events
     ]
+
+
+_BY_PROVIDER: dict[type[DomainEvent], str] = {
+    PaymentStatusChanged: "nowpayments",
+    OrderPaid: "nowpayments",
+    PaymentUnderpaid: "nowpayments",
+    PaymentFailed: "nowpayments",
+    PaymentFlagged: "nowpayments",
+    SupplierOrderStatusChanged: "kinguin",
+}
+
+
+def actor_of(event: DomainEvent, owner: str) -> str:
+    """Who caused an event: the customer, an admin, a provider, or the engine itself."""
+    match event:
+        case OrderPlaced() | PaymentInvoiceCreated() | DownloadLinkIssued():
+            return owner
+        case KeysRevealed() | KeysShredded():
+            return event.who
+        case FulfillmentRetried():
+            return event.by
+        case WebhookReceived():
+            return event.provider
+    return _BY_PROVIDER.get(type(event), "engine")

@@ -97,6 +97,11 @@ def test_order_is_fulfilled_end_to_end(engine: RunningEngine) -> None:
         )
         assert [e["version"] for e in history] == list(range(1, len(history) + 1))
         assert history[-1]["type"] == "KeysRevealed"
+        actors = {e["type"]: e["actor"] for e in history}
+        assert actors["OrderPlaced"] == "alice"
+        assert actors["OrderPaid"] == "nowpayments"
+        assert actors["KeysReserved"] == "engine"
+        assert actors["KeysRevealed"] == "alice"
         assert history[-1]["data"]["ip"] == "127.0.0.1"
         assert history[-1]["data"]["user_agent"] == "e2e-agent"
 
