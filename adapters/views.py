@@ -29,6 +29,10 @@ class Tx(Protocol):
         """Run one statement; return its rows (empty for statements without any)."""
         ...
 
+    def execute_many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row of parameters."""
+        ...
+
 
 class ViewDatabase(Protocol):
     """A database of read models."""
@@ -59,6 +63,9 @@ class _SQLiteTx:
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         self._cursor.execute(statement.replace("%s", "?"), tuple(params))
         return self._cursor.fetchall() if self._cursor.description else []
+
+    def execute_many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(statement.replace("%s", "?"), [tuple(r) for r in rows])
 
 
 class SQLiteViews:
@@ -121,6 +128,9 @@ class _PostgresTx:
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         self._cursor.execute(statement.encode(), tuple(params))
         return self._cursor.fetchall() if self._cursor.description else []
+
+    def execute_many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(statement.encode(), [tuple(r) for r in rows])
 
 
 class PostgresViews:

@@ -4,7 +4,7 @@ can never disagree with the aggregate about what an event means)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import ClassVar
 
 import msgspec
@@ -32,62 +32,107 @@ class OrdersProjection(Projection):
         "CREATE INDEX IF NOT EXISTS {t}_status ON {t} (status, updated_at)",
         "CREATE INDEX IF NOT EXISTS {t}_updated ON {t} (updated_at)",
     )
-    _encoder: ClassVar[msgspec.json.Encoder] = msgspec.json.Encoder()
     _decoder: ClassVar[msgspec.json.Decoder[Order]] = msgspec.json.Decoder(Order)
 
     def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> Change | None:
-        """Fold the event onto the stored order and write the row back; a new status is news
-        for live subscribers."""
-        rows = tx.execute(
-            f"SELECT state, position FROM {table} WHERE order_id = %s",  # noqa: S608
-            (str(event.originator_id),),
+        """Fold one event onto the stored order (see ``apply_batch``)."""
+        changes = self.apply_batch(tx, table, [(position, event)])
+        return changes[0] if changes else None
+
+    def apply_batch(
+        self, tx: Tx, table: str, batch: Sequence[tuple[int, DomainEvent]]
+    ) -> list[Change]:
+        """Load each order of the batch once, fold its events in, write it back once; a new
+        status is news for live subscribers. Events at or before a row's position are skipped,
+        so a replay changes nothing."""
+        rows = self._load(tx, table, {str(event.originator_id) for _, event in batch})
+        changes: list[Change] = []
+        for position, event in batch:
+            row = rows.get(str(event.originator_id))
+            if row is not None and row.position >= position:
+                continue
+            change, rows[str(event.originator_id)] = self._fold(row, event, position)
+            if change is not None:
+                changes.append(change)
+        _upsert_all(tx, table, [r for r in rows.values() if r.dirty])
+        return changes
+
+    def _load(self, tx: Tx, table: str, order_ids: set[str]) -> dict[str, _Row]:
+        marks = ", ".join(["%s"] * len(order_ids))
+        found = tx.execute(
+            f"SELECT order_id, state, position, paid_at, reserved_at, fulfilled_at FROM {table} "  # noqa: S608
+            f"WHERE order_id IN ({marks})",
+            sorted(order_ids),
         )
-        if rows and rows[0][1] >= position:
-            return None  # seen already: replays are idempotent
-        before = self._decoder.decode(rows[0][0]) if rows else None
-        order = rules.apply(before, event)
-        at = event.timestamp.isoformat()
-        row = {
-            "order_id": str(order.id),
-            "owner": order.owner,
-            "status": order.status.value,
-            "version": order.version,
-            "total": str(order.total),
-            "currency": order.currency,
-            "supplier_order_id": order.supplier_order_id,
-            "supplier_status": order.supplier_status,
-            "failure_reason": order.failure_reason,
-            "flags": "; ".join(order.flags) or None,
-            "key_count": len(order.keys),
-            "created_at": order.placed_at.isoformat(),
-            "updated_at": order.updated_at.isoformat(),
-            "paid_at": at if isinstance(event, OrderPaid) else None,
-            "reserved_at": at if isinstance(event, KeysReserved) else None,
-            "fulfilled_at": at if isinstance(event, OrderFulfilled) else None,
-            "position": position,
-            "state": self._encoder.encode(order).decode(),
-        }
-        _upsert(tx, table, row, keep_first=("paid_at", "reserved_at", "fulfilled_at"))
-        if before is not None and before.status is order.status:
-            return None
         return {
+            r[0]: _Row(order=self._decoder.decode(r[1]), position=r[2], stamps=tuple(r[3:6]))
+            for r in found
+        }
+
+    def _fold(
+        self, row: _Row | None, event: DomainEvent, position: int
+    ) -> tuple[Change | None, _Row]:
+        order = rules.apply(row.order if row else None, event)
+        stamps = _stamped(row.stamps if row else (None, None, None), event)
+        new = _Row(order=order, position=position, stamps=stamps, dirty=True)
+        if row is not None and row.order.status is order.status:
+            return None, new
+        change = {
             "order_id": str(order.id),
             "owner": order.owner,
             "status": order.status.value,
             "version": order.version,
-            "at": at,
+            "at": event.timestamp.isoformat(),
         }
+        return change, new
 
 
-def _upsert(tx: Tx, table: str, row: Mapping[str, object], keep_first: tuple[str, ...]) -> None:
-    """Insert or replace the row; columns in ``keep_first`` keep their first non-null value."""
-    updates = ", ".join(
-        f"{c} = COALESCE({table}.{c}, excluded.{c})" if c in keep_first else f"{c} = excluded.{c}"
-        for c in row
-        if c != "order_id"
+class _Row(msgspec.Struct):
+    """An order row being worked on within one batch."""
+
+    order: Order
+    position: int
+    stamps: tuple[str | None, str | None, str | None]  # paid_at, reserved_at, fulfilled_at
+    dirty: bool = False
+
+
+_STAMPED = (OrderPaid, KeysReserved, OrderFulfilled)
+_COLUMNS = (
+    "order_id", "owner", "status", "version", "total", "currency", "supplier_order_id",
+    "supplier_status", "failure_reason", "flags", "key_count", "created_at", "updated_at",
+    "paid_at", "reserved_at", "fulfilled_at", "position", "state",
+)  # fmt: skip
+_ENCODER = msgspec.json.Encoder()
+
+
+def _stamped(
+    stamps: tuple[str | None, str | None, str | None], event: DomainEvent
+) -> tuple[str | None, str | None, str | None]:
+    """Keep the first time each milestone (paid, reserved, fulfilled) was reached."""
+    paid, reserved, fulfilled = (
+        stamp or (event.timestamp.isoformat() if isinstance(event, kind) else None)
+        for stamp, kind in zip(stamps, _STAMPED, strict=True)
     )
-    tx.execute(
-        f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))}) "  # noqa: S608
+    return paid, reserved, fulfilled
+
+
+def _upsert_all(tx: Tx, table: str, rows: list[_Row]) -> None:
+    if not rows:
+        return
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "order_id")
+    tx.execute_many(
+        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))}) "  # noqa: S608
         f"ON CONFLICT (order_id) DO UPDATE SET {updates}",
-        tuple(row.values()),
+        [_values(row) for row in rows],
     )
+
+
+def _values(row: _Row) -> tuple[object, ...]:
+    order = row.order
+    return (
+        str(order.id), order.owner, order.status.value, order.version, str(order.total),
+        order.currency, order.supplier_order_id, order.supplier_status, order.failure_reason,
+        "; ".join(order.flags) or None, len(order.keys), order.placed_at.isoformat(),
+        order.updated_at.isoformat(), *row.stamps, row.position,
+        _ENCODER.encode(order).decode(),
+    )  # fmt: skip

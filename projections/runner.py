@@ -260,15 +260,15 @@ class ProjectionRunner:
     def _apply_all(
         self, tx: Tx, table: str, batch: Sequence[tuple[Any, DomainEvent]]
     ) -> list[Change]:
-        changes: list[Change] = []
-        for notification, event in batch:
-            try:
-                change = self.projection.apply(tx, table, event, notification.id)
-            except Exception as cause:  # any failure of a handler stops the projection, named
-                raise ProjectionFailed(notification.id, event, cause) from cause
-            if change is not None:
-                changes.append(change)
-        return changes
+        """Apply a batch at once; a failure names the batch's first event (the runner then
+        goes event by event to find the one that fails)."""
+        if not batch:
+            return []
+        events = [(notification.id, event) for notification, event in batch]
+        try:
+            return self.projection.apply_batch(tx, table, events)
+        except Exception as cause:  # any failure of a handler stops the projection, named
+            raise ProjectionFailed(events[0][0], events[0][1], cause) from cause
 
     def _advance(
         self, column: str, batch: Sequence[tuple[Any, DomainEvent]], head: int
