@@ -6,6 +6,7 @@ by the master key, under ``orders/<order>/data-key``; destroying it shreds the o
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from uuid import UUID
 
@@ -43,29 +44,56 @@ class EnvelopeCustody:
     def rewrap(self, order_id: UUID) -> bool:
         """Wrap the order's data key under the current master key; tell whether it changed.
         Payloads are untouched; an order already under the current key is skipped."""
-        ref = _data_key_ref(order_id)
+        return self._rewrap(_data_key_ref(order_id), _data_key_context(order_id))
+
+    def rewrap_customer(self, customer: str) -> bool:
+        """Wrap a customer's personal-data key under the current master key."""
+        return self._rewrap(*_customer_key(customer))
+
+    def _rewrap(self, ref: str, context: bytes) -> bool:
         wrapped = self._vault.get(ref)
         if wrapped is None or crypto.wrapped_by(wrapped) == self._masters.current_id:
             return False
-        context = _data_key_context(order_id)
         try:
             data_key = crypto.unwrap(self._masters, wrapped, context)
         except crypto.CryptoError as bad:
-            raise KeyUnreadable(f"order {order_id}: data key cannot be unwrapped") from bad
+            raise KeyUnreadable(f"{ref} cannot be unwrapped") from bad
         self._vault.put(ref, crypto.wrap(self._masters, data_key, context))
         return True
+
+    def seal_personal(self, customer: str, value: str) -> str:
+        """Seal personal data under the customer's own data key (created on first use)."""
+        ref, context = _customer_key(customer)
+        data_key = self._key_at(ref, context, create=True)
+        sealed = crypto.seal(data_key, value.encode(), _personal_context(customer))
+        return base64.b64encode(sealed).decode()
+
+    def open_personal(self, customer: str, sealed: str) -> str | None:
+        """The personal data, or None once the customer's key is gone."""
+        ref, context = _customer_key(customer)
+        try:
+            data_key = self._key_at(ref, context, create=False)
+            blob = base64.b64decode(sealed, validate=True)
+            return crypto.open_sealed(data_key, blob, _personal_context(customer)).decode()
+        except (KeyUnreadable, crypto.CryptoError, ValueError):
+            return None
+
+    def erase_customer(self, customer: str) -> None:
+        """Delete the customer's data key."""
+        self._vault.delete(_customer_key(customer)[0])
 
     def shred(self, order_id: UUID) -> None:
         """Delete the order's wrapped data key (its sealed keys stay, unreadable)."""
         self._vault.delete(_data_key_ref(order_id))
 
     def _data_key(self, order_id: UUID, *, create: bool) -> bytes:
-        ref = _data_key_ref(order_id)
-        context = _data_key_context(order_id)
+        return self._key_at(_data_key_ref(order_id), _data_key_context(order_id), create=create)
+
+    def _key_at(self, ref: str, context: bytes, *, create: bool) -> bytes:
         wrapped = self._vault.get(ref)
         if wrapped is None:
             if not create:
-                raise KeyUnreadable(f"order {order_id} has no data key")
+                raise KeyUnreadable(f"{ref} does not exist")
             # Two deliveries may race: exclusive create, then use whichever key won.
             self._vault.put_if_absent(
                 ref, crypto.wrap(self._masters, crypto.new_data_key(), context)
@@ -74,7 +102,16 @@ class EnvelopeCustody:
         try:
             return crypto.unwrap(self._masters, wrapped, context)
         except crypto.CryptoError as bad:
-            raise KeyUnreadable(f"order {order_id}: data key cannot be unwrapped") from bad
+            raise KeyUnreadable(f"{ref} cannot be unwrapped") from bad
+
+
+def _customer_key(customer: str) -> tuple[str, bytes]:
+    digest = hashlib.sha256(customer.encode()).hexdigest()[:32]
+    return f"customers/{digest}/data-key", f"bitloot-customer-key:{customer}".encode()
+
+
+def _personal_context(customer: str) -> bytes:
+    return f"bitloot-personal:{customer}".encode()
 
 
 def _data_key_context(order_id: UUID) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID, uuid4
 
+from application.customers import CustomerData
 from application.errors import KeysNotReady, NotAllowed, SupplierRejected
 from application.orders import Orders, Viewer
 from application.ports import (
@@ -31,9 +32,11 @@ class Fulfillment:
         supplier: Supplier,
         payments: PaymentGateway,
         custody: KeyCustody,
+        customers: CustomerData,
         clock: Clock,
     ) -> None:
         self._orders = orders
+        self._customers = customers
         self._supplier = supplier
         self._payments = payments
         self._custody = custody
@@ -60,7 +63,8 @@ class Fulfillment:
     def place_order(
         self, viewer: Viewer, *, email: str, currency: str, items: Sequence[LineItem]
     ) -> Order:
-        """Accept a new order for the viewer."""
+        """Accept a new order for the viewer; its e-mail address is stored sealed."""
+        rules.check_order_content(email, currency, items)
         events = rules.place(
             uuid4(),
             owner=viewer.sub,
@@ -68,6 +72,7 @@ class Fulfillment:
             currency=currency,
             items=items,
             now=self._clock.now(),
+            sealed_email=self._customers.seal_email(viewer.sub, email),
         )
         self._orders.save(events)
         return rules.fold(events)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from application.customers import CustomerData
 from application.key_access import KeyAccess
 from application.orders import Orders
 from application.ports import Clock, LinkFormatter, Mailer
@@ -17,9 +18,17 @@ class Notifier:
     """Sends the delivery e-mail of a fulfilled order."""
 
     def __init__(
-        self, orders: Orders, keys: KeyAccess, links: LinkFormatter, mailer: Mailer, clock: Clock
+        self,
+        *,
+        orders: Orders,
+        keys: KeyAccess,
+        customers: CustomerData,
+        links: LinkFormatter,
+        mailer: Mailer,
+        clock: Clock,
     ) -> None:
         self._orders = orders
+        self._customers = customers
         self._keys = keys
         self._links = links
         self._mailer = mailer
@@ -28,12 +37,13 @@ class Notifier:
     def order_fulfilled(self, order_id: UUID) -> None:
         """E-mail the owner a link to the keys, once."""
         order = self._orders.load(order_id)
-        if order.notified or order.status is not Status.FULFILLED or order.shredded:
+        email = self._customers.email_of(order)
+        if order.notified or order.status is not Status.FULFILLED or order.shredded or not email:
             return
         link = self._keys.issue_owner_link(order_id)
         url = self._links.url(order_id, link.link_id, link.expires_at)
         message_id = self._mailer.send(
-            to=order.email,
+            to=email,
             subject="Your BitLoot keys are ready",
             text=_body(str(order_id), url, link.expires_at.isoformat()),
             idempotency_key=f"bitloot-order-{order_id}-fulfilled",

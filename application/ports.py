@@ -155,3 +155,23 @@ class LinkFormatter(Protocol):
     def url(self, order_id: UUID, link_id: str, expires_at: datetime) -> str:
         """The signed URL."""
         ...
+
+
+class PersonalData(Protocol):
+    """Seals customers' personal data under a key per customer, so it can be erased."""
+
+    def seal_personal(self, customer: str, value: str) -> str:
+        """The value sealed under the customer's key (text safe to store in events)."""
+        ...
+
+    def open_personal(self, customer: str, sealed: str) -> str | None:
+        """The value, or None once the customer was erased."""
+        ...
+
+    def erase_customer(self, customer: str) -> None:
+        """Destroy the customer's key: everything sealed under it is unreadable for good."""
+        ...
+
+    def rewrap_customer(self, customer: str) -> bool:
+        """Re-wrap the customer's key under the newest master key; tell whether it changed."""
+        ...

@@ -32,13 +32,15 @@ class LineItem(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OrderPlaced(DomainEvent, frozen=True, kw_only=True):
-    """A customer placed an order."""
+    """A customer placed an order. The e-mail address is kept sealed under the customer's own
+    key (``email_sealed``), so erasing the customer erases it; ``email`` stays empty."""
 
     owner: str
     email: str
     currency: str
     items: tuple[LineItem, ...]
     total: Decimal
+    email_sealed: str | None = None
 
 
 class PaymentInvoiceCreated(DomainEvent, frozen=True, kw_only=True):
@@ -177,6 +179,14 @@ class WebhookReceived(DomainEvent, frozen=True, kw_only=True):
     summary: str
 
 
+class CustomerErased(DomainEvent, frozen=True, kw_only=True):
+    """A customer's personal-data key was destroyed; their orders keep a readable history
+    without their e-mail address. (On the customer's own aggregate.)"""
+
+    customer: str
+    who: str
+
+
 class WebhookDeliveryRecorded(DomainEvent, frozen=True, kw_only=True):
     """A webhook delivery, stored once under a deterministic id (uuid5 of its natural key)."""
 
@@ -210,4 +220,4 @@ ORDER_EVENTS: tuple[type[DomainEvent], ...] = (
     KeysShredded,
     WebhookReceived,
 )
-ALL_EVENTS: tuple[type[DomainEvent], ...] = (*ORDER_EVENTS, WebhookDeliveryRecorded)
+ALL_EVENTS: tuple[type[DomainEvent], ...] = (*ORDER_EVENTS, WebhookDeliveryRecorded, CustomerErased)

@@ -97,6 +97,7 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     supplier_updated_at: str | None = None
     keys: tuple[DeliveredKey, ...] = ()
     failure_reason: str | None = None
+    email_sealed: str | None = None
     flags: tuple[str, ...] = ()
     purchase_attempt: int = 0
     shredded: bool = False
@@ -159,6 +160,7 @@ def _placed(event: OrderPlaced) -> Order:
         version=event.originator_version,
         owner=event.owner,
         email=event.email,
+        email_sealed=event.email_sealed,
         currency=event.currency,
         items=event.items,
         total=event.total,
@@ -271,15 +273,18 @@ def place(
     currency: str,
     items: Sequence[LineItem],
     now: datetime,
+    sealed_email: str | None = None,
 ) -> list[DomainEvent]:
-    """Accept a new order after checking its content."""
-    _check_order_content(email, currency, items)
+    """Accept a new order after checking its content; with ``sealed_email`` the event keeps
+    only the sealed address."""
+    check_order_content(email, currency, items)
     total = sum((item.unit_price * item.quantity for item in items), Decimal(0))
     stamp = _Stamper(order_id, 0, now)
     placed = stamp(
         OrderPlaced,
         owner=owner,
-        email=email,
+        email="" if sealed_email else email,
+        email_sealed=sealed_email,
         currency=currency.lower(),
         items=tuple(items),
         total=total,
@@ -287,7 +292,8 @@ def place(
     return [placed]
 
 
-def _check_order_content(email: str, currency: str, items: Sequence[LineItem]) -> None:
+def check_order_content(email: str, currency: str, items: Sequence[LineItem]) -> None:
+    """Refuse an order whose e-mail, currency or items break the rules."""
     if not _EMAIL.match(email):
         raise InvalidOrder("email is not an e-mail address")
     if not _CURRENCY.match(currency):

@@ -34,6 +34,7 @@ from adapters.rate_limit import RateLimiter
 from adapters.s3_vault import S3Vault
 from adapters.vault import FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
+from application.customers import CustomerData
 from application.fulfillment import Fulfillment
 from application.key_access import KeyAccess
 from application.notifications import Notifier
@@ -78,8 +79,10 @@ class Engine:
         )
         orders = Orders(self.store)
         custody = EnvelopeCustody(self.vault, MasterKeys(settings.master_keys))
+        self.customers = CustomerData(custody, self.store, clock)
         self.fulfillment = Fulfillment(
             orders=orders,
+            customers=self.customers,
             supplier=KinguinClient(self._kinguin_http),
             payments=NowPaymentsClient(
                 self._nowpayments_http, f"{settings.public_base_url}/webhooks/nowpayments/ipn"
@@ -95,7 +98,14 @@ class Engine:
             headers={"Authorization": f"Bearer {settings.resend_api_key}"},
             timeout=HTTP_TIMEOUT,
         )
-        self.notifier = Notifier(orders, self.keys, self.links, self._mailer(), clock)
+        self.notifier = Notifier(
+            orders=orders,
+            keys=self.keys,
+            customers=self.customers,
+            links=self.links,
+            mailer=self._mailer(),
+            clock=clock,
+        )
         self.reveal_limit = RateLimiter(settings.reveals_per_minute, per_seconds=60.0)
         self.broker = make_broker(settings.redis_url)
         actors = declare_actors(

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any, TextIO
 from uuid import UUID
 
@@ -42,14 +43,19 @@ def order_ids(engine: Engine, event_type: type[DomainEvent]) -> list[UUID]:
 
 
 def rotate_keys(engine: Engine) -> int:
-    """Re-wrap every order's data key under the newest master key; resumable (already
-    re-wrapped orders are skipped). Returns how many were re-wrapped."""
+    """Re-wrap every order's and every customer's data key under the newest master key;
+    resumable (keys already under it are skipped). Returns how many were re-wrapped."""
     orders = order_ids(engine, KeyDelivered)
+    customers = sorted(
+        {e.owner for _, e in _log(engine, [topic_of(OrderPlaced)]) if isinstance(e, OrderPlaced)}
+    )
+    jobs = [partial(engine.keys.rotate, o) for o in orders]
+    jobs += [partial(engine.customers.rotate, c) for c in customers]
     rewrapped = 0
-    for done, order_id in enumerate(orders, start=1):
-        rewrapped += engine.keys.rotate(order_id)
-        progress(done, len(orders), "re-wrapping data keys")
-    if not orders:
+    for done, job in enumerate(jobs, start=1):
+        rewrapped += job()
+        progress(done, len(jobs), "re-wrapping data keys")
+    if not jobs:
         progress(0, 0, "re-wrapping data keys")
     return rewrapped
 

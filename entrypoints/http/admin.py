@@ -37,16 +37,28 @@ def list_orders(
 
 @post("/orders/{order_id:uuid}/retry", sync_to_thread=True, status_code=202)
 def retry_order(
-    order_id: FromPath[UUID], fulfillment: FulfillmentDep, viewer: ViewerDep
+    order_id: FromPath[UUID], fulfillment: FulfillmentDep, viewer: ViewerDep, engine: EngineDep
 ) -> dict[str, Any]:
     """Send a fulfillment_failed order back to be bought or delivered again."""
-    return order_view(fulfillment.retry(order_id, viewer))
+    order = fulfillment.retry(order_id, viewer)
+    return order_view(order, engine.customers.email_of(order))
 
 
 @post("/orders/{order_id:uuid}/shred", sync_to_thread=True, status_code=200)
-def shred_order(order_id: FromPath[UUID], keys: KeysDep, viewer: ViewerDep) -> dict[str, Any]:
+def shred_order(
+    order_id: FromPath[UUID], keys: KeysDep, viewer: ViewerDep, engine: EngineDep
+) -> dict[str, Any]:
     """Destroy the order's data key: its keys answer 410 from now on; history and audit stay."""
-    return order_view(keys.shred(order_id, viewer))
+    order = keys.shred(order_id, viewer)
+    return order_view(order, engine.customers.email_of(order))
+
+
+@post("/customers/{customer:str}/erase", sync_to_thread=True, status_code=200)
+def erase_customer(customer: FromPath[str], engine: EngineDep, viewer: ViewerDep) -> dict[str, Any]:
+    """Forget a customer's personal data: their orders' e-mail addresses become unreadable for
+    good; the orders and their history stay."""
+    erased = engine.customers.erase(customer, viewer)
+    return {"customer": customer, "erased": True, "already_erased": not erased}
 
 
 @get("/reservations", sync_to_thread=True)
@@ -200,6 +212,7 @@ ADMIN = Router(
         list_orders,
         retry_order,
         shred_order,
+        erase_customer,
         list_reservations,
         list_webhook_logs,
         get_webhook_log,

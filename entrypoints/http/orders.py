@@ -16,7 +16,7 @@ from application.orders import Viewer
 from domain.errors import OrderNotFound
 from domain.events import DomainEvent, LineItem
 from domain.order import fold
-from entrypoints.http.deps import FulfillmentDep, ViewerDep
+from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
 from entrypoints.http.views import (
     OrderIn,
     PaymentIn,
@@ -42,7 +42,7 @@ def create_order(
         for i in data.items
     ]
     order = fulfillment.place_order(viewer, email=data.email, currency=data.currency, items=items)
-    return order_view(order)
+    return order_view(order, data.email)
 
 
 @get("/orders/{order_id:uuid}", sync_to_thread=True)
@@ -50,11 +50,13 @@ def get_order(
     order_id: FromPath[UUID],
     fulfillment: FulfillmentDep,
     viewer: ViewerDep,
+    engine: EngineDep,
     as_of: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     """The order now, or as it was at a version or instant (``?as_of=``)."""
     events = _history_as_of(fulfillment, order_id, viewer, as_of)
-    return order_view(fold(events))
+    order = fold(events)
+    return order_view(order, engine.customers.email_of(order))
 
 
 @get("/orders/{order_id:uuid}/history", sync_to_thread=True)

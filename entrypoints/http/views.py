@@ -51,13 +51,13 @@ class PaymentIn(msgspec.Struct):
     order_id: str
 
 
-def order_view(order: Order) -> dict[str, Any]:
-    """The order as clients read it."""
+def order_view(order: Order, email: str | None) -> dict[str, Any]:
+    """The order as clients read it (``email`` as unsealed, None once the customer is erased)."""
     return {
         "id": str(order.id),
         "status": order.status.value,
         "version": order.version,
-        "email": order.email,
+        "email": email,
         "currency": order.currency,
         "items": [
             {

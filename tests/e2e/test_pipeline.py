@@ -55,6 +55,7 @@ def test_order_is_fulfilled_end_to_end(engine: RunningEngine) -> None:
         order, payment = place_and_pay(alice)
         assert order["status"] == "created"
         assert order["total"] == "44.98"
+        assert order["email"] == "alice@example.com"
         assert payment["invoice_url"].endswith(f"iid={payment['payment_id']}")
         assert alice.post("/payments/create", json={"order_id": order["id"]}).json() == payment
         assert alice.get(f"/fulfillment/{order['id']}/status").json()["status"] == "pending_payment"
@@ -112,14 +113,19 @@ def test_order_is_fulfilled_end_to_end(engine: RunningEngine) -> None:
         with engine.client("auditor", "admin") as admin:
             assert admin.get(f"/orders/{order['id']}/history").json() == history
 
-    assert_no_plaintext(engine, [k["serial"] for k in keys])
+    placed = history[0]["data"]
+    assert placed["email"] == ""
+    assert placed["email_sealed"]
+    assert_no_plaintext(engine, [k["serial"] for k in keys] + ["alice@example.com"])
 
 
 def assert_no_plaintext(engine: RunningEngine, serials: list[str]) -> None:
     """No key appears in the event store, the vault or the logs."""
     var = engine.env["VAR_DIR"]
     haystacks = [engine.logged()]
-    haystacks += [p.read_bytes() for p in Path(var).rglob("*") if p.is_file()]
+    haystacks += [
+        p.read_bytes() for p in Path(var).rglob("*") if p.is_file() and p.suffix != ".eml"
+    ]
     if engine.wiring.startswith("postgresql"):
         haystacks += bucket_objects(engine.env)
         with psycopg.connect(POSTGRES_URL) as conn:

@@ -177,3 +177,21 @@ def test_single_use_links(tmp_path: Path) -> None:
         url = alice.get(f"/fulfillment/{order_id}/download-link").json()["url"]
         assert httpx.get(url).status_code == 200
         assert httpx.get(url).status_code == 403
+
+
+def test_erasing_a_customer_forgets_their_email_but_not_their_orders(shop: Shop) -> None:
+    """After erasure the order shows no e-mail; its history and keys stay; new orders work."""
+    with shop.client("alice") as alice, shop.client("ops", "admin") as admin:
+        order_id = shop.fulfilled_order(alice)
+        assert alice.get(f"/orders/{order_id}").json()["email"] == "a@example.com"
+        assert alice.post("/admin/customers/alice/erase").status_code == 403
+        erased = admin.post("/admin/customers/alice/erase")
+        assert erased.json() == {"customer": "alice", "erased": True, "already_erased": False}
+        assert admin.post("/admin/customers/alice/erase").json()["already_erased"] is True
+        assert alice.get(f"/orders/{order_id}").json()["email"] is None
+        history = alice.get(f"/orders/{order_id}/history").json()
+        assert history[0]["type"] == "OrderPlaced"
+        assert history[0]["data"]["email"] == ""
+        assert alice.post(f"/fulfillment/{order_id}/reveal").status_code == 200
+        again = shop.fulfilled_order(alice)
+        assert alice.get(f"/orders/{again}").json()["email"] == "a@example.com"
