@@ -33,6 +33,7 @@ of Kinguin's own ``ConstraintViolation`` example (400) over the 422 some third-p
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import itertools
 import logging
@@ -247,6 +248,7 @@ class _Key:
     id: str
     serial: str = field(repr=False)  # the plaintext key: keep it out of reprs and logs
     status: str = "PROCESSING"
+    type: str = "text/plain"
 
 
 @dataclass
@@ -511,6 +513,28 @@ def _serial() -> str:
     return "-".join("".join(secrets.choice(_ALNUM) for _ in range(5)) for _ in range(3))
 
 
+def _new_key(request: KinguinOrderLineRequest) -> _Key:
+    """A text key; or, for products whose id starts with ``img`` bought without
+    ``keyType: "text"``, an image key (base64 PNG), as Kinguin may deliver."""
+    if request.product_id.startswith("img") and request.key_type != "text":
+        return _Key(id=_hex_id(), serial=_image_serial(), type="image/png")
+    return _Key(id=_hex_id(), serial=_serial())
+
+
+def _image_serial() -> str:
+    """A small PNG (1x1 pixel of a random colour) as Kinguin sends image keys: base64."""
+    pixel = b"\x00" + secrets.token_bytes(3)
+    header = b"\x89PNG\r\n\x1a\n"
+    ihdr = _png_chunk(b"IHDR", (1).to_bytes(4, "big") * 2 + b"\x08\x02\x00\x00\x00")
+    idat = _png_chunk(b"IDAT", zlib.compress(pixel))
+    return base64.b64encode(header + ihdr + idat + _png_chunk(b"IEND", b"")).decode()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data).to_bytes(4, "big")
+    return len(data).to_bytes(4, "big") + kind + data + crc
+
+
 def _new_line(request: KinguinOrderLineRequest) -> _Line:
     return _Line(
         product_id=request.product_id,
@@ -520,7 +544,7 @@ def _new_line(request: KinguinOrderLineRequest) -> _Line:
         name=f"Sandbox product {request.product_id}",
         qty=request.qty,
         price=request.price,
-        keys=[_Key(id=_hex_id(), serial=_serial()) for _ in range(request.qty)],
+        keys=[_new_key(request) for _ in range(request.qty)],
     )
 
 
@@ -569,7 +593,7 @@ def _key_view(line: _Line, key: _Key) -> KinguinKey:
     return KinguinKey(
         id=key.id,
         serial=key.serial,
-        type="text/plain",
+        type=key.type,
         name=line.name,
         kinguin_id=line.kinguin_id,
         offer_id=line.offer_id,

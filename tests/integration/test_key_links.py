@@ -3,6 +3,7 @@ in this process so that its clock can be moved forward."""
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,8 +45,10 @@ class Shop:
         token = mint_token(JWT_SECRET, sub, role)
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"})
 
-    def fulfilled_order(self, owner: httpx.Client) -> str:
-        item = {"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 1, "unit_price": "3.00"}
+    def fulfilled_order(
+        self, owner: httpx.Client, product: str = "5c9b5f6b2539a4e8f172916a"
+    ) -> str:
+        item = {"product_id": product, "quantity": 1, "unit_price": "3.00"}
         order = owner.post(
             "/orders", json={"email": "a@example.com", "currency": "eur", "items": [item]}
         ).json()
@@ -195,3 +198,14 @@ def test_erasing_a_customer_forgets_their_email_but_not_their_orders(shop: Shop)
         assert alice.post(f"/fulfillment/{order_id}/reveal").status_code == 200
         again = shop.fulfilled_order(alice)
         assert alice.get(f"/orders/{again}").json()["email"] == "a@example.com"
+
+
+def test_image_keys_are_kept_and_revealed_like_text_ones(shop: Shop) -> None:
+    """A key Kinguin delivers as a base64 image comes back as the same base64, typed image/png."""
+    with shop.client("alice") as alice:
+        order_id = shop.fulfilled_order(alice, product="img-5c9b5f6b2539a4e8")
+        [key] = alice.post(f"/fulfillment/{order_id}/reveal").json()["keys"]
+        assert key["content_type"] == "image/png"
+        assert base64.b64decode(key["serial"]).startswith(b"\x89PNG\r\n\x1a\n")
+        status = alice.get(f"/fulfillment/{order_id}/status").json()
+        assert status["keys"][0]["content_type"] == "image/png"
