@@ -99,9 +99,12 @@ def _amount(value: Any) -> Decimal | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return Decimal(str(value))
+        amount = Decimal(str(value))
     except InvalidOperation:
         raise MalformedNotification(f"price_amount {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise MalformedNotification(f"price_amount {value!r} is not a finite number")
+    return amount
 
 
 def read_ipn(raw_body: bytes) -> tuple[UUID | None, PaymentNotice, Delivery]:

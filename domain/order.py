@@ -62,6 +62,8 @@ PAYMENT_FAILURE_STATUSES = frozenset({"failed", "expired", "refunded"})
 SUPPLIER_FAILURE_STATUSES = frozenset({"canceled", "refunded"})
 MAX_QUANTITY_PER_LINE = 9  # Kinguin sells at most 9 keys of one offer per order
 MAX_LINES = 10  # and at most 10 products per order
+MAX_UNIT_PRICE = Decimal(100_000)
+MAX_PRICE_DECIMALS = 8
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CURRENCY = re.compile(r"^[A-Za-z]{3,10}$")
 
@@ -305,8 +307,11 @@ def check_order_content(email: str, currency: str, items: Sequence[LineItem]) ->
             raise InvalidOrder("product_id must not be empty")
         if not 1 <= item.quantity <= MAX_QUANTITY_PER_LINE:
             raise InvalidOrder(f"quantity must be between 1 and {MAX_QUANTITY_PER_LINE}")
-        if not item.unit_price.is_finite() or item.unit_price <= 0:
-            raise InvalidOrder("unit_price must be a positive amount")
+        price = item.unit_price
+        if not price.is_finite() or not 0 < price <= MAX_UNIT_PRICE:
+            raise InvalidOrder(f"unit_price must be a positive amount up to {MAX_UNIT_PRICE}")
+        if price.as_tuple().exponent < -MAX_PRICE_DECIMALS:  # type: ignore[operator]
+            raise InvalidOrder(f"unit_price has at most {MAX_PRICE_DECIMALS} decimal places")
 
 
 def invoice_created(

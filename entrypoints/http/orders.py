@@ -26,6 +26,8 @@ from entrypoints.http.views import (
     status_view,
 )
 
+MAX_VERSION = 2**31 - 1  # beyond any order's history; keeps the database's integer in range
+
 
 @post("/orders", sync_to_thread=True)
 def create_order(
@@ -107,7 +109,8 @@ def _history_as_of(
     if as_of is None:
         return fulfillment.history(order_id, viewer)
     if as_of.isdigit():
-        return fulfillment.history(order_id, viewer, until_version=max(int(as_of), 1))
+        version = min(max(int(as_of), 1), MAX_VERSION)
+        return fulfillment.history(order_id, viewer, until_version=version)
     instant = _instant(as_of)
     events = [e for e in fulfillment.history(order_id, viewer) if e.timestamp <= instant]
     if not events:

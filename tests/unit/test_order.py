@@ -84,6 +84,8 @@ def test_place_sums_total_and_starts_created() -> None:
         ("a@b.co", 1, "0", "eur"),
         ("a@b.co", 1, "-5", "eur"),
         ("a@b.co", 1, "NaN", "eur"),
+        ("a@b.co", 1, "1E+400", "eur"),
+        ("a@b.co", 1, "0.000000001", "eur"),
         ("a@b.co", 1, "1", "e1"),
     ],
 )
