@@ -214,6 +214,14 @@ def test_demo_command_runs_one_order(engine: RunningEngine) -> None:
     assert b"status: fulfilled" in done.stdout
 
 
+def with_item(**changes: object) -> dict[str, object]:
+    """The sample order with its first line changed."""
+    return {
+        **ORDER,
+        "items": [{"product_id": "p1", "quantity": 1, "unit_price": "1.00", **changes}],
+    }
+
+
 def test_bad_requests_get_problem_details(engine: RunningEngine) -> None:
     """Malformed or unauthenticated requests get 4xx problem details, never 500."""
     with engine.client("dave") as dave:
@@ -226,8 +234,21 @@ def test_bad_requests_get_problem_details(engine: RunningEngine) -> None:
             (dave.get("/orders/not-a-uuid"), 404),
             (dave.post("/payments/create", json={"order_id": "nope"}), 400),
             (dave.get(f"/orders/{'0' * 8}-0000-0000-0000-{'0' * 12}"), 404),
+            (dave.post("/orders", json={**ORDER, "items": "many"}), 400),
+            (dave.post("/orders", json=with_item(unit_price="NaN")), 422),
+            (dave.post("/orders", json=with_item(unit_price="1e400")), 422),
+            (dave.post("/orders", json=with_item(quantity=2.5)), 400),
+            (dave.post("/orders", json=[1, 2]), 400),
+            (dave.post("/orders", json={**ORDER, "email": "x" * 300}), 400),
+            (dave.get("/admin/orders"), 403),
+            (httpx.post(f"{engine.url}/orders", headers={"Authorization": "Bearer not.a.jwt"}), 401),
+            (httpx.get(f"{engine.url}/downloads/x?lid=a&exp=1&sig=b"), 403),
         ]
         for response, status in cases:
             assert response.status_code == status, response.text
             assert response.headers["content-type"].startswith("application/problem+json")
+        order = dave.post("/orders", json=ORDER).json()
+        for as_of in ("99999999999999999999999", "0", "-1", "yesterday", "2026-13-45T00:00:00"):
+            answer = dave.get(f"/orders/{order['id']}", params={"as_of": as_of})
+            assert answer.status_code in (200, 400), (as_of, answer.text)
         assert httpx.get(f"{engine.url}/readyz").json()["status"] == "ready"
