@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 
 import psycopg
 from eventsourcing.persistence import Tracking
 
+from adapters.batch_loop import BatchLoop, Lock
 from adapters.eventstore import RecorderEventStore, topic_of
 from domain.events import DomainEvent
 
@@ -34,20 +34,22 @@ class LogFollower:
         *,
         poll_interval: float = 0.25,
         batch_size: int = 100,
-        lock: Callable[[str], AbstractContextManager[bool]] | None = None,
+        lock: Lock | None = None,
     ) -> None:
         self.name = name
         self._store = store
         self._handler = handler
         self._topics = [topic_of(t) for t in topics]
-        self._poll_interval = poll_interval
         self._batch_size = batch_size
         self._tracking = store.tracking_recorder()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = lock
-        store.on_append(self._wake.set)
+        self._loop = BatchLoop(
+            f"follower:{name}",
+            self.run_once,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            lock=lock,
+        )
+        store.on_append(self._loop.wake)
 
     @property
     def position(self) -> int:
@@ -56,7 +58,7 @@ class LogFollower:
 
     def wake(self) -> None:
         """Look at the log now rather than at the next poll."""
-        self._wake.set()
+        self._loop.wake()
 
     def run_once(self) -> int:
         """Handle one batch of new events; return how many notifications were read."""
@@ -68,37 +70,11 @@ class LogFollower:
 
     def start(self) -> None:
         """Follow the log in a background thread until ``stop``."""
-        self._thread = threading.Thread(target=self._run, name=f"follower-{self.name}", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
         """Stop following and wait for the thread to finish its batch."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        if self._lock is None:
-            self._follow()
-            return
-        while not self._stopping.is_set():
-            with self._lock(f"follower:{self.name}") as held:
-                if held:
-                    self._follow()
-            self._stopping.wait(2.0)  # another process follows: stand by
-
-    def _follow(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                read = self.run_once()
-            except Exception:  # a follower must outlive a bad batch: log it, wait, retry
-                log.exception("follower %s failed; retrying", self.name)
-                read = 0
-                self._stopping.wait(1.0)
-            if read < self._batch_size:
-                self._wake.wait(self._poll_interval)
-                self._wake.clear()
+        self._loop.stop()
 
 
 class PostgresWakeUp:

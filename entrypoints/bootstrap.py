@@ -13,6 +13,7 @@ from typing import Protocol
 
 import httpx
 
+from adapters.batch_loop import BatchLoop
 from adapters.broker import (
     BackgroundWorker,
     DramatiqDispatcher,
@@ -29,7 +30,6 @@ from adapters.log_follower import LogFollower, PostgresWakeUp
 from adapters.mail import OutboxMailer, ResendMailer
 from adapters.metrics import Counters
 from adapters.nowpayments import NowPaymentsClient
-from adapters.periodic import Periodic
 from adapters.rate_limit import RateLimiter
 from adapters.s3_vault import S3Vault
 from adapters.vault import FileVault
@@ -45,6 +45,7 @@ from application.sweeper import Sweeper
 from application.webhooks import WebhookInbox
 from entrypoints.settings import Settings
 from projections.catalog import all_projections
+from projections.queries import STUCK_LIMIT as SWEEP_LIMIT
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
 
@@ -107,7 +108,7 @@ class Engine:
             clock=clock,
         )
         self.reveal_limit = RateLimiter(settings.reveals_per_minute, per_seconds=60.0)
-        self.broker = make_broker(settings.redis_url)
+        self.broker = make_broker(settings.redis_url, settings.broker_namespace)
         actors = declare_actors(
             self.broker,
             self.fulfillment.reserve,
@@ -172,7 +173,13 @@ class Engine:
             lock=lock,
         )
         sweep_every = max(1.0, min(self.settings.stuck_order_after_s / 2, 30.0))
-        sweeper = Periodic("sweeper", sweep_every, self.sweeper.sweep, lock=lock)
+        sweeper = BatchLoop(
+            "sweeper",
+            self.sweeper.sweep,
+            batch_size=SWEEP_LIMIT,
+            poll_interval=sweep_every,
+            lock=lock,
+        )
         parts: list[Startable] = [self.live_bus, manager, *self.projections.values(), sweeper]
         conninfo = self.settings.postgres_conninfo()
         if conninfo is not None:

@@ -77,6 +77,12 @@ class Settings:
         return self.nowpayments_base_url or f"{self.public_base_url}/sandbox/nowpayments/v1"
 
     @property
+    def broker_namespace(self) -> str:
+        """Redis keys of this engine: one namespace per database schema, so engines that share
+        a Redis never take each other's messages."""
+        return f"bitloot-{self.database_schema}" if self.database_schema else "bitloot"
+
+    @property
     def uses_s3(self) -> bool:
         """Whether keys are kept in an S3-compatible bucket rather than local files."""
         return self.r2_endpoint is not None

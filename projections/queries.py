@@ -21,6 +21,7 @@ from adapters.views import ViewDatabase
 from projections.runner import current_table
 
 MAX_LIMIT = 200
+STUCK_LIMIT = 500  # stuck orders handed to the sweeper per round
 
 
 class BadCursor(ValueError):
@@ -124,7 +125,7 @@ class ReadModels:
         rows = self._views.query(
             f"SELECT order_id, status FROM {table} "  # noqa: S608
             "WHERE status IN ('paid', 'reserved') AND updated_at < %s "
-            "ORDER BY updated_at LIMIT 500",
+            f"ORDER BY updated_at LIMIT {STUCK_LIMIT}",
             (changed_before.isoformat(),),
         )
         return [(UUID(row[0]), row[1]) for row in rows]

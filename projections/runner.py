@@ -9,13 +9,13 @@ advisory lock named after the projection.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from adapters.batch_loop import BatchLoop
 from adapters.eventstore import RecorderEventStore, topic_of
 from adapters.views import Tx, ViewDatabase
 from domain.events import DomainEvent
@@ -96,11 +96,14 @@ class ProjectionRunner:
         self._views = views
         self._topics = [topic_of(t) for t in projection.topics]
         self._batch_size = batch_size
-        self._poll_interval = poll_interval
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        store.on_append(self._wake.set)
+        self._loop = BatchLoop(
+            f"projection:{projection.name}",
+            self.run_once,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            lock=views.try_lock,
+        )
+        store.on_append(self._loop.wake)
 
     @property
     def name(self) -> str:
@@ -295,40 +298,15 @@ class ProjectionRunner:
 
     def wake(self) -> None:
         """Look at the log now."""
-        self._wake.set()
+        self._loop.wake()
 
     def start(self) -> None:
-        """Run in a background thread until ``stop``."""
-        self._thread = threading.Thread(
-            target=self._run, name=f"projection-{self.name}", daemon=True
-        )
-        self._thread.start()
+        """Run in a background thread (while this process holds the projection's lock)."""
+        self._loop.start()
 
     def stop(self) -> None:
         """Stop after the current batch."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            with self._views.try_lock(f"projection:{self.name}") as held:
-                if held:
-                    self._follow()
-            self._stopping.wait(2.0)  # another process holds the lock: stand by
-
-    def _follow(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                applied = self.run_once()
-            except Exception:  # a database hiccup: log, wait, carry on from the stored position
-                log.exception("projection %s: batch failed; retrying", self.name)
-                applied = 0
-                self._stopping.wait(1.0)
-            if applied < self._batch_size:
-                self._wake.wait(self._poll_interval)
-                self._wake.clear()
+        self._loop.stop()
 
 
 def _now() -> str:

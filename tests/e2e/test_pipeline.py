@@ -41,6 +41,16 @@ def await_status(client: httpx.Client, order_id: str, timeout: float = 30) -> li
     raise AssertionError(f"order stuck; statuses seen: {seen}")
 
 
+def await_event(client: httpx.Client, order_id: str, event_type: str, timeout: float = 10) -> None:
+    """Poll the history until an event of this type is in it."""
+    deadline = time.monotonic() + timeout
+    while not any(
+        e["type"] == event_type for e in client.get(f"/orders/{order_id}/history").json()
+    ):
+        assert time.monotonic() < deadline, f"no {event_type} for {order_id}"
+        time.sleep(0.05)
+
+
 def place_and_pay(alice: httpx.Client) -> tuple[dict[str, Any], dict[str, Any]]:
     order = alice.post("/orders", json=ORDER)
     assert order.status_code == 201, order.text
@@ -76,6 +86,7 @@ def test_order_is_fulfilled_end_to_end(engine: RunningEngine) -> None:
         ):
             assert bob.get(path).status_code == 404
         assert bob.post(f"/fulfillment/{order['id']}/reveal").status_code == 404
+        await_event(alice, order["id"], "CustomerNotified")  # the delivery e-mail went out
 
         revealed = alice.post(
             f"/fulfillment/{order['id']}/reveal", headers={"User-Agent": "e2e-agent"}
@@ -241,7 +252,10 @@ def test_bad_requests_get_problem_details(engine: RunningEngine) -> None:
             (dave.post("/orders", json=[1, 2]), 400),
             (dave.post("/orders", json={**ORDER, "email": "x" * 300}), 400),
             (dave.get("/admin/orders"), 403),
-            (httpx.post(f"{engine.url}/orders", headers={"Authorization": "Bearer not.a.jwt"}), 401),
+            (
+                httpx.post(f"{engine.url}/orders", headers={"Authorization": "Bearer not.a.jwt"}),
+                401,
+            ),
             (httpx.get(f"{engine.url}/downloads/x?lid=a&exp=1&sig=b"), 403),
         ]
         for response, status in cases:
