@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import secrets
 import signal
 import sys
@@ -137,7 +138,23 @@ def _verify(engine: Engine, _args: argparse.Namespace) -> int:
     return 1 if mismatches else 0
 
 
+class _RedactCredentials(logging.Filter):
+    """Access-log lines keep their paths but never a token or a link signature."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _CREDENTIALS.sub(r"\1=[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
+_CREDENTIALS = re.compile(r"\b(token|sig)=[^&\s]*")
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    logging.getLogger("uvicorn.access").addFilter(_RedactCredentials())
     engine = bootstrap(settings)
     app = create_app(engine, worker=not args.no_worker)
     _print_banner(settings)
@@ -164,6 +181,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _sandbox(settings: Settings, _args: argparse.Namespace) -> int:
+    logging.getLogger("uvicorn.access").addFilter(_RedactCredentials())
     app = create_sandbox_app(kinguin_sandbox_config(settings), nowpayments_sandbox_config(settings))
     print(f"sandboxes at {settings.public_base_url}/sandbox/kinguin and …/sandbox/nowpayments/v1")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")

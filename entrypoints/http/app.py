@@ -16,7 +16,7 @@ from litestar.types import ControllerRouterHandler
 
 from application.orders import Viewer
 from entrypoints.bootstrap import Engine
-from entrypoints.http import keys, live, ops, orders, webhooks
+from entrypoints.http import admin_pages, keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import jwt_auth
 from entrypoints.http.metrics import RequestCounter, metrics
@@ -36,6 +36,8 @@ PUBLIC_PATHS = [
     "^/downloads/",
     "^/ws/",
     "^/metrics",
+    "^/admin$",  # the admin page checks its own credentials (?token=, bearer or cookie)
+    "^/admin/static/",
 ]
 
 
@@ -60,6 +62,9 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
             *webhooks.ROUTES,
             *ops.ROUTES,
             ADMIN,
+            admin_pages.admin_page,
+            admin_pages.logout,
+            admin_pages.static_files(),
             *sandboxes(engine.settings),
         ],
         dependencies={
@@ -70,7 +75,8 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
             "keys": Provide(lambda: engine.keys, sync_to_thread=False),
             "viewer": Provide(_viewer, sync_to_thread=False),
         },
-        on_app_init=[auth.on_app_init],
+        # the admin cookie becomes a bearer header before the JWT middleware looks for one
+        on_app_init=[auth.on_app_init, admin_pages.install_cookie_auth],
         middleware=[DefineMiddleware(RequestCounter, counters=engine.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,

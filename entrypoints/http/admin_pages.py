@@ -1,0 +1,222 @@
+"""The admin pages in a browser: ``GET /admin`` serves one small HTML page whose script calls the
+JSON admin API under ``/admin/...``.
+
+Login is a bearer header, or a one-time ``?token=`` that is swapped (303) for an HttpOnly,
+SameSite=Strict cookie. The page's own API calls carry that cookie; :class:`AdminCookieAuth`
+turns it into a bearer header before the JWT middleware runs, and, against CSRF, only lets a
+state-changing request through with ``X-Requested-With: bitloot-admin`` (which a cross-site form
+cannot send).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.config.app import AppConfig
+from litestar.datastructures import CacheControlHeader, Cookie
+from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from application.orders import Viewer
+from entrypoints.http.auth import ALGORITHM, BitLootToken, retrieve_viewer
+from entrypoints.http.deps import SettingsDep
+
+COOKIE = "bitloot_admin"
+CSRF_HEADER = b"x-requested-with"
+CSRF_VALUE = b"bitloot-admin"
+PAGE_PATH = "/admin"
+STATIC_PATH = "/admin/static"
+STATIC_DIR = Path(__file__).parent / "static"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+HTML = "text/html"
+Headers = list[tuple[bytes, bytes]]
+
+
+class AdminCookieAuth:
+    """ASGI middleware: an HTTP request without ``Authorization`` but with the admin cookie gets
+    ``Authorization: Bearer <cookie>``, unless it is a state-changing request without the CSRF
+    header (that one goes on without credentials and is answered 401)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the header when it applies, then hand on."""
+        if scope["type"] == ScopeType.HTTP:
+            scope["headers"] = with_cookie_bearer(scope["method"], list(scope["headers"]))
+        await self.app(scope, receive, send)
+
+
+def with_cookie_bearer(method: str, headers: Headers) -> Headers:
+    """``headers`` plus a bearer header made from the admin cookie, when that applies."""
+    if any(name == b"authorization" for name, _ in headers):
+        return headers
+    token = cookie_token(value for name, value in headers if name == b"cookie")
+    if token is None:
+        return headers
+    if method.upper() not in SAFE_METHODS and (CSRF_HEADER, CSRF_VALUE) not in headers:
+        return headers
+    return [*headers, (b"authorization", b"Bearer " + token.encode())]
+
+
+def cookie_token(cookie_headers: Iterable[bytes]) -> str | None:
+    """The admin cookie's value among ``Cookie`` headers, if it looks like a JWT."""
+    for header in cookie_headers:
+        for pair in header.decode("latin-1").split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name == COOKIE and value and set(value) <= _TOKEN_CHARS:
+                return value
+    return None
+
+
+def install_cookie_auth(app_config: AppConfig) -> AppConfig:
+    """``on_app_init`` hook, listed after the JWT one: puts :class:`AdminCookieAuth` first in the
+    middleware list (outermost), so it runs before the JWT middleware that ``JWTAuth`` inserted."""
+    app_config.middleware.insert(0, AdminCookieAuth)
+    return app_config
+
+
+@get(PAGE_PATH, include_in_schema=False, sync_to_thread=False)
+def admin_page(request: Request[Any, Any, Any], settings: SettingsDep) -> Response[Any]:
+    """The admin page for an admin; a one-time ``?token=`` becomes the session cookie."""
+    secret = settings.jwt_secret
+    if "token" in request.query_params:
+        return _login(request, request.query_params["token"], secret)
+    credential = _bearer(request) or request.cookies.get(COOKIE)
+    if not credential:
+        return denied(401)
+    token = _decode(credential, secret)
+    viewer = retrieve_viewer(token, request) if token else None
+    if viewer is None:
+        return _forget(denied(401))
+    if not viewer.is_admin:
+        return denied(403)
+    return page(viewer)
+
+
+@post(
+    f"{PAGE_PATH}/logout",
+    include_in_schema=False,
+    exclude_from_auth=True,
+    status_code=303,
+    sync_to_thread=False,
+)
+def logout() -> Response[Any]:
+    """Forget the session cookie and go back to the login page."""
+    return _forget(Redirect(PAGE_PATH, status_code=303, headers=PAGE_HEADERS))
+
+
+def page(viewer: Viewer) -> Response[bytes]:
+    """The admin page, naming the signed-in admin."""
+    body = page_template().replace("{{sub}}", html.escape(viewer.sub, quote=True))
+    return Response(body.encode(), media_type=HTML, headers=PAGE_HEADERS)
+
+
+def denied(status: int) -> Response[bytes]:
+    """A small HTML page saying how to log in (401) or that the token is not an admin's (403)."""
+    title, text = _DENIED[status]
+    body = _DENIED_PAGE.format(title=title, text=text, status=status)
+    return Response(body.encode(), status_code=status, media_type=HTML, headers=PAGE_HEADERS)
+
+
+@cache
+def page_template() -> str:
+    """``static/admin.html``, read once."""
+    return (STATIC_DIR / "admin.html").read_text(encoding="utf-8")
+
+
+def static_files() -> Router:
+    """The page's script and style sheet under ``/admin/static/``, revalidated on every load."""
+    return create_static_files_router(
+        path=STATIC_PATH,
+        directories=[STATIC_DIR],
+        cache_control=CacheControlHeader(no_cache=True),
+        include_in_schema=False,
+    )
+
+
+def _login(request: Request[Any, Any, Any], credential: str, secret: str) -> Response[Any]:
+    token = _decode(credential, secret)
+    viewer = retrieve_viewer(token, request) if token else None
+    if token is None or viewer is None:
+        return denied(401)
+    if not viewer.is_admin:
+        return denied(403)
+    max_age = max(int((token.exp - datetime.now(UTC)).total_seconds()), 1)
+    session = Cookie(
+        key=COOKIE,
+        value=credential,
+        path="/",
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return Redirect(PAGE_PATH, status_code=303, headers=PAGE_HEADERS, cookies=[session])
+
+
+def _forget(response: Response[Any]) -> Response[Any]:
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+def _bearer(request: Request[Any, Any, Any]) -> str | None:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" else None
+
+
+def _decode(credential: str, secret: str) -> BitLootToken | None:
+    try:
+        return BitLootToken.decode(credential, secret, ALGORITHM)
+    except NotAuthorizedException:
+        return None
+
+
+_DENIED = {
+    401: (
+        "Sign in to BitLoot admin",
+        "Open <code>/admin?token=&lt;admin token&gt;</code> once with an admin token (made with "
+        "<code>bitloot token --sub you --role admin</code>); it is swapped for a session cookie "
+        "that lasts as long as the token. A bearer header with an admin token works too.",
+    ),
+    403: (
+        "Admins only",
+        "This token is valid but its role is not <code>admin</code>. Sign in with an admin token: "
+        "<code>/admin?token=&lt;admin token&gt;</code>.",
+    ),
+}
+
+_DENIED_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · BitLoot admin</title>
+<link rel="icon" href="/admin/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/admin/static/admin.css">
+</head>
+<body class="denied">
+<main id="main">
+<h1>{title}</h1>
+<p>{text}</p>
+<p class="muted">HTTP {status}</p>
+</main>
+</body>
+</html>
+"""

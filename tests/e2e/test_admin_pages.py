@@ -1,0 +1,262 @@
+"""The admin pages in a real browser — Debian's Chromium driven by Playwright — against a real
+engine process: one-time ``?token=`` login, dashboard, orders with their timeline, webhook
+replay, a projection rebuild followed to the end; and who is kept out (401, 403, CSRF)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from entrypoints.http.admin_pages import COOKIE, with_cookie_bearer
+from tests.e2e.conftest import RunningEngine
+from tests.e2e.test_admin import eventually, fulfilled_and_revealed
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PAGE_HEADERS = {
+    "content-security-policy": "default-src 'self'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+EMBEDDED = pytest.mark.parametrize("engine", ["sqlite+in-process"], indirect=True)
+CSRF = {"X-Requested-With": "bitloot-admin"}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium from Debian; never a browser that Playwright downloads."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"Chromium is missing at {CHROMIUM}: run `bash scripts/ensure-browser.sh` "
+            "(`make test` does), or `apt-get install chromium` as root",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser, engine: RunningEngine) -> Iterator[BrowserContext]:
+    """A fresh browser profile (no cookies) pointed at the engine."""
+    fresh = browser.new_context(base_url=engine.url, viewport={"width": 1280, "height": 900})
+    fresh.set_default_timeout(15_000)
+    yield fresh
+    fresh.close()
+
+
+def settled(engine: RunningEngine, order_id: str) -> None:
+    """Wait until the read models show the order's deliveries and every projection caught up."""
+    with engine.client("ops", "admin") as admin:
+        eventually(
+            lambda: admin.get("/admin/webhook-logs", params={"order_id": order_id}).json()["items"],
+            lambda items: {i["provider"] for i in items} == {"nowpayments", "kinguin"},
+        )
+        eventually(
+            lambda: admin.get("/admin/projections").json(),
+            lambda ps: all(p["lag_events"] == 0 for p in ps),
+        )
+
+
+def log_in(page: Page, engine: RunningEngine) -> None:
+    """The one-time ``?token=`` login: a 303 to ``/admin`` that sets the session cookie."""
+    response = page.goto(f"/admin?token={engine.token('ops', 'admin')}")
+    assert response is not None
+    assert response.status == 200
+    assert page.url == f"{engine.url}/admin"
+    redirect = response.request.redirected_from
+    assert redirect is not None
+    first = redirect.response()
+    assert first is not None
+    assert first.status == 303
+    assert {k: first.headers[k] for k in PAGE_HEADERS} == PAGE_HEADERS
+    [cookie] = page.context.cookies()
+    assert cookie["name"] == COOKIE
+    assert cookie.get("httpOnly") is True
+    assert cookie.get("sameSite") == "Strict"
+    assert cookie.get("path") == "/"
+    assert cookie.get("secure") is False  # plain http on loopback
+
+
+def see_dashboard(page: Page) -> None:
+    """The landing section counts the fulfilled order and lists the projections."""
+    expect(page.get_by_role("link", name="Dashboard")).to_have_attribute("aria-current", "page")
+    expect(page.locator('#dash-status tr[data-status="fulfilled"] td')).to_have_text("1")
+    expect(page.locator("#dash-projections tbody tr")).to_have_count(3)
+    expect(page.locator("#dash-latency")).to_contain_text("orders measured")
+    page.screenshot(path=ARTIFACTS / "admin-dashboard.png", full_page=True)
+
+
+def see_order(page: Page, order_id: str) -> None:
+    """Orders filtered by status (submitted with Enter), then the order's detail and timeline."""
+    page.get_by_role("link", name="Orders").click()
+    orders = page.locator("#orders")
+    orders.get_by_label("Status", exact=True).select_option("fulfilled")
+    orders.get_by_label("Per page").press("Enter")
+    expect(orders.locator("#orders-table tbody tr")).to_have_count(1)
+    orders.get_by_role("link", name=order_id).click()
+    expect(page.locator("#order-h")).to_have_text(f"Order {order_id}")
+    expect(page.locator("#order-h")).to_be_focused()
+    timeline = page.locator("#order-timeline > li strong")
+    expect(timeline.first).to_have_text("OrderPlaced")
+    expect(timeline.filter(has_text=re.compile("^OrderFulfilled$"))).to_have_count(1)
+    expect(page.locator("#order-fields")).to_contain_text("fulfilled")
+    expect(page.get_by_role("button", name="Retry fulfilment")).to_be_disabled()
+    page.screenshot(path=ARTIFACTS / "admin-order.png", full_page=True)
+
+
+def see_reads_and_reservation(page: Page, order_id: str) -> None:
+    """From the order, its key audit (the owner's reveal); then its Kinguin reservation."""
+    page.locator("#order-detail").get_by_role("link", name="Key audit").click()
+    audit = page.locator("#audit")
+    expect(audit).to_be_visible()
+    expect(audit.get_by_label("Order id")).to_have_value(order_id)
+    reads = audit.locator("tbody tr")
+    expect(reads).to_have_count(1)
+    expect(reads.first).to_contain_text("gina")
+    expect(reads.first).to_contain_text("reveal")
+    page.get_by_role("link", name="Reservations").click()
+    reservations = page.locator("#reservations")
+    reservations.get_by_label("Order id").fill(order_id)
+    reservations.get_by_role("button", name="Apply").click()
+    expect(reservations.locator("tbody tr")).to_have_count(1)
+    expect(reservations.locator("tbody tr").first).to_contain_text("completed")
+
+
+def replay_webhook(page: Page, order_id: str) -> None:
+    """The order's NOWPayments delivery: its stored body, then a replay that changes nothing."""
+    page.get_by_role("link", name="Webhooks").click()
+    webhooks = page.locator("#webhooks")
+    webhooks.get_by_label("Provider").select_option("nowpayments")
+    webhooks.get_by_label("Order id").fill(order_id)
+    webhooks.get_by_label("Order id").press("Enter")
+    expect(webhooks.locator("#webhooks-table tbody tr")).to_have_count(1)
+    webhooks.get_by_role("link", name=re.compile("^Details of delivery ")).click()
+    expect(page.locator("#webhook-body")).to_contain_text('"payment_status": "finished"')
+    replay = webhooks.locator("#webhooks-table").get_by_role("button", name=re.compile("^Replay"))
+    replay.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#webhooks-status")).to_have_text(
+        re.compile(r"^Replayed delivery [0-9a-f-]{36}: no change\.$")
+    )
+    expect(replay).to_be_focused()
+    page.screenshot(path=ARTIFACTS / "admin-webhooks.png", full_page=True)
+
+
+def rebuild_orders(page: Page) -> None:
+    """A rebuild of ``orders`` followed until version 2 is live."""
+    page.get_by_role("link", name="Projections").click()
+    page.get_by_role("button", name="Rebuild orders").click()
+    expect(page.locator("#projections-status")).to_have_text(
+        re.compile(r"^orders rebuilt: version 2, live"), timeout=60_000
+    )
+    row = page.locator('#projections-table tr[data-name="orders"]')
+    expect(row.locator("td").nth(0)).to_have_text("2")
+    expect(row.locator("td").nth(1)).to_have_text("live")
+
+
+@EMBEDDED
+def test_admin_pages_in_a_browser(engine: RunningEngine, context: BrowserContext) -> None:
+    """Log in with ?token=, read the dashboard, an order's timeline, replay a webhook, rebuild a
+    projection; a cookie-authenticated POST without the CSRF header is refused; sign out."""
+    with engine.client("gina") as gina:
+        order_id = fulfilled_and_revealed(engine, gina)
+    settled(engine, order_id)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    log_in(page, engine)
+    see_dashboard(page)
+    see_order(page, order_id)
+    see_reads_and_reservation(page, order_id)
+    replay_webhook(page, order_id)
+    rebuild_orders(page)
+    page.screenshot(path=ARTIFACTS / "admin.png", full_page=True)
+    assert problems == []
+
+    no_csrf_header = "fetch('/admin/projections/orders/rebuild', {method: 'POST'})"
+    assert page.evaluate(f"async () => (await {no_csrf_header}).status") == 401
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in to BitLoot admin")).to_be_visible()
+    assert context.cookies() == []
+
+
+@EMBEDDED
+def test_admin_page_keeps_out_whoever_is_not_an_admin(engine: RunningEngine) -> None:
+    """No credential → 401 page; a user's token → 403 page; the JSON API stays behind the JWT."""
+    with httpx.Client(base_url=engine.url, timeout=10) as anyone:
+        nobody = anyone.get("/admin")
+        assert nobody.status_code == 401
+        assert nobody.headers["content-type"].startswith("text/html")
+        assert "/admin?token=" in nobody.text
+        assert {k: nobody.headers[k] for k in PAGE_HEADERS} == PAGE_HEADERS
+        user = anyone.get("/admin", params={"token": engine.token("mallory")})
+        assert user.status_code == 403
+        assert "set-cookie" not in user.headers
+        assert anyone.get("/admin", params={"token": "not-a-jwt"}).status_code == 401
+        bearer = {"Authorization": f"Bearer {engine.token('mallory')}"}
+        assert anyone.get("/admin", headers=bearer).status_code == 403
+        admin_bearer = {"Authorization": f"Bearer {engine.token('ops', 'admin')}"}
+        page = anyone.get("/admin", headers=admin_bearer)
+        assert page.status_code == 200
+        assert 'src="/admin/static/admin.js"' in page.text
+        assert anyone.get("/admin/dashboard").status_code == 401
+        script = anyone.get("/admin/static/admin.js")
+        assert script.status_code == 200
+        assert script.headers["cache-control"] == "no-cache"
+        logout = anyone.post("/admin/logout")
+        assert logout.status_code == 303
+        assert f"{COOKIE}=" in logout.headers["set-cookie"]
+
+
+@EMBEDDED
+def test_the_session_cookie_authenticates_reads_and_csrf_guarded_posts(
+    engine: RunningEngine,
+) -> None:
+    """The cookie turns into a bearer header before the JWT middleware (reads pass); a POST needs
+    X-Requested-With too; a user's token in the cookie gets no further than a user would."""
+    cookies = {COOKIE: engine.token("ops", "admin")}
+    with httpx.Client(base_url=engine.url, timeout=10, cookies=cookies) as browser_like:
+        assert browser_like.get("/admin").status_code == 200
+        assert browser_like.get("/admin/dashboard").status_code == 200
+        rebuild = "/admin/projections/nope/rebuild"
+        assert browser_like.post(rebuild).status_code == 401
+        assert browser_like.post(rebuild, headers={"X-Requested-With": "fetch"}).status_code == 401
+        assert browser_like.post(rebuild, headers=CSRF).status_code == 404  # authenticated
+    user_cookie = {COOKIE: engine.token("mallory")}
+    with httpx.Client(base_url=engine.url, timeout=10, cookies=user_cookie) as mallory:
+        assert mallory.get("/admin").status_code == 403
+        assert mallory.get("/admin/dashboard").status_code == 403
+
+
+def test_cookie_becomes_a_bearer_header_only_when_it_should() -> None:
+    """An explicit Authorization header wins; an unsafe method needs the CSRF header."""
+    cookie = (b"cookie", f"theme=dark; {COOKIE}=a.b.c".encode())
+    bearer = (b"authorization", b"Bearer a.b.c")
+    csrf = (b"x-requested-with", b"bitloot-admin")
+    assert with_cookie_bearer("GET", [cookie]) == [cookie, bearer]
+    assert with_cookie_bearer("POST", [cookie]) == [cookie]
+    assert with_cookie_bearer("POST", [cookie, csrf]) == [cookie, csrf, bearer]
+    own = (b"authorization", b"Bearer x.y.z")
+    assert with_cookie_bearer("GET", [cookie, own]) == [cookie, own]
+    odd = (b"cookie", f"{COOKIE}=a b<c".encode())
+    assert with_cookie_bearer("GET", [odd]) == [odd]
