@@ -90,9 +90,11 @@ class InProcessLiveBus:
 class PostgresLiveBus:
     """Publishing with NOTIFY; LISTENing to fan out to this process's hub."""
 
-    def __init__(self, conninfo: str, hub: LiveHub) -> None:
+    def __init__(self, conninfo: str, hub: LiveHub, schema: str | None = None) -> None:
         self.hub = hub
         self._conninfo = conninfo
+        # One channel per schema: engines sharing a database do not hear each other.
+        self._channel = f"{CHANNEL}_{schema}"[:63] if schema else CHANNEL
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._listen_forever, name="live-listen", daemon=True
@@ -108,7 +110,7 @@ class PostgresLiveBus:
                 self._publisher = psycopg.connect(self._conninfo, autocommit=True)
             self._publisher.execute(
                 sql.SQL("SELECT pg_notify({}, {})").format(
-                    sql.Literal(CHANNEL), sql.Literal(payload)
+                    sql.Literal(self._channel), sql.Literal(payload)
                 )
             )
 
@@ -128,7 +130,7 @@ class PostgresLiveBus:
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     while not self._stopping.is_set():
                         for notice in conn.notifies(timeout=0.5):
                             self.hub.fan_out(json.loads(notice.payload))

@@ -37,8 +37,11 @@ class Notifier:
     def order_fulfilled(self, order_id: UUID) -> None:
         """E-mail the owner a link to the keys, once."""
         order = self._orders.load(order_id)
+        if order.notified or order.status is not Status.FULFILLED:
+            return
         email = self._customers.email_of(order)
-        if order.notified or order.status is not Status.FULFILLED or order.shredded or not email:
+        if order.shredded or not email:
+            self._record(order_id, channel="none", message_id="no address or no keys to send")
             return
         link = self._keys.issue_owner_link(order_id)
         url = self._links.url(order_id, link.link_id, link.expires_at)
@@ -48,10 +51,13 @@ class Notifier:
             text=_body(str(order_id), url, link.expires_at.isoformat()),
             idempotency_key=f"bitloot-order-{order_id}-fulfilled",
         )
+        self._record(order_id, channel="email", message_id=message_id)
+
+    def _record(self, order_id: UUID, *, channel: str, message_id: str) -> None:
         self._orders.decide(
             order_id,
             lambda o: rules.notified(
-                o, channel="email", message_id=message_id, now=self._clock.now()
+                o, channel=channel, message_id=message_id, now=self._clock.now()
             ),
         )
 

@@ -1,5 +1,6 @@
-"""The sweeper: re-drives orders that sit in ``paid`` or ``reserved`` too long, so that a lost
-broker message or a lost Kinguin webhook never strands an order. Re-dispatching is safe: the
+"""The sweeper: re-drives orders that sit in ``paid`` or ``reserved`` too long, and fulfilled
+orders whose customer was not yet told, so that a lost broker message or a lost Kinguin webhook
+never strands an order. Re-dispatching is safe: the
 actors decide from the order's state, and ``deliver`` asks Kinguin when no webhook came."""
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ class Sweeper:
         for order_id, status in stuck:
             if status == "paid":
                 self._dispatcher.reserve(order_id)
-            else:
+            elif status == "reserved":
                 self._dispatcher.deliver(order_id)
+            else:
+                self._dispatcher.notify(order_id)
         if stuck:
             log.info("sweeper re-dispatched %d stuck order(s)", len(stuck))
         return len(stuck)

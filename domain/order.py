@@ -216,16 +216,21 @@ def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR09
 
 
 def _retried(order: Order, resume: Status) -> dict[str, Any]:
+    """Resume where the order failed. A purchase Kinguin canceled or refunded is bought again
+    under a new reference; otherwise the same reference is reused, so a purchase that did go
+    through before the failure is found again rather than bought twice."""
     if resume is Status.RESERVED:
         return {"status": resume, "failure_reason": None}
-    return {
+    changes: dict[str, Any] = {
         "status": resume,
         "failure_reason": None,
-        "purchase_attempt": order.purchase_attempt + 1,
         "supplier_order_id": None,
         "supplier_status": None,
         "supplier_updated_at": None,
     }
+    if order.supplier_status in SUPPLIER_FAILURE_STATUSES:
+        changes["purchase_attempt"] = order.purchase_attempt + 1
+    return changes
 
 
 def _link_issued(order: Order, event: DownloadLinkIssued) -> dict[str, Any]:

@@ -124,7 +124,9 @@ class Engine:
         self.live = LiveHub()
         conninfo = settings.postgres_conninfo()
         self.live_bus = (
-            PostgresLiveBus(conninfo, self.live) if conninfo else InProcessLiveBus(self.live)
+            PostgresLiveBus(conninfo, self.live, settings.database_schema)
+            if conninfo
+            else InProcessLiveBus(self.live)
         )
         self.projections = {
             p.name: ProjectionRunner(self.store, self.views, p, publish=self.live_bus.publish)
@@ -176,7 +178,7 @@ class Engine:
         sweeper = BatchLoop(
             "sweeper",
             self.sweeper.sweep,
-            batch_size=SWEEP_LIMIT,
+            batch_size=SWEEP_LIMIT + 1,  # never "full": one round per interval
             poll_interval=sweep_every,
             lock=lock,
         )

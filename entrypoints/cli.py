@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -87,10 +87,15 @@ def _maintenance_commands(commands: Any) -> None:
     replay = commands.add_parser("replay", help="print event history as JSON lines")
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("--order", type=UUID, help="one order's history")
-    which.add_argument("--since", type=datetime.fromisoformat, help="every event since a time")
+    which.add_argument("--since", type=_instant, help="every event since a time (UTC if no offset)")
     replay.set_defaults(run=_with_engine(_replay))
     verify = commands.add_parser("verify", help="check the orders view against the events")
     verify.set_defaults(run=_with_engine(_verify))
+
+
+def _instant(text: str) -> datetime:
+    instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 def _with_engine(command: Callable[[Engine, argparse.Namespace], int]) -> Any:
@@ -153,8 +158,13 @@ class _RedactCredentials(logging.Filter):
 _CREDENTIALS = re.compile(r"\b(token|sig)=[^&\s]*")
 
 
+def _redact_uvicorn_logs() -> None:
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(_RedactCredentials())
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    logging.getLogger("uvicorn.access").addFilter(_RedactCredentials())
+    _redact_uvicorn_logs()
     engine = bootstrap(settings)
     app = create_app(engine, worker=not args.no_worker)
     _print_banner(settings)
@@ -181,7 +191,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _sandbox(settings: Settings, _args: argparse.Namespace) -> int:
-    logging.getLogger("uvicorn.access").addFilter(_RedactCredentials())
+    _redact_uvicorn_logs()
     app = create_sandbox_app(kinguin_sandbox_config(settings), nowpayments_sandbox_config(settings))
     print(f"sandboxes at {settings.public_base_url}/sandbox/kinguin and …/sandbox/nowpayments/v1")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")

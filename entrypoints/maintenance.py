@@ -92,11 +92,21 @@ def replay(engine: Engine, out: TextIO, *, order_id: UUID | None, since: datetim
         events = engine.store.load(order_id)
     else:
         events = [e for _, e in _log(engine, []) if since is None or e.timestamp >= since]
+    owners: dict[UUID, str] = {}
     for event in events:
-        line: dict[str, Any] = {"order_id": str(event.originator_id), **history_view([event])[0]}
+        owner = owners.setdefault(event.originator_id, _owner(engine, event.originator_id))
+        line: dict[str, Any] = {
+            "order_id": str(event.originator_id),
+            **history_view([event], owner=owner)[0],
+        }
         out.write(encoder.encode(line).decode() + "\n")
         count += 1
     return count
+
+
+def _owner(engine: Engine, aggregate_id: UUID) -> str:
+    first = engine.store.load(aggregate_id, until_version=1)
+    return first[0].owner if first and isinstance(first[0], OrderPlaced) else "engine"
 
 
 def verify(engine: Engine, out: TextIO) -> int:

@@ -27,8 +27,8 @@ class OrdersProjection(Projection):
         "version INTEGER NOT NULL, total TEXT NOT NULL, currency TEXT NOT NULL, "
         "supplier_order_id TEXT, supplier_status TEXT, failure_reason TEXT, flags TEXT, "
         "key_count INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
-        "paid_at TEXT, reserved_at TEXT, fulfilled_at TEXT, position BIGINT NOT NULL, "
-        "state TEXT NOT NULL)",
+        "paid_at TEXT, reserved_at TEXT, fulfilled_at TEXT, notified INTEGER NOT NULL, "
+        "position BIGINT NOT NULL, state TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS {t}_status ON {t} (status, updated_at)",
         "CREATE INDEX IF NOT EXISTS {t}_updated ON {t} (updated_at)",
     )
@@ -100,7 +100,7 @@ _STAMPED = (OrderPaid, KeysReserved, OrderFulfilled)
 _COLUMNS = (
     "order_id", "owner", "status", "version", "total", "currency", "supplier_order_id",
     "supplier_status", "failure_reason", "flags", "key_count", "created_at", "updated_at",
-    "paid_at", "reserved_at", "fulfilled_at", "position", "state",
+    "paid_at", "reserved_at", "fulfilled_at", "notified", "position", "state",
 )  # fmt: skip
 _ENCODER = msgspec.json.Encoder()
 
@@ -133,6 +133,6 @@ def _values(row: _Row) -> tuple[object, ...]:
         str(order.id), order.owner, order.status.value, order.version, str(order.total),
         order.currency, order.supplier_order_id, order.supplier_status, order.failure_reason,
         "; ".join(order.flags) or None, len(order.keys), order.placed_at.isoformat(),
-        order.updated_at.isoformat(), *row.stamps, row.position,
+        order.updated_at.isoformat(), *row.stamps, int(order.notified), row.position,
         _ENCODER.encode(order).decode(),
     )  # fmt: skip

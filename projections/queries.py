@@ -120,11 +120,13 @@ class ReadModels:
         return [_as_dict(_AUDIT_COLUMNS, row) for row in rows]
 
     def stuck_orders(self, changed_before: datetime) -> list[tuple[UUID, str]]:
-        """Orders sitting in ``paid`` or ``reserved`` since before the given time."""
+        """Orders sitting in ``paid`` or ``reserved``, or fulfilled but not yet told to their
+        customer, since before the given time."""
         table = current_table(self._views, "orders")
         rows = self._views.query(
             f"SELECT order_id, status FROM {table} "  # noqa: S608
-            "WHERE status IN ('paid', 'reserved') AND updated_at < %s "
+            "WHERE (status IN ('paid', 'reserved') OR (status = 'fulfilled' AND notified = 0)) "
+            "AND updated_at < %s "
             f"ORDER BY updated_at LIMIT {STUCK_LIMIT}",
             (changed_before.isoformat(),),
         )

@@ -140,6 +140,8 @@ class ProjectionRunner:
             return state
         new = state.generation + 1
         with self._views.transaction() as tx:
+            # The generation before the live one has had no readers since the last swap.
+            tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, state.generation - 1)}")
             tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, new)}")
             self._create_tables(tx, new)
             self._update(
@@ -147,9 +149,26 @@ class ProjectionRunner:
                 rebuild_generation=new,
                 rebuild_position=0,
                 rebuild_target=self._store.head(),
+                error=None,
+                error_position=None,
             )
         self.wake()
         return self.state()
+
+    def cancel_rebuild(self, reason: str | None = None) -> None:
+        """Abandon a rebuild in progress; the live generation carries on untouched."""
+        state = self.state()
+        if state.rebuild_generation is None:
+            return
+        with self._views.transaction() as tx:
+            tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, state.rebuild_generation)}")
+            self._update(
+                tx,
+                rebuild_generation=None,
+                rebuild_position=None,
+                rebuild_target=None,
+                error=reason,
+            )
 
     def retry(self) -> None:
         """Try the failed event again."""
@@ -237,13 +256,19 @@ class ProjectionRunner:
             return 0
         start = state.rebuild_position or 0
         batch = self._store.notifications(start, self._batch_size, self._topics, head)
-        with self._views.transaction() as tx:
-            self._apply_all(tx, table_name(self.name, generation), batch)
-            advance = self._advance("rebuild_position", batch, head)
-            self._update(tx, **advance)
-            swapped = len(batch) < self._batch_size
-            if swapped:
-                self._swap(tx, state, generation, advance["rebuild_position"])
+        try:
+            with self._views.transaction() as tx:
+                self._apply_all(tx, table_name(self.name, generation), batch)
+                advance = self._advance("rebuild_position", batch, head)
+                self._update(tx, **advance)
+                swapped = len(batch) < self._batch_size
+                if swapped:
+                    self._swap(tx, state, generation, advance["rebuild_position"])
+        except ProjectionFailed as failure:
+            log.exception("projection %s: rebuild abandoned", self.name)
+            self.cancel_rebuild(f"rebuild abandoned: {failure}")
+            self._announce([{"projection": self.name, "state": "live", "rebuild": "abandoned"}])
+            return 0
         if swapped:
             self._announce([{"projection": self.name, "version": generation, "state": "live"}])
         return len(batch)

@@ -3,6 +3,7 @@ and the projections' own state (with rebuild, retry and skip)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -149,12 +150,17 @@ def list_projections(engine: EngineDep) -> list[dict[str, Any]]:
 def control_projection(
     name: FromPath[str], action: FromPath[str], engine: EngineDep
 ) -> dict[str, Any]:
-    """``rebuild`` (a fresh copy beside the live one, swapped when caught up), ``retry`` or
-    ``skip`` (a failed event)."""
+    """``rebuild`` (a fresh copy beside the live one, swapped when caught up), ``cancel`` (a
+    rebuild in progress), ``retry`` or ``skip`` (a failed event)."""
     runner = _runner(engine.projections, name)
-    actions = {"rebuild": runner.request_rebuild, "retry": runner.retry, "skip": runner.skip}
+    actions: dict[str, Callable[[], object]] = {
+        "rebuild": runner.request_rebuild,
+        "cancel": runner.cancel_rebuild,
+        "retry": runner.retry,
+        "skip": runner.skip,
+    }
     if action not in actions:
-        raise NotFoundException(f"no action {action!r}; use rebuild, retry or skip")
+        raise NotFoundException(f"no action {action!r}; use rebuild, cancel, retry or skip")
     actions[action]()
     return projection_view(runner.state(), engine.store.head())
 
@@ -173,6 +179,8 @@ def projection_view(state: ProjectionState, head: int) -> dict[str, Any]:
     }
     if state.state == "failed":
         view["error"] = {"position": state.error_position, "message": state.error}
+    elif state.error:
+        view["last_rebuild_error"] = state.error
     elif state.rebuild_generation is not None:
         done, target = state.rebuild_position or 0, max(state.rebuild_target or 0, 1)
         view["state"] = "rebuilding"

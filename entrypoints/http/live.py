@@ -5,6 +5,7 @@ see the order is closed with code 4403 before any message (4401 for a missing or
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 from uuid import UUID
@@ -78,15 +79,32 @@ ROUTES = [order_updates, admin_updates]
 async def _forward(
     socket: WebSocket[Any, Any, Any], subscription: Subscription, after: int | None
 ) -> None:
-    """Relay messages until the client goes away."""
+    """Relay messages until the client goes away (or the server shuts down)."""
+    gone = asyncio.ensure_future(_until_closed(socket))
+    try:
+        while True:
+            message = asyncio.ensure_future(subscription.queue.get())
+            await asyncio.wait({message, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if gone.done():
+                message.cancel()
+                return
+            change: Message = message.result()
+            if "order_id" in change:
+                if after is not None and change["version"] <= after:
+                    continue  # already covered by the status sent on connect
+                change = {k: change[k] for k in ORDER_FIELDS}
+            await socket.send_json(change)
+    except WebSocketDisconnect:
+        return
+    finally:
+        gone.cancel()
+
+
+async def _until_closed(socket: WebSocket[Any, Any, Any]) -> None:
+    """Read (and ignore) what the client sends until it disconnects."""
     with contextlib.suppress(WebSocketDisconnect):
         while True:
-            message: Message = await subscription.queue.get()
-            if "order_id" in message:
-                if after is not None and message["version"] <= after:
-                    continue  # already covered by the status sent on connect
-                message = {k: message[k] for k in ORDER_FIELDS}
-            await socket.send_json(message)
+            await socket.receive_data(mode="text")
 
 
 async def _viewer(socket: WebSocket[Any, Any, Any], engine: Engine) -> Viewer | None:

@@ -113,10 +113,11 @@ def payment_view(order: Order) -> dict[str, Any]:
 _ENVELOPE = ("originator_id", "originator_version", "timestamp")
 
 
-def history_view(events: list[DomainEvent]) -> list[dict[str, Any]]:
+def history_view(events: list[DomainEvent], owner: str | None = None) -> list[dict[str, Any]]:
     """``GET /orders/{id}/history``: each event with its version, type, time, the actor who
-    caused it, and its data."""
-    owner = events[0].owner if events and isinstance(events[0], OrderPlaced) else "customer"
+    caused it, and its data (``owner`` names the customer when the list starts later)."""
+    if owner is None:
+        owner = events[0].owner if events and isinstance(events[0], OrderPlaced) else "customer"
     return [
         {
             "version": event.originator_version,

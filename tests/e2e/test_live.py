@@ -4,7 +4,9 @@ order; another user is refused before any message; admins hear every order."""
 from __future__ import annotations
 
 import json
+import signal
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -86,3 +88,17 @@ def test_bad_token_and_non_admin_are_refused(engine: RunningEngine) -> None:
             socket.recv(timeout=5)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == code
+
+
+@pytest.mark.parametrize("engine", ["sqlite+in-process"], indirect=True)
+def test_open_sockets_do_not_hold_up_shutdown(engine: RunningEngine) -> None:
+    """SIGTERM with a subscriber still connected stops the engine promptly."""
+    with engine.client("kim") as kim:
+        order, _ = place_and_pay(kim)
+    with connect(ws_url(engine, f"/ws/orders/{order['id']}", engine.token("kim"))) as socket:
+        socket.recv(timeout=5)
+        server = engine.processes[0]
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+        assert time.monotonic() - started < 10

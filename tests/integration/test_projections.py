@@ -153,6 +153,15 @@ def test_a_failing_event_stops_the_projection_until_skipped(
     assert runner.state().position == store.head()
     kept = views.query(f"SELECT * FROM {current_table(views, 'exploding')}")  # noqa: S608
     assert len(kept) == store.head() - 1
+    runner.request_rebuild()
+    runner.catch_up()
+    abandoned = runner.state()
+    assert (abandoned.state, abandoned.generation, abandoned.rebuild_generation) == (
+        "live",
+        1,
+        None,
+    )
+    assert "rebuild abandoned" in (abandoned.error or "")
 
 
 def test_lists_paginate_newest_first_and_find_stuck_orders(

@@ -182,12 +182,22 @@ def test_mismatched_payments_are_flagged_not_paid(bad: PaymentNotice, reason: st
 
 
 def test_admin_retry_resumes_where_the_order_failed() -> None:
-    """A failed purchase is bought again under a new reference; a failed delivery re-delivers."""
+    """A refused purchase is tried again under the same reference (a purchase that went through
+    is found, not bought twice); a canceled one under a new reference; a failed delivery
+    re-delivers."""
     order = paid()
     order = step(order, rules.supplier_failed(order, reason="ProductUnavailable", now=NOW))
     order = step(order, rules.retried(order, by="admin", now=NOW))
     assert order.status is Status.PAID
-    assert order.supplier_reference == f"{order.id}.1"
+    assert order.supplier_reference == str(order.id)
+    canceled = reserved()
+    notice = SupplierNotice(
+        supplier_order_id="K1", status="canceled", updated_at="2026-01-02T00:00:00.000+00:00"
+    )
+    canceled = step(canceled, rules.supplier_notified(canceled, notice, NOW))
+    canceled = step(canceled, rules.retried(canceled, by="admin", now=NOW))
+    assert canceled.status is Status.PAID
+    assert canceled.supplier_reference == f"{canceled.id}.1"
     stuck = reserved()
     stuck = step(stuck, rules.gave_up(stuck, reason="deliver gave up", now=NOW))
     assert stuck.status is Status.FULFILLMENT_FAILED

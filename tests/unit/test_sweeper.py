@@ -28,11 +28,11 @@ class StuckList:
 
 def test_sweep_redispatches_by_status_and_age() -> None:
     """Orders older than the threshold get the work their status needs."""
-    paid, reserved = uuid4(), uuid4()
-    stuck = StuckList([(paid, "paid"), (reserved, "reserved")])
+    paid, reserved, unannounced = uuid4(), uuid4(), uuid4()
+    stuck = StuckList([(paid, "paid"), (reserved, "reserved"), (unannounced, "fulfilled")])
     dispatcher = RecordingDispatcher()
-    assert Sweeper(stuck, dispatcher, FixedClock(), after_s=60).sweep() == 2
-    assert dispatcher.sent == [("reserve", paid), ("deliver", reserved)]
+    assert Sweeper(stuck, dispatcher, FixedClock(), after_s=60).sweep() == 3
+    assert dispatcher.sent == [("reserve", paid), ("deliver", reserved), ("notify", unannounced)]
     assert stuck.asked == [datetime(2026, 11, 28, 11, 59, tzinfo=UTC)]
 
 
