@@ -10,7 +10,7 @@ SupplierError
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -168,7 +168,9 @@ def supplier_notice(webhook: OrderStatusWebhook) -> SupplierNotice:
     )
 
 
-def read_order_status(raw_body: bytes) -> tuple[UUID | None, SupplierNotice, Delivery]:
+def read_order_status(
+    raw_body: bytes, headers: Mapping[str, str] | None = None
+) -> tuple[UUID | None, SupplierNotice, Delivery]:
     """A verified ``order.status`` body as the use cases take it."""
     webhook = parse_order_status(raw_body)
     delivery = Delivery(
@@ -176,6 +178,7 @@ def read_order_status(raw_body: bytes) -> tuple[UUID | None, SupplierNotice, Del
         natural_key=kinguin_key(webhook.orderId, webhook.status, webhook.updatedAt),
         event_name="order.status",
         body=raw_body.decode(errors="replace"),
+        headers=dict(headers or {}),
     )
     order_id = order_id_from_reference(webhook.orderExternalId or "")
     return order_id, supplier_notice(webhook), delivery

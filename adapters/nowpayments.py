@@ -8,6 +8,7 @@ answer; ``MalformedNotification`` for an IPN body that lacks what the engine nee
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -107,7 +108,9 @@ def _amount(value: Any) -> Decimal | None:
     return amount
 
 
-def read_ipn(raw_body: bytes) -> tuple[UUID | None, PaymentNotice, Delivery]:
+def read_ipn(
+    raw_body: bytes, headers: Mapping[str, str] | None = None
+) -> tuple[UUID | None, PaymentNotice, Delivery]:
     """A verified IPN body as the use cases take it: the order it names (if it names one of
     ours), what it says, and the delivery to store once."""
     try:
@@ -120,5 +123,6 @@ def read_ipn(raw_body: bytes) -> tuple[UUID | None, PaymentNotice, Delivery]:
         natural_key=nowpayments_key(notice.payment_id, notice.payment_status),
         event_name="ipn",
         body=raw_body.decode(errors="replace"),
+        headers=dict(headers or {}),
     )
     return order_id_from_reference(order_ref), notice, delivery

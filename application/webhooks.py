@@ -35,6 +35,7 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     natural_key: str
     event_name: str
     body: str
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class WebhookInbox:
@@ -116,6 +117,7 @@ class WebhookInbox:
             body=delivery.body,
             outcome=outcome,
             now=self._clock.now(),
+            headers=delivery.headers,
         )
 
 

@@ -197,6 +197,8 @@ class WebhookDeliveryRecorded(DomainEvent, frozen=True, kw_only=True):
     verified: bool
     body: str
     outcome: str
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    """The headers that matter (event name, signature); never a shared secret."""
 
 
 ORDER_EVENTS: tuple[type[DomainEvent], ...] = (

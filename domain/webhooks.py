@@ -36,6 +36,7 @@ def delivery_recorded(
     body: str,
     outcome: str,
     now: datetime,
+    headers: dict[str, str] | None = None,
 ) -> WebhookDeliveryRecorded:
     """The single event of a verified delivery."""
     return WebhookDeliveryRecorded(
@@ -49,4 +50,5 @@ def delivery_recorded(
         verified=True,
         body=body,
         outcome=outcome,
+        headers=dict(headers or {}),
     )

@@ -102,7 +102,7 @@ class ReadModels:
     def webhook_log(self, delivery_id: UUID) -> dict[str, Any] | None:
         """One delivery with its body."""
         table = current_table(self._views, "webhook_log")
-        columns = (*_WEBHOOK_COLUMNS, "body")
+        columns = (*_WEBHOOK_COLUMNS, "body", "headers")
         rows = self._views.query(
             f"SELECT {', '.join(columns)} FROM {table} WHERE delivery_id = %s",  # noqa: S608
             (str(delivery_id),),
@@ -208,6 +208,8 @@ def _as_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     item = dict(zip(columns, row, strict=True))
     if "verified" in item:
         item["verified"] = bool(item["verified"])
+    if "headers" in item:
+        item["headers"] = json.loads(item["headers"])
     return item
 
 

@@ -33,7 +33,7 @@ async def nowpayments_ipn(
     if not nowpayments_signature.verify(settings.nowpayments_ipn_secret, raw, signature):
         _reject(request, "nowpayments", "bad or missing x-nowpayments-sig")
     try:
-        order_id, notice, delivery = read_ipn(raw)
+        order_id, notice, delivery = read_ipn(raw, {"x-nowpayments-sig": signature or ""})
     except MalformedNotification as bad:
         raise ValidationException(f"unreadable IPN: {bad}") from None
     outcome = await to_thread.run_sync(inbox.payment_notified, order_id, notice, delivery)
@@ -54,7 +54,7 @@ async def kinguin_webhook(
         log.info("kinguin webhook %r accepted and logged: %s", event_name, raw[:500])
         return Response(None, status_code=204)
     try:
-        order_id, notice, delivery = read_order_status(raw)
+        order_id, notice, delivery = read_order_status(raw, {"x-event-name": event_name})
     except MalformedWebhook as bad:
         raise ValidationException(str(bad)) from None
     await to_thread.run_sync(inbox.supplier_notified, order_id, notice, delivery)

@@ -65,6 +65,12 @@ def test_admin_sees_deliveries_replays_them_and_audits_key_reads(engine: Running
         assert paid["verified"] is True
         detail = admin.get(f"/admin/webhook-logs/{paid['delivery_id']}").json()
         assert json.loads(detail["body"])["payment_status"] == "finished"
+        assert len(detail["headers"]["x-nowpayments-sig"]) == 128
+        kinguin = next(i for i in logs if i["provider"] == "kinguin")
+        kinguin_headers = admin.get(f"/admin/webhook-logs/{kinguin['delivery_id']}").json()[
+            "headers"
+        ]
+        assert kinguin_headers == {"x-event-name": "order.status"}  # never the shared secret
         before = len(erin.get(f"/orders/{order_id}/history").json())
         replayed = admin.post(f"/admin/webhook-logs/{paid['delivery_id']}/replay")
         assert replayed.json()["outcome"] == "no change"

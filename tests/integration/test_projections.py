@@ -224,7 +224,7 @@ def test_rebuild_of_5000_orders_while_the_shop_keeps_selling(pg_schema: str) -> 
         placed = 5000
         while runner.state().rebuild_generation is not None:
             runner.run_once()
-            store.save(order_events("created"))
+            store.save(order_events("paid"))  # placed and paid during the rebuild
             placed += 1
             assert sum(models.counts_by_status().values()) >= placed - 1  # complete, never half
         runner.catch_up()
