@@ -63,7 +63,7 @@ class Settings:
     kinguin_faults: Faults = NO_FAULTS
     nowpayments_faults: Faults = NO_FAULTS
     single_use_links: bool = False
-    reveals_per_minute: int = 10
+    reveals_per_minute: int = 30
     defaulted: tuple[str, ...] = field(default=())
 
     @property
@@ -148,7 +148,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         kinguin_faults=_faults(environ, "kinguin"),
         nowpayments_faults=_faults(environ, "nowpayments"),
         single_use_links=env.flag("DOWNLOAD_LINK_SINGLE_USE", default=False),
-        reveals_per_minute=env.integer("REVEALS_PER_MINUTE", 10, minimum=1),
+        reveals_per_minute=env.integer("REVEALS_PER_MINUTE", 30, minimum=1),
         defaulted=tuple(env.defaulted),
     )
     _check_complete(settings)

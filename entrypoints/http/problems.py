@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from adapters.vault import VaultError
 from application.errors import (
     ApplicationError,
     ConcurrencyConflict,
@@ -43,6 +44,7 @@ _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (PaymentGatewayError, 502, "Payment provider failed"),
     (SupplierError, 502, "Supplier failed"),
     (KeyUnreadable, 410, "Keys are no longer readable"),
+    (VaultError, 503, "Key vault unavailable"),
 )
 
 
@@ -95,5 +97,6 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     HTTPException: on_http_error,
     DomainError: on_domain_error,
     ApplicationError: on_domain_error,
+    VaultError: on_domain_error,
     Exception: on_unexpected,
 }
