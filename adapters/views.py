@@ -141,6 +141,7 @@ class PostgresViews:
     def __init__(self, conninfo: str, schema: str | None) -> None:
         search_path = f"-c search_path={schema}" if schema else ""
         self._lock_prefix = f"bitloot:{schema or 'public'}:"  # one engine per schema
+        self._conninfo = conninfo
         self._pool = ConnectionPool(
             conninfo, min_size=1, max_size=8, kwargs={"options": search_path}, open=True
         )
@@ -158,24 +159,17 @@ class PostgresViews:
 
     @contextmanager
     def try_lock(self, name: str) -> Iterator[bool]:
-        """Hold a session advisory lock named after ``name`` while the block runs, if free."""
-        with self._pool.connection() as conn:
-            conn.autocommit = True
-            key = sql.SQL("SELECT pg_try_advisory_lock(hashtext({}))").format(
-                sql.Literal(self._lock_prefix + name)
-            )
+        """Hold a session advisory lock named after ``name`` while the block runs, if free.
+
+        The lock lives on a connection of its own, outside the pool: a long-held lock must not
+        take a connection that queries need. Closing it (or the process dying) releases it.
+        """
+        key = sql.SQL("SELECT pg_try_advisory_lock(hashtext({}))").format(
+            sql.Literal(self._lock_prefix + name)
+        )
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
             row = conn.execute(key).fetchone()
-            held = bool(row and row[0])
-            try:
-                yield held
-            finally:
-                if held:
-                    conn.execute(
-                        sql.SQL("SELECT pg_advisory_unlock(hashtext({}))").format(
-                            sql.Literal(self._lock_prefix + name)
-                        )
-                    )
-                conn.autocommit = False
+            yield bool(row and row[0])
 
     def close(self) -> None:
         """Close the pool."""
