@@ -21,7 +21,8 @@ from application.errors import SupplierRejected, SupplierUnavailable
 from application.ports import SupplierKey, SupplierOrder
 from application.webhooks import Delivery
 from domain.events import LineItem
-from domain.order import SupplierNotice, order_id_from_reference
+from domain.order import order_id_from_reference
+from domain.supply import SupplierNotice
 from domain.webhooks import kinguin_key
 
 KEYS_PAGE_SIZE = 100  # the documented maximum

@@ -19,7 +19,8 @@ import msgspec
 from application.errors import PaymentGatewayError
 from application.ports import Invoice
 from application.webhooks import Delivery
-from domain.order import PaymentNotice, order_id_from_reference
+from domain.order import order_id_from_reference
+from domain.payments import PaymentNotice
 from domain.webhooks import nowpayments_key
 
 

@@ -18,8 +18,10 @@ from application.ports import (
     SupplierOrder,
 )
 from domain import order as rules
+from domain import payments, supply
 from domain.events import DomainEvent, LineItem
-from domain.order import DeliveredKey, Order, SupplierNotice
+from domain.order import DeliveredKey, Order
+from domain.supply import SupplierNotice
 
 
 class Fulfillment:
@@ -93,7 +95,7 @@ class Fulfillment:
             lambda o: (
                 []
                 if o.invoice_id
-                else rules.invoice_created(
+                else payments.invoice_created(
                     o,
                     invoice_id=invoice.invoice_id,
                     invoice_url=invoice.invoice_url,
@@ -114,12 +116,14 @@ class Fulfillment:
         except SupplierRejected as refusal:
             reason = str(refusal)
             self._orders.decide(
-                order_id, lambda o: rules.supplier_failed(o, reason=reason, now=self._clock.now())
+                order_id, lambda o: supply.supplier_failed(o, reason=reason, now=self._clock.now())
             )
             return
         self._orders.decide(
             order_id,
-            lambda o: rules.reserved(o, supplier_order_id=purchase.order_id, now=self._clock.now()),
+            lambda o: supply.reserved(
+                o, supplier_order_id=purchase.order_id, now=self._clock.now()
+            ),
         )
 
     def deliver(self, order_id: UUID) -> None:
@@ -141,13 +145,13 @@ class Fulfillment:
             raise KeysNotReady(f"{len(keys)} of {order.quantity} keys delivered")
         receipts = [self._seal(order.id, key) for key in keys[: order.quantity]]
         self._orders.decide(
-            order_id, lambda o: rules.keys_delivered(o, receipts, self._clock.now())
+            order_id, lambda o: supply.keys_delivered(o, receipts, self._clock.now())
         )
 
     def give_up(self, order_id: UUID, reason: str) -> None:
         """Background work failed past its retries: mark the order for an admin."""
         self._orders.decide(
-            order_id, lambda o: rules.gave_up(o, reason=reason, now=self._clock.now())
+            order_id, lambda o: supply.gave_up(o, reason=reason, now=self._clock.now())
         )
 
     # -- admin commands --------------------------------------------------------------------
@@ -157,7 +161,7 @@ class Fulfillment:
         if not viewer.is_admin:
             raise NotAllowed("only admins retry orders")
         return self._orders.decide(
-            order_id, lambda o: rules.retried(o, by=viewer.sub, now=self._clock.now())
+            order_id, lambda o: supply.retried(o, by=viewer.sub, now=self._clock.now())
         )
 
     # -- internals -------------------------------------------------------------------------
@@ -171,7 +175,7 @@ class Fulfillment:
             external_id=purchase.external_id,
         )
         return self._orders.decide(
-            order.id, lambda o: rules.supplier_polled(o, notice, self._clock.now())
+            order.id, lambda o: supply.supplier_polled(o, notice, self._clock.now())
         )
 
     def _seal(self, order_id: UUID, key: SupplierKey) -> DeliveredKey:

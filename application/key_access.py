@@ -12,7 +12,7 @@ import msgspec
 from application.errors import NotAllowed
 from application.orders import Orders, Viewer
 from application.ports import Clock, KeyCustody
-from domain import order as rules
+from domain import access
 from domain.errors import LinkRefused
 from domain.events import DomainEvent
 from domain.order import DeliveredKey, Order
@@ -69,7 +69,7 @@ class KeyAccess:
         )
         self._orders.decide(
             order_id,
-            lambda o: rules.link_issued(
+            lambda o: access.link_issued(
                 o,
                 link_id=link.link_id,
                 expires_at=link.expires_at,
@@ -95,10 +95,10 @@ class KeyAccess:
         if not viewer.is_admin:
             raise NotAllowed("only admins shred keys")
         order = self._orders.load(order_id)
-        rules.shredded(order, who=viewer.sub, now=self._clock.now())  # refuse before destroying
+        access.shredded(order, who=viewer.sub, now=self._clock.now())  # refuse before destroying
         self._custody.shred(order_id)
         return self._orders.decide(
-            order_id, lambda o: rules.shredded(o, who=viewer.sub, now=self._clock.now())
+            order_id, lambda o: access.shredded(o, who=viewer.sub, now=self._clock.now())
         )
 
     def rotate(self, order_id: UUID) -> bool:
@@ -116,7 +116,7 @@ class KeyAccess:
         link_id: str | None = None,
     ) -> list[RevealedKey]:
         def decide(o: Order) -> list[DomainEvent]:
-            return rules.revealed(
+            return access.revealed(
                 o, who=who, ip=ip, user_agent=user_agent, how=how, link_id=link_id,
                 now=self._clock.now(),
             )  # fmt: skip

@@ -10,7 +10,7 @@ from application.customers import CustomerData
 from application.key_access import KeyAccess
 from application.orders import Orders
 from application.ports import Clock, LinkFormatter, Mailer
-from domain import order as rules
+from domain import access
 from domain.order import Status
 
 
@@ -56,7 +56,7 @@ class Notifier:
     def _record(self, order_id: UUID, *, channel: str, message_id: str) -> None:
         self._orders.decide(
             order_id,
-            lambda o: rules.notified(
+            lambda o: access.notified(
                 o, channel=channel, message_id=message_id, now=self._clock.now()
             ),
         )

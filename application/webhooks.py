@@ -12,14 +12,16 @@ import msgspec
 from application.errors import ConcurrencyConflict, DeliveryNotFound
 from application.orders import MAX_ATTEMPTS, Decision, Orders
 from application.ports import Clock
-from domain import order as rules
+from domain import payments, supply
 from domain.events import (
     DomainEvent,
     PaymentStatusChanged,
     WebhookDeliveryRecorded,
     WebhookReceived,
 )
-from domain.order import Order, PaymentNotice, SupplierNotice
+from domain.order import Order
+from domain.payments import PaymentNotice
+from domain.supply import SupplierNotice
 from domain.webhooks import delivery_recorded
 
 log = logging.getLogger(__name__)
@@ -73,10 +75,10 @@ class WebhookInbox:
         return self._replay(order_id, self._supplier_decision(notice))
 
     def _payment_decision(self, notice: PaymentNotice) -> Decision:
-        return lambda o: rules.payment_notified(o, notice, self._clock.now())
+        return lambda o: payments.payment_notified(o, notice, self._clock.now())
 
     def _supplier_decision(self, notice: SupplierNotice) -> Decision:
-        return lambda o: rules.supplier_notified(o, notice, self._clock.now())
+        return lambda o: supply.supplier_notified(o, notice, self._clock.now())
 
     def _record(self, delivery: Delivery, order_id: UUID | None, decide: Decision) -> str:
         """Save the delivery and its effect on the order in one transaction, exactly once.

@@ -30,8 +30,9 @@ import psycopg
 from adapters.eventstore import RecorderEventStore, open_event_store, topic_of
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
 from domain import order as rules
+from domain import payments
 from domain.events import DomainEvent, LineItem
-from domain.order import PaymentNotice
+from domain.payments import PaymentNotice
 from projections.orders import OrdersProjection
 from projections.runner import ProjectionRunner
 
@@ -91,9 +92,9 @@ def paid_order() -> list[DomainEvent]:
     events = rules.place(
         uuid.uuid4(), owner="b", email="b@e.co", currency="eur", items=[item], now=now
     )
-    events += rules.invoice_created(rules.fold(events), invoice_id="i", invoice_url="u", now=now)
+    events += payments.invoice_created(rules.fold(events), invoice_id="i", invoice_url="u", now=now)
     notice = PaymentNotice(payment_id="1", payment_status="finished")
-    return events + rules.payment_notified(rules.fold(events), notice, now)
+    return events + payments.payment_notified(rules.fold(events), notice, now)
 
 
 def fill(store: RecorderEventStore, orders: int) -> None:

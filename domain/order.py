@@ -1,8 +1,9 @@
-"""The order aggregate: its state, how each event changes it, and the decisions that emit events.
+"""The order aggregate: its state, how each event changes it, and placing an order.
 
-Decisions are pure functions ``(order, now, ...) -> list[DomainEvent]``; they never perform I/O.
-A status never moves backwards: a late or duplicate notification becomes an audit line and
-changes nothing else.
+Decisions are pure functions ``(order, now, ...) -> list[DomainEvent]`` that never perform I/O;
+besides ``place`` here, they live in ``payments`` (invoice, IPNs), ``supply`` (Kinguin, keys,
+failures and retries) and ``access`` (reveal, links, notification, shredding). A status never
+moves backwards: a late or duplicate notification becomes an audit line and changes nothing else.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain.errors import InvalidOrder, KeysGone, LinkRefused, OrderNotFound, TransitionRefused
+from domain.errors import InvalidOrder, OrderNotFound
 from domain.events import (
     CustomerNotified,
     DomainEvent,
@@ -35,11 +36,9 @@ from domain.events import (
     PaymentFailed,
     PaymentFlagged,
     PaymentInvoiceCreated,
-    PaymentStatusChanged,
     PaymentUnderpaid,
     SupplierOrderFailed,
     SupplierOrderStatusChanged,
-    WebhookReceived,
 )
 
 
@@ -256,8 +255,9 @@ def _delivered_key(event: KeyDelivered) -> DeliveredKey:
 E = TypeVar("E", bound=DomainEvent)
 
 
-class _Stamper:
-    """Gives each new event of one decision the next version of the order."""
+class Stamper:
+    """Gives each new event of one decision the next version of the order (used by every
+    decision module of the domain)."""
 
     def __init__(self, order_id: UUID, version: int, now: datetime) -> None:
         self._id = order_id
@@ -286,7 +286,7 @@ def place(
     only the sealed address."""
     check_order_content(email, currency, items)
     total = sum((item.unit_price * item.quantity for item in items), Decimal(0))
-    stamp = _Stamper(order_id, 0, now)
+    stamp = Stamper(order_id, 0, now)
     placed = stamp(
         OrderPlaced,
         owner=owner,
@@ -317,273 +317,3 @@ def check_order_content(email: str, currency: str, items: Sequence[LineItem]) ->
             raise InvalidOrder(f"unit_price must be a positive amount up to {MAX_UNIT_PRICE}")
         if price.as_tuple().exponent < -MAX_PRICE_DECIMALS:  # type: ignore[operator]
             raise InvalidOrder(f"unit_price has at most {MAX_PRICE_DECIMALS} decimal places")
-
-
-def invoice_created(
-    order: Order, *, invoice_id: str, invoice_url: str, now: datetime
-) -> list[DomainEvent]:
-    """Record the NOWPayments invoice; only an order still awaiting payment takes one."""
-    if order.status not in AWAITING_PAYMENT:
-        raise TransitionRefused(f"order is {order.status}; it takes no new invoice")
-    stamp = _Stamper(order.id, order.version, now)
-    created = stamp(
-        PaymentInvoiceCreated,
-        invoice_id=invoice_id,
-        invoice_url=invoice_url,
-        price_amount=order.total,
-        price_currency=order.currency,
-    )
-    return [created]
-
-
-class PaymentNotice(msgspec.Struct, frozen=True, kw_only=True):
-    """What a verified NOWPayments IPN says, in the terms the order needs."""
-
-    payment_id: str
-    payment_status: str
-    invoice_id: str | None = None
-    price_amount: Decimal | None = None
-    price_currency: str | None = None
-    actually_paid: str | None = None
-    pay_currency: str | None = None
-    parent_payment_id: str | None = None
-
-
-def payment_notified(order: Order, notice: PaymentNotice, now: datetime) -> list[DomainEvent]:
-    """Record an IPN as an audit line, and move the order if the notice allows it."""
-    stamp = _Stamper(order.id, order.version, now)
-    events: list[DomainEvent] = [
-        stamp(
-            WebhookReceived,
-            provider="nowpayments",
-            event_id=f"{notice.payment_id}:{notice.payment_status}",
-            verified=True,
-            summary=f"payment {notice.payment_id} {notice.payment_status}",
-        ),
-        stamp(
-            PaymentStatusChanged,
-            payment_id=notice.payment_id,
-            payment_status=notice.payment_status,
-            actually_paid=notice.actually_paid,
-            pay_currency=notice.pay_currency,
-            parent_payment_id=notice.parent_payment_id,
-        ),
-    ]
-    mismatch = _mismatch(order, notice)
-    if mismatch is None:
-        events.extend(_payment_transition(order, notice, stamp))
-    elif notice.payment_status in ("finished", "partially_paid"):
-        events.append(stamp(PaymentFlagged, payment_id=notice.payment_id, reason=mismatch))
-    return events
-
-
-def _mismatch(order: Order, notice: PaymentNotice) -> str | None:
-    """Why an IPN may not move the order, if it may not: it must be this order's invoice, price
-    and currency, and not a re-deposit (which NOWPayments reports as a payment of its own)."""
-    if notice.parent_payment_id is not None:
-        return f"re-deposit linked to payment {notice.parent_payment_id}"
-    if notice.invoice_id is not None and notice.invoice_id != order.invoice_id:
-        return f"invoice {notice.invoice_id} is not the order's invoice {order.invoice_id}"
-    if notice.price_currency is not None and notice.price_currency.lower() != order.currency:
-        return f"currency {notice.price_currency} is not the order's {order.currency}"
-    if notice.price_amount is not None and notice.price_amount < order.total:
-        return f"price {notice.price_amount} is below the order's total {order.total}"
-    return None
-
-
-def _payment_transition(order: Order, notice: PaymentNotice, stamp: _Stamper) -> list[DomainEvent]:
-    status = notice.payment_status
-    may_pay = order.status in AWAITING_PAYMENT or order.status is Status.UNDERPAID
-    if status == "finished" and may_pay:
-        return [stamp(OrderPaid, payment_id=notice.payment_id)]
-    if status == "partially_paid" and order.status in AWAITING_PAYMENT:
-        return [
-            stamp(
-                PaymentUnderpaid, payment_id=notice.payment_id, actually_paid=notice.actually_paid
-            )
-        ]
-    if status in PAYMENT_FAILURE_STATUSES and may_pay:
-        return [stamp(PaymentFailed, payment_id=notice.payment_id, reason=status)]
-    return []
-
-
-def reserved(order: Order, *, supplier_order_id: str, now: datetime) -> list[DomainEvent]:
-    """Record Kinguin's acceptance of the purchase; only a paid order is reserved, once."""
-    if order.status is not Status.PAID:
-        return []
-    return [
-        _Stamper(order.id, order.version, now)(KeysReserved, supplier_order_id=supplier_order_id)
-    ]
-
-
-def supplier_failed(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
-    """Record that Kinguin refused the purchase: the order needs an admin."""
-    if order.status not in (Status.PAID, Status.RESERVED):
-        return []
-    stamp = _Stamper(order.id, order.version, now)
-    return [stamp(SupplierOrderFailed, reason=reason), stamp(FulfillmentFailed, reason=reason)]
-
-
-def gave_up(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
-    """Background work failed past its retries: the order needs an admin."""
-    if order.status not in (Status.PAID, Status.RESERVED):
-        return []
-    return [_Stamper(order.id, order.version, now)(FulfillmentFailed, reason=reason)]
-
-
-def retried(order: Order, *, by: str, now: datetime) -> list[DomainEvent]:
-    """An admin sends a failed order back: to be bought again, or delivered if already bought."""
-    if order.status is not Status.FULFILLMENT_FAILED:
-        raise TransitionRefused(
-            f"order is {order.status}; only fulfillment_failed orders are retried"
-        )
-    usable = order.supplier_order_id and order.supplier_status not in SUPPLIER_FAILURE_STATUSES
-    resume = Status.RESERVED if usable else Status.PAID
-    return [
-        _Stamper(order.id, order.version, now)(FulfillmentRetried, by=by, resume_from=resume.value)
-    ]
-
-
-class SupplierNotice(msgspec.Struct, frozen=True, kw_only=True):
-    """What a verified Kinguin ``order.status`` webhook says."""
-
-    supplier_order_id: str
-    status: str
-    updated_at: str
-    external_id: str | None = None
-
-
-def supplier_notified(order: Order, notice: SupplierNotice, now: datetime) -> list[DomainEvent]:
-    """Record a Kinguin status webhook; a stale or foreign one is an audit line only."""
-    stamp = _Stamper(order.id, order.version, now)
-    events: list[DomainEvent] = [
-        stamp(
-            WebhookReceived,
-            provider="kinguin",
-            event_id=f"{notice.supplier_order_id}:{notice.status}:{notice.updated_at}",
-            verified=True,
-            summary=f"supplier order {notice.supplier_order_id} {notice.status}",
-        )
-    ]
-    events.extend(_supplier_change(order, notice, stamp))
-    return events
-
-
-def supplier_polled(order: Order, notice: SupplierNotice, now: datetime) -> list[DomainEvent]:
-    """Record what polling Kinguin said, when it is news."""
-    if notice.status == order.supplier_status:
-        return []
-    return _supplier_change(order, notice, _Stamper(order.id, order.version, now))
-
-
-def _supplier_change(order: Order, notice: SupplierNotice, stamp: _Stamper) -> list[DomainEvent]:
-    if not _is_current(order, notice):
-        return []
-    events: list[DomainEvent] = [
-        stamp(
-            SupplierOrderStatusChanged,
-            supplier_order_id=notice.supplier_order_id,
-            status=notice.status,
-            updated_at=notice.updated_at,
-        )
-    ]
-    if notice.status in SUPPLIER_FAILURE_STATUSES and order.status is Status.RESERVED:
-        reason = f"supplier order {notice.status}"
-        events.append(stamp(SupplierOrderFailed, reason=reason))
-        events.append(stamp(FulfillmentFailed, reason=reason))
-    return events
-
-
-def _is_current(order: Order, notice: SupplierNotice) -> bool:
-    if order.supplier_order_id not in (None, notice.supplier_order_id):
-        return False
-    if notice.external_id not in (None, order.supplier_reference):
-        return False  # a purchase of an earlier attempt
-    if order.status not in (Status.PAID, Status.RESERVED):
-        return False
-    return order.supplier_updated_at is None or notice.updated_at > order.supplier_updated_at
-
-
-def keys_delivered(
-    order: Order, receipts: Sequence[DeliveredKey], now: datetime
-) -> list[DomainEvent]:
-    """Record every delivered key and the fulfilment; only a reserved order, with all its keys."""
-    if order.status is not Status.RESERVED:
-        return []
-    if len(receipts) != order.quantity:
-        raise TransitionRefused(f"expected {order.quantity} keys, got {len(receipts)}")
-    stamp = _Stamper(order.id, order.version, now)
-    events: list[DomainEvent] = [
-        stamp(
-            KeyDelivered,
-            key_id=r.key_id,
-            product_id=r.product_id,
-            vault_ref=r.vault_ref,
-            fingerprint=r.fingerprint,
-            content_type=r.content_type,
-        )
-        for r in receipts
-    ]
-    events.append(stamp(OrderFulfilled, key_count=len(receipts)))
-    return events
-
-
-def revealed(
-    order: Order,
-    *,
-    who: str,
-    ip: str,
-    user_agent: str,
-    how: str,
-    now: datetime,
-    link_id: str | None = None,
-) -> list[DomainEvent]:
-    """Record who read the keys; only a fulfilled, unshredded order has keys to read, and a
-    single-use link reads them once."""
-    _check_readable(order)
-    if link_id is not None and link_id not in order.issued_links:
-        raise LinkRefused("this download link was never issued")
-    if link_id in order.single_use_links and link_id in order.used_links:
-        raise LinkRefused("this download link was already used")
-    stamp = _Stamper(order.id, order.version, now)
-    revealed_event = stamp(
-        KeysRevealed, who=who, ip=ip, user_agent=user_agent[:256], how=how, link_id=link_id
-    )
-    return [revealed_event]
-
-
-def link_issued(
-    order: Order, *, link_id: str, expires_at: datetime, single_use: bool, now: datetime
-) -> list[DomainEvent]:
-    """Record a download link handed to the owner."""
-    _check_readable(order)
-    issued = _Stamper(order.id, order.version, now)(
-        DownloadLinkIssued, expires_at=expires_at, link_id=link_id, single_use=single_use
-    )
-    return [issued]
-
-
-def notified(order: Order, *, channel: str, message_id: str, now: datetime) -> list[DomainEvent]:
-    """Record the one notification of a fulfilled order."""
-    if order.notified or order.status is not Status.FULFILLED:
-        return []
-    event = _Stamper(order.id, order.version, now)(
-        CustomerNotified, channel=channel, message_id=message_id
-    )
-    return [event]
-
-
-def shredded(order: Order, *, who: str, now: datetime) -> list[DomainEvent]:
-    """Record that the order's data key was destroyed; not while keys may still arrive."""
-    if order.shredded:
-        return []
-    if order.status in (Status.PAID, Status.RESERVED):
-        raise TransitionRefused(f"order is {order.status}; its keys are still on their way")
-    return [_Stamper(order.id, order.version, now)(KeysShredded, who=who)]
-
-
-def _check_readable(order: Order) -> None:
-    if order.shredded:
-        raise KeysGone(f"order {order.id}: its keys were destroyed")
-    if order.status is not Status.FULFILLED:
-        raise TransitionRefused(f"order is {order.status}; it has no keys to read")

@@ -11,6 +11,7 @@ import pytest
 from adapters.eventstore import RecorderEventStore, topic_of
 from application.errors import ConcurrencyConflict
 from domain import order as rules
+from domain import payments
 from domain.events import DomainEvent, LineItem, OrderPlaced, PaymentInvoiceCreated
 from domain.order import Order
 from domain.webhooks import delivery_recorded
@@ -33,7 +34,7 @@ def new_order() -> tuple[Order, list[DomainEvent]]:
 def test_round_trip(store: RecorderEventStore) -> None:
     """Saved events load back equal, in order, and can be cut at a version."""
     order, placed = new_order()
-    invoice = rules.invoice_created(order, invoice_id="1", invoice_url="u", now=NOW)
+    invoice = payments.invoice_created(order, invoice_id="1", invoice_url="u", now=NOW)
     store.save(placed)
     store.save(invoice)
     assert store.load(order.id) == [*placed, *invoice]
@@ -45,8 +46,8 @@ def test_optimistic_concurrency(store: RecorderEventStore) -> None:
     """Two writers deciding from the same version: the second append is a conflict."""
     order, placed = new_order()
     store.save(placed)
-    first = rules.invoice_created(order, invoice_id="1", invoice_url="u", now=NOW)
-    second = rules.invoice_created(order, invoice_id="2", invoice_url="v", now=NOW)
+    first = payments.invoice_created(order, invoice_id="1", invoice_url="u", now=NOW)
+    second = payments.invoice_created(order, invoice_id="2", invoice_url="v", now=NOW)
     store.save(first)
     with pytest.raises(ConcurrencyConflict):
         store.save(second)
@@ -57,7 +58,7 @@ def test_multi_aggregate_save_is_atomic(store: RecorderEventStore) -> None:
     """A delivery and its order events are saved together or not at all."""
     order, placed = new_order()
     store.save(placed)
-    taken = rules.invoice_created(order, invoice_id="1", invoice_url="u", now=NOW)
+    taken = payments.invoice_created(order, invoice_id="1", invoice_url="u", now=NOW)
     store.save(taken)
     delivery = delivery_recorded(
         provider="nowpayments", natural_key="9:finished", event_name="ipn", order_id=order.id,
@@ -65,7 +66,7 @@ def test_multi_aggregate_save_is_atomic(store: RecorderEventStore) -> None:
     )  # fmt: skip
     with pytest.raises(ConcurrencyConflict):
         store.save(
-            [delivery, *rules.invoice_created(order, invoice_id="2", invoice_url="v", now=NOW)]
+            [delivery, *payments.invoice_created(order, invoice_id="2", invoice_url="v", now=NOW)]
         )
     assert store.load(delivery.originator_id) == []
     store.save([delivery])
@@ -79,7 +80,7 @@ def test_notifications_follow_the_log_and_filter_by_type(store: RecorderEventSto
     orders = [new_order() for _ in range(3)]
     for order, placed in orders:
         store.save(placed)
-        store.save(rules.invoice_created(order, invoice_id="1", invoice_url="u", now=NOW))
+        store.save(payments.invoice_created(order, invoice_id="1", invoice_url="u", now=NOW))
     everything = store.notifications(start, 100)
     assert [type(e) for _, e in everything] == [OrderPlaced, PaymentInvoiceCreated] * 3
     invoices = store.notifications(start, 100, [topic_of(PaymentInvoiceCreated)])

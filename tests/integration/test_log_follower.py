@@ -15,8 +15,9 @@ from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.log_follower import LogFollower, PostgresWakeUp
 from application.process_manager import ProcessManager
 from domain import order as rules
+from domain import payments
 from domain.events import DomainEvent, LineItem
-from domain.order import PaymentNotice
+from domain.payments import PaymentNotice
 from tests.conftest import POSTGRES_URL, postgres_env
 from tests.fakes import RecordingDispatcher
 
@@ -29,9 +30,9 @@ def paid_order_events() -> list[DomainEvent]:
         items=[LineItem(product_id="p", quantity=1, unit_price=Decimal(1))], now=NOW,
     )  # fmt: skip
     order = rules.fold(placed)
-    invoiced = rules.invoice_created(order, invoice_id="i", invoice_url="u", now=NOW)
+    invoiced = payments.invoice_created(order, invoice_id="i", invoice_url="u", now=NOW)
     order = rules.fold([*placed, *invoiced])
-    paid = rules.payment_notified(
+    paid = payments.payment_notified(
         order, PaymentNotice(payment_id="1", payment_status="finished"), NOW
     )
     return [*placed, *invoiced, *paid]

@@ -16,8 +16,9 @@ import pytest
 from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.views import PostgresViews, SQLiteViews, Tx, ViewDatabase
 from domain import order as rules
+from domain import payments
 from domain.events import DomainEvent, LineItem
-from domain.order import PaymentNotice
+from domain.payments import PaymentNotice
 from projections.base import Projection
 from projections.orders import OrdersProjection
 from projections.queries import BadCursor, ReadModels
@@ -53,11 +54,11 @@ def order_events(status: str = "paid", at: datetime = NOW) -> list[DomainEvent]:
     )  # fmt: skip
     if status == "created":
         return events
-    events += rules.invoice_created(rules.fold(events), invoice_id="i", invoice_url="u", now=at)
+    events += payments.invoice_created(rules.fold(events), invoice_id="i", invoice_url="u", now=at)
     if status == "pending_payment":
         return events
     notice = PaymentNotice(payment_id="1", payment_status="finished")
-    return events + rules.payment_notified(rules.fold(events), notice, at)
+    return events + payments.payment_notified(rules.fold(events), notice, at)
 
 
 def table_rows(views: ViewDatabase, name: str) -> list[tuple[Any, ...]]:

@@ -11,8 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain import order as rules
+from domain import payments, supply
 from domain.events import LineItem
-from domain.order import Order, PaymentNotice, SupplierNotice
+from domain.order import Order
+from domain.payments import PaymentNotice
+from domain.supply import SupplierNotice
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PAYMENT = [
@@ -35,21 +38,21 @@ def invoiced() -> Order:
         items=[LineItem(product_id="p", quantity=1, unit_price=Decimal(1))], now=NOW,
     )  # fmt: skip
     order = rules.fold(events)
-    for event in rules.invoice_created(order, invoice_id="inv", invoice_url="u", now=NOW):
+    for event in payments.invoice_created(order, invoice_id="inv", invoice_url="u", now=NOW):
         order = rules.apply(order, event)
     return order
 
 
-def run(payments: list[PaymentNotice], supplier: list[SupplierNotice]) -> Order:
+def run(notices: list[PaymentNotice], supplier: list[SupplierNotice]) -> Order:
     """Deliver the payment notices, let the engine reserve, then the supplier's notices."""
     order = invoiced()
-    for notice in payments:
-        for event in rules.payment_notified(order, notice, NOW):
+    for notice in notices:
+        for event in payments.payment_notified(order, notice, NOW):
             order = rules.apply(order, event)
-    for event in rules.reserved(order, supplier_order_id="K1", now=NOW):
+    for event in supply.reserved(order, supplier_order_id="K1", now=NOW):
         order = rules.apply(order, event)
     for supplier_notice in supplier:
-        for event in rules.supplier_notified(order, supplier_notice, NOW):
+        for event in supply.supplier_notified(order, supplier_notice, NOW):
             order = rules.apply(order, event)
     return order
 
@@ -75,7 +78,7 @@ def essence(order: Order) -> tuple[object, ...]:
     ),
 )
 def test_messy_delivery_ends_like_the_clean_one(
-    payments: list[PaymentNotice], supplier: list[SupplierNotice]
+    notices: list[PaymentNotice], supplier: list[SupplierNotice]
 ) -> None:
     """Duplicates and any order of arrival give the same final state as the clean sequence."""
-    assert essence(run(payments, supplier)) == essence(run(PAYMENT, SUPPLIER))
+    assert essence(run(notices, supplier)) == essence(run(PAYMENT, SUPPLIER))

@@ -12,6 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from domain import access, payments, supply
 from domain import order as rules
 from domain.errors import TransitionRefused
 from domain.events import (
@@ -22,7 +23,9 @@ from domain.events import (
     OrderFulfilled,
     OrderPaid,
 )
-from domain.order import DeliveredKey, Order, PaymentNotice, Status, SupplierNotice
+from domain.order import DeliveredKey, Order, Status
+from domain.payments import PaymentNotice
+from domain.supply import SupplierNotice
 
 FORWARD: dict[Status, set[Status]] = {
     Status.CREATED: {Status.PENDING_PAYMENT, Status.UNDERPAID, Status.PAID, Status.PAYMENT_FAILED},
@@ -77,7 +80,7 @@ class OrderLifecycle(RuleBasedStateMachine):
     def invoice(self) -> None:
         try:
             self._apply(
-                rules.invoice_created(
+                payments.invoice_created(
                     self.order, invoice_id="inv", invoice_url="u", now=self._now()
                 )
             )
@@ -90,17 +93,17 @@ class OrderLifecycle(RuleBasedStateMachine):
             payment_id=payment, payment_status=status, invoice_id=self.order.invoice_id
         )
         self.notices.append(notice)
-        self._apply(rules.payment_notified(self.order, notice, self._now()))
+        self._apply(payments.payment_notified(self.order, notice, self._now()))
 
     @rule(data=st.data())
     def repeated_ipn(self, data: st.DataObject) -> None:
         if self.notices:
             notice = data.draw(st.sampled_from(self.notices))
-            self._apply(rules.payment_notified(self.order, notice, self._now()))
+            self._apply(payments.payment_notified(self.order, notice, self._now()))
 
     @rule()
     def reserve(self) -> None:
-        self._apply(rules.reserved(self.order, supplier_order_id="K1", now=self._now()))
+        self._apply(supply.reserved(self.order, supplier_order_id="K1", now=self._now()))
 
     @rule(
         status=st.sampled_from(SUPPLIER_STATUSES),
@@ -113,16 +116,16 @@ class OrderLifecycle(RuleBasedStateMachine):
             status=status,
             updated_at=f"2026-01-01T00:0{minute}:00.000+00:00",
         )
-        self._apply(rules.supplier_notified(self.order, notice, self._now()))
+        self._apply(supply.supplier_notified(self.order, notice, self._now()))
 
     @rule()
     def give_up(self) -> None:
-        self._apply(rules.gave_up(self.order, reason="retries exhausted", now=self._now()))
+        self._apply(supply.gave_up(self.order, reason="retries exhausted", now=self._now()))
 
     @rule()
     def admin_retry(self) -> None:
         try:
-            self._apply(rules.retried(self.order, by="admin", now=self._now()), admin=True)
+            self._apply(supply.retried(self.order, by="admin", now=self._now()), admin=True)
         except TransitionRefused:
             assert self.order.status is not Status.FULFILLMENT_FAILED
 
@@ -138,13 +141,13 @@ class OrderLifecycle(RuleBasedStateMachine):
             )
             for i in range(self.order.quantity)
         ]
-        self._apply(rules.keys_delivered(self.order, keys, self._now()))
+        self._apply(supply.keys_delivered(self.order, keys, self._now()))
 
     @rule()
     def reveal(self) -> None:
         try:
             self._apply(
-                rules.revealed(
+                access.revealed(
                     self.order, who="alice", ip="ip", user_agent="ua", how="reveal", now=self._now()
                 )
             )

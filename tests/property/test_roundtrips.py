@@ -33,7 +33,7 @@ _SCALARS: dict[Any, st.SearchStrategy[Any]] = {
 
 
 def strategy_for(annotation: Any) -> st.SearchStrategy[Any]:
-    """A strategy for a field type: scalars, unions, tuples and nested structs."""
+    """A strategy for a field type: scalars, unions, tuples, dicts and nested structs."""
     if annotation in _SCALARS:
         return _SCALARS[annotation]
     origin = typing.get_origin(annotation)
@@ -41,6 +41,9 @@ def strategy_for(annotation: Any) -> st.SearchStrategy[Any]:
         return st.one_of(*(strategy_for(arg) for arg in typing.get_args(annotation)))
     if origin is tuple:
         return st.lists(strategy_for(typing.get_args(annotation)[0]), max_size=3).map(tuple)
+    if origin is dict:
+        key, value = typing.get_args(annotation)
+        return st.dictionaries(strategy_for(key), strategy_for(value), max_size=3)
     if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
         return structs(annotation)
     raise TypeError(f"no strategy for {annotation!r}")

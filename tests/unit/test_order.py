@@ -8,10 +8,13 @@ from uuid import uuid4
 
 import pytest
 
+from domain import access, payments, supply
 from domain import order as rules
 from domain.errors import InvalidOrder, TransitionRefused
 from domain.events import DomainEvent, LineItem, PaymentStatusChanged, WebhookReceived
-from domain.order import DeliveredKey, Order, PaymentNotice, Status, SupplierNotice
+from domain.order import DeliveredKey, Order, Status
+from domain.payments import PaymentNotice
+from domain.supply import SupplierNotice
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -36,7 +39,7 @@ def step(order: Order, events: list[DomainEvent]) -> Order:
 
 def invoiced() -> Order:
     order, _ = placed()
-    return step(order, rules.invoice_created(order, invoice_id="42", invoice_url="u", now=NOW))
+    return step(order, payments.invoice_created(order, invoice_id="42", invoice_url="u", now=NOW))
 
 
 def notice(status: str, **extra: object) -> PaymentNotice:
@@ -45,12 +48,12 @@ def notice(status: str, **extra: object) -> PaymentNotice:
 
 def paid() -> Order:
     order = invoiced()
-    return step(order, rules.payment_notified(order, notice("finished"), NOW))
+    return step(order, payments.payment_notified(order, notice("finished"), NOW))
 
 
 def reserved() -> Order:
     order = paid()
-    return step(order, rules.reserved(order, supplier_order_id="K1", now=NOW))
+    return step(order, supply.reserved(order, supplier_order_id="K1", now=NOW))
 
 
 def receipts(n: int) -> list[DeliveredKey]:
@@ -121,7 +124,7 @@ def test_finished_payment_pays_once() -> None:
     """`finished` pays the order; a repeat is an audit line only."""
     order = paid()
     assert order.status is Status.PAID
-    again = rules.payment_notified(order, notice("finished"), NOW)
+    again = payments.payment_notified(order, notice("finished"), NOW)
     assert [type(e) for e in again] == [WebhookReceived, PaymentStatusChanged]
 
 
@@ -129,16 +132,16 @@ def test_finished_payment_pays_once() -> None:
 def test_pending_statuses_are_audit_lines(status: str) -> None:
     """In-flight payment statuses change nothing but the audit trail."""
     order = invoiced()
-    after = step(order, rules.payment_notified(order, notice(status), NOW))
+    after = step(order, payments.payment_notified(order, notice(status), NOW))
     assert after.status is Status.PENDING_PAYMENT
 
 
 def test_partially_paid_is_underpaid_and_later_finished_pays() -> None:
     """`partially_paid` marks the order underpaid; a later `finished` still pays it."""
     order = invoiced()
-    order = step(order, rules.payment_notified(order, notice("partially_paid"), NOW))
+    order = step(order, payments.payment_notified(order, notice("partially_paid"), NOW))
     assert order.status is Status.UNDERPAID
-    order = step(order, rules.payment_notified(order, notice("finished"), NOW))
+    order = step(order, payments.payment_notified(order, notice("finished"), NOW))
     assert order.status is Status.PAID
 
 
@@ -147,11 +150,11 @@ def test_failures_fail_the_payment_but_not_a_paid_order(status: str) -> None:
     """Failed/expired/refunded end an unpaid order and never undo a paid one."""
     order = invoiced()
     assert (
-        step(order, rules.payment_notified(order, notice(status), NOW)).status
+        step(order, payments.payment_notified(order, notice(status), NOW)).status
         is Status.PAYMENT_FAILED
     )
     done = paid()
-    assert step(done, rules.payment_notified(done, notice(status), NOW)).status is Status.PAID
+    assert step(done, payments.payment_notified(done, notice(status), NOW)).status is Status.PAID
 
 
 @pytest.mark.parametrize(
@@ -175,7 +178,7 @@ def test_failures_fail_the_payment_but_not_a_paid_order(status: str) -> None:
 def test_mismatched_payments_are_flagged_not_paid(bad: PaymentNotice, reason: str) -> None:
     """Another invoice, currency, a lower price or a re-deposit never pays: it is flagged."""
     order = invoiced()
-    after = step(order, rules.payment_notified(order, bad, NOW))
+    after = step(order, payments.payment_notified(order, bad, NOW))
     assert after.status is Status.PENDING_PAYMENT
     assert len(after.flags) == 1
     assert reason in after.flags[0]
@@ -186,41 +189,41 @@ def test_admin_retry_resumes_where_the_order_failed() -> None:
     is found, not bought twice); a canceled one under a new reference; a failed delivery
     re-delivers."""
     order = paid()
-    order = step(order, rules.supplier_failed(order, reason="ProductUnavailable", now=NOW))
-    order = step(order, rules.retried(order, by="admin", now=NOW))
+    order = step(order, supply.supplier_failed(order, reason="ProductUnavailable", now=NOW))
+    order = step(order, supply.retried(order, by="admin", now=NOW))
     assert order.status is Status.PAID
     assert order.supplier_reference == str(order.id)
     canceled = reserved()
     notice = SupplierNotice(
         supplier_order_id="K1", status="canceled", updated_at="2026-01-02T00:00:00.000+00:00"
     )
-    canceled = step(canceled, rules.supplier_notified(canceled, notice, NOW))
-    canceled = step(canceled, rules.retried(canceled, by="admin", now=NOW))
+    canceled = step(canceled, supply.supplier_notified(canceled, notice, NOW))
+    canceled = step(canceled, supply.retried(canceled, by="admin", now=NOW))
     assert canceled.status is Status.PAID
     assert canceled.supplier_reference == f"{canceled.id}.1"
     stuck = reserved()
-    stuck = step(stuck, rules.gave_up(stuck, reason="deliver gave up", now=NOW))
+    stuck = step(stuck, supply.gave_up(stuck, reason="deliver gave up", now=NOW))
     assert stuck.status is Status.FULFILLMENT_FAILED
-    stuck = step(stuck, rules.retried(stuck, by="admin", now=NOW))
+    stuck = step(stuck, supply.retried(stuck, by="admin", now=NOW))
     assert stuck.status is Status.RESERVED
     assert stuck.supplier_reference == str(stuck.id)
     with pytest.raises(TransitionRefused):
-        rules.retried(stuck, by="admin", now=NOW)
+        supply.retried(stuck, by="admin", now=NOW)
 
 
 def test_reserve_only_when_paid_and_once() -> None:
     """Only a paid order is reserved, and only once."""
     order, _ = placed()
-    assert rules.reserved(order, supplier_order_id="K", now=NOW) == []
+    assert supply.reserved(order, supplier_order_id="K", now=NOW) == []
     order = reserved()
     assert order.status is Status.RESERVED
-    assert rules.reserved(order, supplier_order_id="K2", now=NOW) == []
+    assert supply.reserved(order, supplier_order_id="K2", now=NOW) == []
 
 
 def test_supplier_failure_needs_admin() -> None:
     """A refused purchase leaves the order fulfillment_failed with the reason."""
     order = paid()
-    order = step(order, rules.supplier_failed(order, reason="ProductUnavailable", now=NOW))
+    order = step(order, supply.supplier_failed(order, reason="ProductUnavailable", now=NOW))
     assert order.status is Status.FULFILLMENT_FAILED
     assert order.failure_reason == "ProductUnavailable"
 
@@ -231,7 +234,7 @@ def test_supplier_notice_stale_and_foreign_are_ignored() -> None:
     fresh = SupplierNotice(
         supplier_order_id="K1", status="completed", updated_at="2026-01-02T00:00:00.000+00:00"
     )
-    order = step(order, rules.supplier_notified(order, fresh, NOW))
+    order = step(order, supply.supplier_notified(order, fresh, NOW))
     assert order.supplier_status == "completed"
     stale = SupplierNotice(
         supplier_order_id="K1", status="processing", updated_at="2026-01-01T00:00:00.000+00:00"
@@ -240,7 +243,7 @@ def test_supplier_notice_stale_and_foreign_are_ignored() -> None:
         supplier_order_id="K9", status="canceled", updated_at="2026-01-03T00:00:00.000+00:00"
     )
     for ignored in (stale, foreign):
-        assert [type(e) for e in rules.supplier_notified(order, ignored, NOW)] == [WebhookReceived]
+        assert [type(e) for e in supply.supplier_notified(order, ignored, NOW)] == [WebhookReceived]
 
 
 def test_supplier_cancel_fails_a_reserved_order() -> None:
@@ -250,29 +253,30 @@ def test_supplier_cancel_fails_a_reserved_order() -> None:
         supplier_order_id="K1", status="canceled", updated_at="2026-01-02T00:00:00.000+00:00"
     )
     assert (
-        step(order, rules.supplier_notified(order, cancel, NOW)).status is Status.FULFILLMENT_FAILED
+        step(order, supply.supplier_notified(order, cancel, NOW)).status
+        is Status.FULFILLMENT_FAILED
     )
 
 
 def test_keys_delivered_needs_reservation_and_every_key() -> None:
     """Keys are recorded only for a reserved order and only all of them at once."""
-    assert rules.keys_delivered(paid(), receipts(2), NOW) == []
+    assert supply.keys_delivered(paid(), receipts(2), NOW) == []
     order = reserved()
     with pytest.raises(TransitionRefused):
-        rules.keys_delivered(order, receipts(1), NOW)
-    order = step(order, rules.keys_delivered(order, receipts(2), NOW))
+        supply.keys_delivered(order, receipts(1), NOW)
+    order = step(order, supply.keys_delivered(order, receipts(2), NOW))
     assert order.status is Status.FULFILLED
     assert len(order.keys) == 2
-    assert rules.keys_delivered(order, receipts(2), NOW) == []
+    assert supply.keys_delivered(order, receipts(2), NOW) == []
 
 
 def test_reveal_only_fulfilled_orders() -> None:
     """Keys can be revealed only once the order is fulfilled; the event names who and where."""
     with pytest.raises(TransitionRefused):
-        rules.revealed(paid(), who="alice", ip="1.2.3.4", user_agent="ua", how="reveal", now=NOW)
+        access.revealed(paid(), who="alice", ip="1.2.3.4", user_agent="ua", how="reveal", now=NOW)
     order = reserved()
-    order = step(order, rules.keys_delivered(order, receipts(2), NOW))
-    [event] = rules.revealed(
+    order = step(order, supply.keys_delivered(order, receipts(2), NOW))
+    [event] = access.revealed(
         order, who="alice", ip="1.2.3.4", user_agent="ua", how="reveal", now=NOW
     )
     assert (event.who, event.ip, event.how) == ("alice", "1.2.3.4", "reveal")  # type: ignore[attr-defined]
@@ -281,5 +285,5 @@ def test_reveal_only_fulfilled_orders() -> None:
 def test_versions_follow_on() -> None:
     """Each decision numbers its events after the order's current version."""
     order = invoiced()
-    events = rules.payment_notified(order, notice("finished"), NOW)
+    events = payments.payment_notified(order, notice("finished"), NOW)
     assert [e.originator_version for e in events] == [3, 4, 5]

@@ -1,0 +1,77 @@
+"""Key access decisions: who may read an order's keys and how (reveal, download link), the
+one delivery notification, and crypto-shredding. Reads are refused once the keys are gone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.errors import KeysGone, LinkRefused, TransitionRefused
+from domain.events import (
+    CustomerNotified,
+    DomainEvent,
+    DownloadLinkIssued,
+    KeysRevealed,
+    KeysShredded,
+)
+from domain.order import Order, Stamper, Status
+
+
+def revealed(
+    order: Order,
+    *,
+    who: str,
+    ip: str,
+    user_agent: str,
+    how: str,
+    now: datetime,
+    link_id: str | None = None,
+) -> list[DomainEvent]:
+    """Record who read the keys; only a fulfilled, unshredded order has keys to read, and a
+    single-use link reads them once."""
+    _check_readable(order)
+    if link_id is not None and link_id not in order.issued_links:
+        raise LinkRefused("this download link was never issued")
+    if link_id in order.single_use_links and link_id in order.used_links:
+        raise LinkRefused("this download link was already used")
+    stamp = Stamper(order.id, order.version, now)
+    revealed_event = stamp(
+        KeysRevealed, who=who, ip=ip, user_agent=user_agent[:256], how=how, link_id=link_id
+    )
+    return [revealed_event]
+
+
+def link_issued(
+    order: Order, *, link_id: str, expires_at: datetime, single_use: bool, now: datetime
+) -> list[DomainEvent]:
+    """Record a download link handed to the owner."""
+    _check_readable(order)
+    issued = Stamper(order.id, order.version, now)(
+        DownloadLinkIssued, expires_at=expires_at, link_id=link_id, single_use=single_use
+    )
+    return [issued]
+
+
+def notified(order: Order, *, channel: str, message_id: str, now: datetime) -> list[DomainEvent]:
+    """Record the one notification of a fulfilled order."""
+    if order.notified or order.status is not Status.FULFILLED:
+        return []
+    event = Stamper(order.id, order.version, now)(
+        CustomerNotified, channel=channel, message_id=message_id
+    )
+    return [event]
+
+
+def shredded(order: Order, *, who: str, now: datetime) -> list[DomainEvent]:
+    """Record that the order's data key was destroyed; not while keys may still arrive."""
+    if order.shredded:
+        return []
+    if order.status in (Status.PAID, Status.RESERVED):
+        raise TransitionRefused(f"order is {order.status}; its keys are still on their way")
+    return [Stamper(order.id, order.version, now)(KeysShredded, who=who)]
+
+
+def _check_readable(order: Order) -> None:
+    if order.shredded:
+        raise KeysGone(f"order {order.id}: its keys were destroyed")
+    if order.status is not Status.FULFILLED:
+        raise TransitionRefused(f"order is {order.status}; it has no keys to read")

@@ -1,0 +1,144 @@
+"""Supply decisions: buying the keys from Kinguin, following its status webhooks (or polls),
+recording the delivered keys, and what happens when it fails — give up, or an admin's retry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+
+from domain.errors import TransitionRefused
+from domain.events import (
+    DomainEvent,
+    FulfillmentFailed,
+    FulfillmentRetried,
+    KeyDelivered,
+    KeysReserved,
+    OrderFulfilled,
+    SupplierOrderFailed,
+    SupplierOrderStatusChanged,
+    WebhookReceived,
+)
+from domain.order import SUPPLIER_FAILURE_STATUSES, DeliveredKey, Order, Stamper, Status
+
+
+def reserved(order: Order, *, supplier_order_id: str, now: datetime) -> list[DomainEvent]:
+    """Record Kinguin's acceptance of the purchase; only a paid order is reserved, once."""
+    if order.status is not Status.PAID:
+        return []
+    return [
+        Stamper(order.id, order.version, now)(KeysReserved, supplier_order_id=supplier_order_id)
+    ]
+
+
+def supplier_failed(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
+    """Record that Kinguin refused the purchase: the order needs an admin."""
+    if order.status not in (Status.PAID, Status.RESERVED):
+        return []
+    stamp = Stamper(order.id, order.version, now)
+    return [stamp(SupplierOrderFailed, reason=reason), stamp(FulfillmentFailed, reason=reason)]
+
+
+def gave_up(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
+    """Background work failed past its retries: the order needs an admin."""
+    if order.status not in (Status.PAID, Status.RESERVED):
+        return []
+    return [Stamper(order.id, order.version, now)(FulfillmentFailed, reason=reason)]
+
+
+def retried(order: Order, *, by: str, now: datetime) -> list[DomainEvent]:
+    """An admin sends a failed order back: to be bought again, or delivered if already bought."""
+    if order.status is not Status.FULFILLMENT_FAILED:
+        raise TransitionRefused(
+            f"order is {order.status}; only fulfillment_failed orders are retried"
+        )
+    usable = order.supplier_order_id and order.supplier_status not in SUPPLIER_FAILURE_STATUSES
+    resume = Status.RESERVED if usable else Status.PAID
+    return [
+        Stamper(order.id, order.version, now)(FulfillmentRetried, by=by, resume_from=resume.value)
+    ]
+
+
+class SupplierNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """What a verified Kinguin ``order.status`` webhook says."""
+
+    supplier_order_id: str
+    status: str
+    updated_at: str
+    external_id: str | None = None
+
+
+def supplier_notified(order: Order, notice: SupplierNotice, now: datetime) -> list[DomainEvent]:
+    """Record a Kinguin status webhook; a stale or foreign one is an audit line only."""
+    stamp = Stamper(order.id, order.version, now)
+    events: list[DomainEvent] = [
+        stamp(
+            WebhookReceived,
+            provider="kinguin",
+            event_id=f"{notice.supplier_order_id}:{notice.status}:{notice.updated_at}",
+            verified=True,
+            summary=f"supplier order {notice.supplier_order_id} {notice.status}",
+        )
+    ]
+    events.extend(_supplier_change(order, notice, stamp))
+    return events
+
+
+def supplier_polled(order: Order, notice: SupplierNotice, now: datetime) -> list[DomainEvent]:
+    """Record what polling Kinguin said, when it is news."""
+    if notice.status == order.supplier_status:
+        return []
+    return _supplier_change(order, notice, Stamper(order.id, order.version, now))
+
+
+def _supplier_change(order: Order, notice: SupplierNotice, stamp: Stamper) -> list[DomainEvent]:
+    if not _is_current(order, notice):
+        return []
+    events: list[DomainEvent] = [
+        stamp(
+            SupplierOrderStatusChanged,
+            supplier_order_id=notice.supplier_order_id,
+            status=notice.status,
+            updated_at=notice.updated_at,
+        )
+    ]
+    if notice.status in SUPPLIER_FAILURE_STATUSES and order.status is Status.RESERVED:
+        reason = f"supplier order {notice.status}"
+        events.append(stamp(SupplierOrderFailed, reason=reason))
+        events.append(stamp(FulfillmentFailed, reason=reason))
+    return events
+
+
+def _is_current(order: Order, notice: SupplierNotice) -> bool:
+    if order.supplier_order_id not in (None, notice.supplier_order_id):
+        return False
+    if notice.external_id not in (None, order.supplier_reference):
+        return False  # a purchase of an earlier attempt
+    if order.status not in (Status.PAID, Status.RESERVED):
+        return False
+    return order.supplier_updated_at is None or notice.updated_at > order.supplier_updated_at
+
+
+def keys_delivered(
+    order: Order, receipts: Sequence[DeliveredKey], now: datetime
+) -> list[DomainEvent]:
+    """Record every delivered key and the fulfilment; only a reserved order, with all its keys."""
+    if order.status is not Status.RESERVED:
+        return []
+    if len(receipts) != order.quantity:
+        raise TransitionRefused(f"expected {order.quantity} keys, got {len(receipts)}")
+    stamp = Stamper(order.id, order.version, now)
+    events: list[DomainEvent] = [
+        stamp(
+            KeyDelivered,
+            key_id=r.key_id,
+            product_id=r.product_id,
+            vault_ref=r.vault_ref,
+            fingerprint=r.fingerprint,
+            content_type=r.content_type,
+        )
+        for r in receipts
+    ]
+    events.append(stamp(OrderFulfilled, key_count=len(receipts)))
+    return events
