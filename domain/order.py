@@ -9,7 +9,7 @@ moves backwards: a late or duplicate notification becomes an audit line and chan
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -280,11 +280,12 @@ def place(
     currency: str,
     items: Sequence[LineItem],
     now: datetime,
-    sealed_email: str | None = None,
+    seal: Callable[[str], str] | None = None,
 ) -> list[DomainEvent]:
-    """Accept a new order after checking its content; with ``sealed_email`` the event keeps
-    only the sealed address."""
+    """Accept a new order after checking its content; with ``seal`` the event keeps only the
+    sealed address (sealed once the content is known to be valid)."""
     check_order_content(email, currency, items)
+    sealed_email = seal(email) if seal else None
     total = sum((item.unit_price * item.quantity for item in items), Decimal(0))
     stamp = Stamper(order_id, 0, now)
     placed = stamp(

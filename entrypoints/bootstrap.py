@@ -94,11 +94,7 @@ class Engine:
         self.inbox = WebhookInbox(orders, clock)
         self.keys = KeyAccess(orders, custody, clock, single_use_links=settings.single_use_links)
         self.links = LinkSigner(settings.jwt_secret.encode(), settings.public_base_url)
-        self._mail_http = httpx.Client(
-            base_url=settings.resend_base_url,
-            headers={"Authorization": f"Bearer {settings.resend_api_key}"},
-            timeout=HTTP_TIMEOUT,
-        )
+        self._mail_http: httpx.Client | None = None
         self.notifier = Notifier(
             orders=orders,
             keys=self.keys,
@@ -153,7 +149,8 @@ class Engine:
             part.stop()
         self.broker.close()
         self._kinguin_http.close()
-        self._mail_http.close()
+        if self._mail_http is not None:
+            self._mail_http.close()
         self._nowpayments_http.close()
         self.views.close()
         if isinstance(self.vault, S3Vault):
@@ -162,6 +159,11 @@ class Engine:
 
     def _mailer(self) -> ResendMailer | OutboxMailer:
         if self.settings.resend_api_key:
+            self._mail_http = httpx.Client(
+                base_url=self.settings.resend_base_url,
+                headers={"Authorization": f"Bearer {self.settings.resend_api_key}"},
+                timeout=HTTP_TIMEOUT,
+            )
             return ResendMailer(self._mail_http, self.settings.email_from)
         return OutboxMailer(self.settings.var_dir / "outbox", self.settings.email_from)
 
