@@ -62,9 +62,19 @@ class ProjectionFailed(Exception):
         self.position = position
 
 
+_SELECT_STATE = f"SELECT {_COLUMNS} FROM {STATE_TABLE} WHERE name = %s"  # noqa: S608
+
+
 def read_state(views: ViewDatabase, name: str) -> ProjectionState | None:
     """The stored state of a projection, if it has one."""
-    rows = views.query(f"SELECT {_COLUMNS} FROM {STATE_TABLE} WHERE name = %s", (name,))  # noqa: S608
+    return _decode_state(name, views.query(_SELECT_STATE, (name,)))
+
+
+def _state_in(tx: Tx, name: str) -> ProjectionState | None:
+    return _decode_state(name, tx.execute(_SELECT_STATE, (name,)))
+
+
+def _decode_state(name: str, rows: list[Any]) -> ProjectionState | None:
     if not rows:
         return None
     fields = dict(zip([c.strip() for c in _COLUMNS.split(",")], rows[0], strict=True))
@@ -152,8 +162,11 @@ class ProjectionRunner:
                 error=None,
                 error_position=None,
             )
+            # Read inside the transaction: the runner cannot have swapped yet, so the answer
+            # always names the generation being built.
+            requested = _state_in(tx, self.name)
         self.wake()
-        return self.state()
+        return requested or self.state()
 
     def cancel_rebuild(self, reason: str | None = None) -> None:
         """Abandon a rebuild in progress; the live generation carries on untouched."""

@@ -161,8 +161,9 @@ def control_projection(
     }
     if action not in actions:
         raise NotFoundException(f"no action {action!r}; use rebuild, cancel, retry or skip")
-    actions[action]()
-    return projection_view(runner.state(), engine.store.head())
+    answered = actions[action]()
+    state = answered if isinstance(answered, ProjectionState) else runner.state()
+    return projection_view(state, engine.store.head())
 
 
 def projection_view(state: ProjectionState, head: int) -> dict[str, Any]:

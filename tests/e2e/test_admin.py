@@ -143,6 +143,7 @@ def test_projection_rebuild_swaps_without_losing_rows(engine: RunningEngine) -> 
         before = admin.get("/admin/orders", params={"limit": 200}).json()["items"]
         started = admin.post("/admin/projections/orders/rebuild")
         assert started.status_code == 202
+        assert started.json()["rebuild"]["version"] == 2  # named even if it finishes at once
         rebuilt = eventually(
             lambda: {p["name"]: p for p in admin.get("/admin/projections").json()}["orders"],
             lambda p: p["version"] == 2 and p["state"] == "live" and p["lag_events"] == 0,
