@@ -41,10 +41,13 @@ def make_broker(redis_url: str | None, namespace: str = "bitloot") -> dramatiq.B
 class Actors:
     """The background actors, bound to one broker."""
 
-    def __init__(self, reserve: OrderActor, deliver: OrderActor, notify: OrderActor) -> None:
+    def __init__(
+        self, reserve: OrderActor, deliver: OrderActor, notify: OrderActor, refresh: OrderActor
+    ) -> None:
         self.reserve = reserve
         self.deliver = deliver
         self.notify = notify
+        self.refresh = refresh
 
 
 def declare_actors(
@@ -54,11 +57,13 @@ def declare_actors(
     notify: Callable[[UUID], None],
     give_up: Callable[[UUID, str], None],
     *,
+    refresh_product: Callable[[str], None],
     max_retries: int = MAX_RETRIES,
     min_backoff_ms: int = 250,
 ) -> Actors:
-    """Declare ``reserve``, ``deliver`` and ``notify`` on ``broker``, delegating to the given
-    use cases; when reserve or deliver exhausts its retries, ``give_up`` records why."""
+    """Declare ``reserve``, ``deliver``, ``notify`` and ``refresh_product`` on ``broker``,
+    delegating to the given use cases; when reserve or deliver exhausts its retries,
+    ``give_up`` records why."""
 
     def reserve_order(order_id: str) -> None:
         reserve(UUID(order_id))
@@ -82,6 +87,9 @@ def declare_actors(
         deliver=_actor(broker, "deliver", deliver_order, max_retries, min_backoff_ms),
         notify=_actor(
             broker, "notify", notify_customer, max_retries, min_backoff_ms, give_up=False
+        ),
+        refresh=_actor(
+            broker, "refresh_product", refresh_product, max_retries, min_backoff_ms, give_up=False
         ),
     )
 
@@ -125,6 +133,10 @@ class DramatiqDispatcher:
     def notify(self, order_id: UUID) -> None:
         """Queue a ``notify`` for the order."""
         self._actors.notify.send(str(order_id))
+
+    def refresh_product(self, product_id: str) -> None:
+        """Queue a ``refresh_product`` for a Kinguin product."""
+        self._actors.refresh.send(product_id)
 
 
 class BackgroundWorker:

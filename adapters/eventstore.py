@@ -26,6 +26,7 @@ from application.errors import ConcurrencyConflict
 from domain.events import DomainEvent
 
 APP_NAME = "bitloot"
+ORIGINATOR_PAGE = 1000
 
 
 class MsgspecMapper:
@@ -72,6 +73,24 @@ class RecorderEventStore:
         """Events of one aggregate, oldest first."""
         stored = self.recorder.select_events(aggregate_id, lte=until_version)
         return [self.mapper.to_domain_event(s) for s in stored]
+
+    def latest(self, aggregate_id: UUID) -> DomainEvent | None:
+        """The newest event of one aggregate, if any."""
+        stored = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return self.mapper.to_domain_event(stored[0]) if stored else None
+
+    def originators(self, topic: type[DomainEvent]) -> list[UUID]:
+        """The aggregates that have an event of this type, in log order (read in pages)."""
+        found: list[UUID] = []
+        position = 0
+        while True:
+            page = self.recorder.select_notifications(
+                position, ORIGINATOR_PAGE, topics=[get_topic(topic)], inclusive_of_start=False
+            )
+            found.extend(n.originator_id for n in page)  # type: ignore[misc]
+            if len(page) < ORIGINATOR_PAGE:
+                return found
+            position = page[-1].id
 
     def save(self, events: Sequence[DomainEvent]) -> int | None:
         """Append all events in one transaction; a taken version is a concurrency conflict."""

@@ -36,7 +36,13 @@ class SupplierError(ApplicationError):
 
 
 class SupplierRejected(SupplierError):
-    """Kinguin refused the request; retrying will not help."""
+    """Kinguin refused the request; retrying will not help. ``kind`` is Kinguin's error kind
+    (``ProductUnavailable``, ``InsufficientBalance``, ``NoKeysToReturn``…)."""
+
+    def __init__(self, message: str, kind: str = "Error", status: int = 400) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
 
 
 class SupplierUnavailable(SupplierError):

@@ -3,9 +3,12 @@ Each loads the order, asks the domain to decide, and saves through ``Orders``.""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from decimal import Decimal
 from uuid import UUID, uuid4
 
+from application.catalog import Catalog
 from application.customers import CustomerData
 from application.errors import KeysNotReady, NotAllowed, SupplierRejected
 from application.orders import Orders, Viewer
@@ -19,9 +22,12 @@ from application.ports import (
 )
 from domain import order as rules
 from domain import payments, supply
-from domain.events import DomainEvent, LineItem
+from domain.catalog import LineRequest, check_currency
+from domain.events import DomainEvent
 from domain.order import DeliveredKey, Order
-from domain.supply import SupplierNotice
+from domain.supply import INSUFFICIENT_BALANCE, PRICE_CHANGED, SupplierNotice
+
+log = logging.getLogger(__name__)
 
 
 class Fulfillment:
@@ -31,6 +37,7 @@ class Fulfillment:
         self,
         *,
         orders: Orders,
+        catalog: Catalog,
         supplier: Supplier,
         payments: PaymentGateway,
         custody: KeyCustody,
@@ -38,6 +45,7 @@ class Fulfillment:
         clock: Clock,
     ) -> None:
         self._orders = orders
+        self._catalog = catalog
         self._customers = customers
         self._supplier = supplier
         self._payments = payments
@@ -63,9 +71,12 @@ class Fulfillment:
     # -- customer commands -----------------------------------------------------------------
 
     def place_order(
-        self, viewer: Viewer, *, email: str, currency: str, items: Sequence[LineItem]
+        self, viewer: Viewer, *, email: str, currency: str, lines: Sequence[LineRequest]
     ) -> Order:
-        """Accept a new order for the viewer; its e-mail address is stored sealed."""
+        """Accept a new order for the viewer, every line priced from the catalog; its e-mail
+        address is stored sealed."""
+        check_currency(currency)
+        items = self._catalog.quote(lines)
         events = rules.place(
             uuid4(),
             owner=viewer.sub,
@@ -106,17 +117,22 @@ class Fulfillment:
     # -- background work (Dramatiq actors call these) --------------------------------------
 
     def reserve(self, order_id: UUID) -> None:
-        """Buy a paid order's keys from the supplier; idempotent (``orderExternalId``)."""
+        """Buy a paid order's keys from the supplier, never above each line's cost cap;
+        idempotent (``orderExternalId``). A balance too low to pay holds the order (it
+        resumes when the sweeper sends it again after a top-up); a price that moved above the
+        cap fails it as ``supplier_price_changed`` for an admin to decide."""
         order = self._orders.load(order_id)
         if order.status is not rules.Status.PAID:
+            return
+        needed = purchase_cost(order)
+        balance = self._supplier.balance()
+        if balance < needed:
+            self._hold(order_id, needed, balance)
             return
         try:
             purchase = self._supplier.place_order(order.supplier_reference, order.items)
         except SupplierRejected as refusal:
-            reason = str(refusal)
-            self._orders.decide(
-                order_id, lambda o: supply.supplier_failed(o, reason=reason, now=self._clock.now())
-            )
+            self._refused(order, refusal, needed)
             return
         self._orders.decide(
             order_id,
@@ -156,14 +172,60 @@ class Fulfillment:
     # -- admin commands --------------------------------------------------------------------
 
     def retry(self, order_id: UUID, viewer: Viewer) -> Order:
-        """Send a fulfillment_failed order back to be bought or delivered again."""
+        """Send a fulfillment_failed order back to be bought or delivered again; one that
+        failed on a moved supplier price is retried at the new cost (recorded with the margin
+        it leaves)."""
         if not viewer.is_admin:
             raise NotAllowed("only admins retry orders")
+        order = self._orders.load(order_id)
+        new_costs = self._current_costs(order) if order.failure_reason == PRICE_CHANGED else {}
+        known = {product: cost for product, cost in new_costs.items() if cost is not None}
         return self._orders.decide(
-            order_id, lambda o: supply.retried(o, by=viewer.sub, now=self._clock.now())
+            order_id,
+            lambda o: supply.retried(o, by=viewer.sub, now=self._clock.now(), new_costs=known),
         )
 
     # -- internals -------------------------------------------------------------------------
+
+    def _hold(self, order_id: UUID, needed: Decimal, balance: Decimal | None) -> None:
+        log.warning(
+            "order %s waits: the supplier balance (%s EUR) does not cover %s EUR",
+            order_id, balance, needed,
+        )  # fmt: skip
+        self._orders.decide(
+            order_id,
+            lambda o: supply.held(
+                o, reason=INSUFFICIENT_BALANCE, needed=needed, balance=balance,
+                now=self._clock.now(),
+            ),
+        )  # fmt: skip
+
+    def _refused(self, order: Order, refusal: SupplierRejected, needed: Decimal) -> None:
+        """Kinguin refused the purchase: a low balance holds, a moved price fails the order
+        as ``supplier_price_changed``, anything else fails it with Kinguin's reason."""
+        if refusal.kind == "InsufficientBalance":
+            self._hold(order.id, needed, None)
+            return
+        if refusal.kind == "ProductUnavailable":
+            costs = self._current_costs(order)
+            if any(_above_cap(order, p, c) for p, c in costs.items()):
+                moved = {p: c for p, c in costs.items() if _above_cap(order, p, c)}
+                self._orders.decide(
+                    order.id, lambda o: supply.price_changed(o, moved, self._clock.now())
+                )
+                return
+        reason = str(refusal)
+        self._orders.decide(
+            order.id, lambda o: supply.supplier_failed(o, reason=reason, now=self._clock.now())
+        )
+
+    def _current_costs(self, order: Order) -> dict[str, Decimal | None]:
+        """What Kinguin charges now for each product of the order (None: not offered)."""
+        costs: dict[str, Decimal | None] = {}
+        for item in order.items:
+            product = self._supplier.product(item.product_id)
+            costs[item.product_id] = product.cost if product else None
+        return costs
 
     def _poll_supplier(self, order: Order, supplier_order_id: str) -> Order:
         purchase = self._supplier.get_order(supplier_order_id)
@@ -186,3 +248,18 @@ class Fulfillment:
             fingerprint=sealed.fingerprint,
             content_type=key.content_type,
         )
+
+
+def purchase_cost(order: Order) -> Decimal:
+    """The most the purchase may cost: each line's cap (or, for orders placed before the
+    catalog, its sale price) times its quantity."""
+    return sum(
+        ((item.cost_cap or item.unit_price) * item.quantity for item in order.items), Decimal(0)
+    )
+
+
+def _above_cap(order: Order, product_id: str, cost: Decimal | None) -> bool:
+    if cost is None:
+        return False
+    caps = [i.cost_cap or i.unit_price for i in order.items if i.product_id == product_id]
+    return any(cost > cap for cap in caps)

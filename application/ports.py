@@ -14,7 +14,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain.events import DomainEvent, LineItem
+from domain.events import DomainEvent, LineItem, SupplierProduct
 
 
 class EventStore(Protocol):
@@ -29,6 +29,14 @@ class EventStore(Protocol):
 
         Returns the notification id of the last event appended.
         """
+        ...
+
+    def latest(self, aggregate_id: UUID) -> DomainEvent | None:
+        """The newest event of one aggregate, if any."""
+        ...
+
+    def originators(self, topic: type[DomainEvent]) -> list[UUID]:
+        """The aggregates that have an event of this type, in log order."""
         ...
 
 
@@ -49,11 +57,37 @@ class SupplierKey(msgspec.Struct, frozen=True, kw_only=True):
     product_id: str
 
 
+class ProductPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of Kinguin's catalog and how many products match in all."""
+
+    products: list[SupplierProduct]
+    total: int
+
+
 class Supplier(Protocol):
     """Kinguin, the supplier of keys."""
 
     def place_order(self, external_id: str, items: Sequence[LineItem]) -> SupplierOrder:
-        """Buy the items; a repeat with the same ``external_id`` returns the first purchase."""
+        """Buy the items, paying at most each line's ``cost_cap`` per key; a repeat with the
+        same ``external_id`` returns the first purchase."""
+        ...
+
+    def products(
+        self, *, page: int, limit: int, updated_since: datetime | None = None
+    ) -> ProductPage:
+        """One page of the catalog (only products changed since ``updated_since``, if given)."""
+        ...
+
+    def product(self, product_id: str) -> SupplierProduct | None:
+        """One product as Kinguin offers it now; None when it no longer does."""
+        ...
+
+    def balance(self) -> Decimal:
+        """The shop's Kinguin balance in EUR (may be a few seconds old)."""
+        ...
+
+    def return_keys(self, supplier_order_id: str) -> list[str]:
+        """Give a purchase's keys back for a refund of the balance; the returned key ids."""
         ...
 
     def get_order(self, supplier_order_id: str) -> SupplierOrder:
@@ -122,6 +156,10 @@ class Dispatcher(Protocol):
 
     def notify(self, order_id: UUID) -> None:
         """Ask for the customer to be told the keys are ready."""
+        ...
+
+    def refresh_product(self, product_id: str) -> None:
+        """Ask for one product to be read again from Kinguin (after a ``product.update``)."""
         ...
 
 

@@ -14,12 +14,15 @@ from domain.events import (
     OrderFulfilled,
     OrderPaid,
     SupplierOrderStatusChanged,
+    WebhookDeliveryRecorded,
 )
+from domain.webhooks import product_of_key
 
 
 class ProcessManager:
     """Paid orders are reserved; reserved orders whose purchase completed are delivered; retried
-    orders resume where they failed; fulfilled orders' owners are told."""
+    orders resume where they failed; fulfilled orders' owners are told; products Kinguin says
+    changed are read again."""
 
     topics: tuple[type[DomainEvent], ...] = (
         OrderPaid,
@@ -27,6 +30,7 @@ class ProcessManager:
         SupplierOrderStatusChanged,
         FulfillmentRetried,
         OrderFulfilled,
+        WebhookDeliveryRecorded,
     )
 
     def __init__(self, dispatcher: Dispatcher) -> None:
@@ -47,3 +51,7 @@ class ProcessManager:
                 self._dispatcher.deliver(event.originator_id)
             case OrderFulfilled():
                 self._dispatcher.notify(event.originator_id)
+            case WebhookDeliveryRecorded(event_name="product.update"):
+                product_id = product_of_key(event.natural_key)
+                if product_id is not None:
+                    self._dispatcher.refresh_product(product_id)

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 UNKNOWN_ORDER = "unknown order"
 NO_CHANGE = "no change"
 DUPLICATE = "duplicate"
+PRODUCT_REFRESH = "product refresh queued"
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,6 +59,18 @@ class WebhookInbox:
     ) -> str:
         """Record a verified Kinguin ``order.status`` once; return what it did to the order."""
         return self._record(delivery, order_id, self._supplier_decision(notice))
+
+    def product_notified(self, delivery: Delivery) -> str:
+        """Record a verified Kinguin ``product.update`` once; following the log, the process
+        manager then has the product read again from Kinguin (no supplier call here)."""
+        recorded = self._delivery_event(delivery, None, [])
+        recorded = msgspec.structs.replace(recorded, outcome=PRODUCT_REFRESH)
+        try:
+            self._orders.save([recorded])
+        except ConcurrencyConflict:
+            log.info("kinguin delivery %s repeated", delivery.natural_key)
+            return DUPLICATE
+        return recorded.outcome
 
     def delivery(self, delivery_id: UUID) -> WebhookDeliveryRecorded:
         """A stored webhook delivery."""

@@ -201,7 +201,7 @@ def _place(http: httpx.Client) -> str:
     body = {
         "email": "bench@example.com",
         "currency": "eur",
-        "items": [{"product_id": PRODUCT_ID, "quantity": 1, "unit_price": "19.99"}],
+        "items": [{"product_id": PRODUCT_ID, "quantity": 1}],
     }
     return str(_ok(http.post("/orders", json=body))["id"])
 

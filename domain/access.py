@@ -75,3 +75,5 @@ def _check_readable(order: Order) -> None:
         raise KeysGone(f"order {order.id}: its keys were destroyed")
     if order.status is not Status.FULFILLED:
         raise TransitionRefused(f"order is {order.status}; it has no keys to read")
+    if order.returning:
+        raise TransitionRefused("the keys are being returned to the supplier")

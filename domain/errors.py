@@ -5,10 +5,17 @@ DomainError
 ├── InvalidOrder           the order's own data is unacceptable (items, currency, e-mail)
 ├── TransitionRefused      the order's status does not allow what was asked
 ├── KeysGone               the order's keys were shredded and can never be read again
-└── LinkRefused            a download link is not (or no longer) valid
+├── LinkRefused            a download link is not (or no longer) valid
+├── InvalidPricing         pricing rules no shop means (negative margin, bad ending)
+└── NotSellable            the catalog refuses a line (the order is not created)
+    ├── ProductNotSold     unknown, withdrawn or unpriced product, or an offer not sold
+    ├── NotEnoughStock     more keys asked for than the supplier has
+    └── PriceChanged       the price the client showed is not the current sale price
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 
 class DomainError(Exception):
@@ -33,3 +40,39 @@ class KeysGone(DomainError):
 
 class LinkRefused(DomainError):
     """A download link was tampered with, has expired, or was already used."""
+
+
+class InvalidPricing(DomainError):
+    """Pricing rules that break a rule (negative margin, a malformed rounding ending)."""
+
+
+class NotSellable(DomainError):
+    """The catalog cannot sell a line as asked; ``product_id`` names it."""
+
+    def __init__(self, product_id: str, message: str) -> None:
+        super().__init__(f"product {product_id}: {message}")
+        self.product_id = product_id
+
+
+class ProductNotSold(NotSellable):
+    """Unknown (``known=False``), withdrawn or unpriced product, or an offer not sold here."""
+
+    def __init__(self, product_id: str, reason: str, *, known: bool = True) -> None:
+        super().__init__(product_id, reason)
+        self.known = known
+
+
+class NotEnoughStock(NotSellable):
+    """More keys asked for than the supplier has (``available``)."""
+
+    def __init__(self, product_id: str, available: int) -> None:
+        super().__init__(product_id, f"only {available} in stock")
+        self.available = available
+
+
+class PriceChanged(NotSellable):
+    """The price the client showed differs from the current sale price (``current_price``)."""
+
+    def __init__(self, product_id: str, current_price: Decimal) -> None:
+        super().__init__(product_id, f"the price is now {current_price} EUR")
+        self.current_price = current_price

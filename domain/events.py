@@ -23,12 +23,21 @@ class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LineItem(msgspec.Struct, frozen=True, kw_only=True):
-    """One line of an order: a product, how many, at what unit price."""
+    """One line of an order: a product, how many, at what unit price (the shop's sale price).
+
+    Lines priced from the catalog also record the product's catalog version, the supplier cost
+    the price was based on, and the cap the purchase may not exceed (``cost_cap``); lines of
+    orders placed before the catalog existed have none of these.
+    """
 
     product_id: str
     quantity: int
     unit_price: Decimal
     offer_id: str | None = None
+    catalog_version: int | None = None
+    cost: Decimal | None = None
+    cost_cap: Decimal | None = None
+    preorder: bool = False
 
 
 class OrderPlaced(DomainEvent, frozen=True, kw_only=True):
@@ -201,6 +210,144 @@ class WebhookDeliveryRecorded(DomainEvent, frozen=True, kw_only=True):
     """The headers that matter (event name, signature); never a shared secret."""
 
 
+class SupplierPriceChanged(DomainEvent, frozen=True, kw_only=True):
+    """Kinguin no longer sells a line at or below its cost cap: the price moved."""
+
+    product_id: str
+    cost_cap: Decimal
+    current_cost: Decimal | None
+
+
+class CostCapRaised(DomainEvent, frozen=True, kw_only=True):
+    """An admin accepted the supplier's new cost for a line; ``margin`` is what the line now
+    leaves per key (sale price minus the new cost; negative means a loss)."""
+
+    by: str
+    product_id: str
+    old_cap: Decimal
+    new_cap: Decimal
+    margin: Decimal
+
+
+class PurchaseHeld(DomainEvent, frozen=True, kw_only=True):
+    """The purchase waits: the supplier balance does not cover it. Not a failure; it resumes
+    once the balance is topped up."""
+
+    reason: str
+    needed: Decimal
+    balance: Decimal | None
+
+
+class RefundRequested(DomainEvent, frozen=True, kw_only=True):
+    """An admin asked for the customer's payment to be refunded."""
+
+    by: str
+    reason: str
+    amount: Decimal
+    currency: str
+
+
+class OrderRefunded(DomainEvent, frozen=True, kw_only=True):
+    """The customer's payment was refunded (terminal)."""
+
+    reference: str
+    amount: Decimal
+
+
+class KeyReturnStarted(DomainEvent, frozen=True, kw_only=True):
+    """An admin is returning the order's unrevealed keys to Kinguin; reads stop meanwhile."""
+
+    by: str
+
+
+class KeyReturnRefused(DomainEvent, frozen=True, kw_only=True):
+    """Kinguin refused the key return; the keys stay the customer's."""
+
+    reason: str
+
+
+class KeysReturned(DomainEvent, frozen=True, kw_only=True):
+    """Kinguin took the keys back (and credited the shop's balance)."""
+
+    by: str
+    key_ids: tuple[str, ...]
+
+
+# --- the catalog --------------------------------------------------------------------------------
+
+
+class SupplierProduct(msgspec.Struct, frozen=True, kw_only=True):
+    """What Kinguin says of a product: names, stock (``qty`` of the cheapest offers,
+    ``text_qty`` of text keys), its cheapest offer and that offer's price in EUR (``cost``),
+    and the pre-order release date."""
+
+    product_id: str
+    kinguin_id: int
+    name: str
+    platform: str
+    region: str
+    qty: int
+    text_qty: int
+    cost: Decimal
+    cheapest_offer_ids: tuple[str, ...] = ()
+    is_preorder: bool = False
+    release_date: str | None = None
+    supplier_updated_at: str = ""
+
+
+class ProductImported(DomainEvent, frozen=True, kw_only=True):
+    """A Kinguin product entered the catalog."""
+
+    supplier: SupplierProduct
+
+
+class ProductUpdated(DomainEvent, frozen=True, kw_only=True):
+    """Kinguin's facts about a product changed (stock, cheapest offer, cost, release date)."""
+
+    supplier: SupplierProduct
+
+
+class ProductPriced(DomainEvent, frozen=True, kw_only=True):
+    """The shop set the product's sale price (EUR) by ``rule`` from the supplier ``cost``."""
+
+    sale_price: Decimal
+    currency: str
+    rule: str
+    cost: Decimal
+
+
+class ProductUnpriced(DomainEvent, frozen=True, kw_only=True):
+    """The product is not for sale at any price the rules allow (margin below the minimum)."""
+
+    reason: str
+    cost: Decimal
+
+
+class ProductWithdrawn(DomainEvent, frozen=True, kw_only=True):
+    """The product left the catalog (Kinguin no longer offers it)."""
+
+    reason: str
+
+
+class PricingRulesSet(DomainEvent, frozen=True, kw_only=True):
+    """An admin set the margin rules (on the pricing aggregate)."""
+
+    by: str
+    margin_percent: Decimal
+    minimum_margin: Decimal
+    rounding: str | None
+    overrides: dict[str, Decimal] = msgspec.field(default_factory=dict)
+
+
+class CatalogSynced(DomainEvent, frozen=True, kw_only=True):
+    """A sync with Kinguin's catalog finished (on the sync aggregate)."""
+
+    mode: str
+    started_at: datetime
+    seen: int
+    changed: int
+
+
 ORDER_EVENTS: tuple[type[DomainEvent], ...] = (
     OrderPlaced,
     PaymentInvoiceCreated,
@@ -221,5 +368,26 @@ ORDER_EVENTS: tuple[type[DomainEvent], ...] = (
     KeysRevealed,
     KeysShredded,
     WebhookReceived,
+    SupplierPriceChanged,
+    CostCapRaised,
+    PurchaseHeld,
+    RefundRequested,
+    OrderRefunded,
+    KeyReturnStarted,
+    KeyReturnRefused,
+    KeysReturned,
 )
-ALL_EVENTS: tuple[type[DomainEvent], ...] = (*ORDER_EVENTS, WebhookDeliveryRecorded, CustomerErased)
+PRODUCT_EVENTS: tuple[type[DomainEvent], ...] = (
+    ProductImported,
+    ProductUpdated,
+    ProductPriced,
+    ProductUnpriced,
+    ProductWithdrawn,
+)
+CATALOG_EVENTS: tuple[type[DomainEvent], ...] = (*PRODUCT_EVENTS, PricingRulesSet, CatalogSynced)
+ALL_EVENTS: tuple[type[DomainEvent], ...] = (
+    *ORDER_EVENTS,
+    WebhookDeliveryRecorded,
+    CustomerErased,
+    *CATALOG_EVENTS,
+)

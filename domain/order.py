@@ -20,23 +20,29 @@ import msgspec
 
 from domain.errors import InvalidOrder, OrderNotFound
 from domain.events import (
+    CostCapRaised,
     CustomerNotified,
     DomainEvent,
     DownloadLinkIssued,
     FulfillmentFailed,
     FulfillmentRetried,
     KeyDelivered,
+    KeyReturnRefused,
+    KeyReturnStarted,
     KeysReserved,
+    KeysReturned,
     KeysRevealed,
     KeysShredded,
     LineItem,
     OrderFulfilled,
     OrderPaid,
     OrderPlaced,
+    OrderRefunded,
     PaymentFailed,
     PaymentFlagged,
     PaymentInvoiceCreated,
     PaymentUnderpaid,
+    PurchaseHeld,
     SupplierOrderFailed,
     SupplierOrderStatusChanged,
 )
@@ -53,6 +59,7 @@ class Status(StrEnum):
     UNDERPAID = "underpaid"
     PAYMENT_FAILED = "payment_failed"
     FULFILLMENT_FAILED = "fulfillment_failed"
+    REFUNDED = "refunded"
 
 
 AWAITING_PAYMENT = frozenset({Status.CREATED, Status.PENDING_PAYMENT})
@@ -106,6 +113,18 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     issued_links: tuple[str, ...] = ()
     single_use_links: tuple[str, ...] = ()
     used_links: tuple[str, ...] = ()
+    held: str | None = None
+    """Why the purchase waits (e.g. the supplier balance is too low), while it does."""
+    revealed: bool = False
+    fulfilled_at: datetime | None = None
+    returning: bool = False
+    returned: bool = False
+    refund_reference: str | None = None
+
+    @property
+    def is_preorder(self) -> bool:
+        """A pre-order: its keys come after the product's release."""
+        return any(item.preorder for item in self.items)
 
     @property
     def quantity(self) -> int:
@@ -186,7 +205,11 @@ def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR09
         case PaymentFailed():
             return {"status": Status.PAYMENT_FAILED, "failure_reason": event.reason}
         case KeysReserved():
-            return {"status": Status.RESERVED, "supplier_order_id": event.supplier_order_id}
+            return {
+                "status": Status.RESERVED,
+                "supplier_order_id": event.supplier_order_id,
+                "held": None,
+            }
         case SupplierOrderStatusChanged():
             return {
                 "supplier_order_id": event.supplier_order_id,
@@ -194,11 +217,15 @@ def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR09
                 "supplier_updated_at": event.updated_at,
             }
         case SupplierOrderFailed() | FulfillmentFailed():
-            return {"status": Status.FULFILLMENT_FAILED, "failure_reason": event.reason}
+            return {
+                "status": Status.FULFILLMENT_FAILED,
+                "failure_reason": event.reason,
+                "held": None,
+            }
         case KeyDelivered():
             return {"keys": (*order.keys, _delivered_key(event))}
         case OrderFulfilled():
-            return {"status": Status.FULFILLED}
+            return {"status": Status.FULFILLED, "fulfilled_at": event.timestamp}
         case PaymentFlagged():
             return {"flags": (*order.flags, event.reason)}
         case FulfillmentRetried():
@@ -210,8 +237,35 @@ def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR09
         case CustomerNotified():
             return {"notified": True}
         case KeysRevealed(link_id=str()):
-            return {"used_links": (*order.used_links, event.link_id)}
+            return {"used_links": (*order.used_links, event.link_id), "revealed": True}
+        case KeysRevealed():
+            return {"revealed": True}
+    return _refund_changes(order, event)
+
+
+def _refund_changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR0911 - a case per event
+    """Holds, new cost caps, key returns and refunds."""
+    match event:
+        case PurchaseHeld():
+            return {"held": event.reason}
+        case CostCapRaised():
+            return {"items": _with_cap(order.items, event.product_id, event.new_cap)}
+        case KeyReturnStarted():
+            return {"returning": True}
+        case KeyReturnRefused():
+            return {"returning": False}
+        case KeysReturned():
+            return {"returning": False, "returned": True}
+        case OrderRefunded():
+            return {"status": Status.REFUNDED, "held": None, "refund_reference": event.reference}
     return {}
+
+
+def _with_cap(items: tuple[LineItem, ...], product_id: str, cap: Decimal) -> tuple[LineItem, ...]:
+    return tuple(
+        msgspec.structs.replace(item, cost_cap=cap) if item.product_id == product_id else item
+        for item in items
+    )
 
 
 def _retried(order: Order, resume: Status) -> dict[str, Any]:

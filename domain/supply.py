@@ -3,21 +3,25 @@ recording the delivered keys, and what happens when it fails — give up, or an 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 
 import msgspec
 
 from domain.errors import TransitionRefused
 from domain.events import (
+    CostCapRaised,
     DomainEvent,
     FulfillmentFailed,
     FulfillmentRetried,
     KeyDelivered,
     KeysReserved,
     OrderFulfilled,
+    PurchaseHeld,
     SupplierOrderFailed,
     SupplierOrderStatusChanged,
+    SupplierPriceChanged,
     WebhookReceived,
 )
 from domain.order import SUPPLIER_FAILURE_STATUSES, DeliveredKey, Order, Stamper, Status
@@ -40,6 +44,43 @@ def supplier_failed(order: Order, *, reason: str, now: datetime) -> list[DomainE
     return [stamp(SupplierOrderFailed, reason=reason), stamp(FulfillmentFailed, reason=reason)]
 
 
+PRICE_CHANGED = "supplier_price_changed"
+INSUFFICIENT_BALANCE = "insufficient_balance"
+
+
+def price_changed(
+    order: Order, current_costs: Mapping[str, Decimal | None], now: datetime
+) -> list[DomainEvent]:
+    """Kinguin sells a line only above its cost cap: record the new costs and fail the order
+    with ``supplier_price_changed`` for an admin to retry at the new cost, or refund."""
+    if order.status is not Status.PAID:
+        return []
+    stamp = Stamper(order.id, order.version, now)
+    events: list[DomainEvent] = [
+        stamp(
+            SupplierPriceChanged,
+            product_id=item.product_id,
+            cost_cap=item.cost_cap or item.unit_price,
+            current_cost=current_costs.get(item.product_id),
+        )
+        for item in order.items
+        if item.product_id in current_costs
+    ]
+    events.append(stamp(SupplierOrderFailed, reason=PRICE_CHANGED))
+    events.append(stamp(FulfillmentFailed, reason=PRICE_CHANGED))
+    return events
+
+
+def held(
+    order: Order, *, reason: str, needed: Decimal, balance: Decimal | None, now: datetime
+) -> list[DomainEvent]:
+    """The purchase waits (once recorded per hold): not a failure, visible to admins."""
+    if order.status is not Status.PAID or order.held == reason:
+        return []
+    stamp = Stamper(order.id, order.version, now)
+    return [stamp(PurchaseHeld, reason=reason, needed=needed, balance=balance)]
+
+
 def gave_up(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
     """Background work failed past its retries: the order needs an admin."""
     if order.status not in (Status.PAID, Status.RESERVED):
@@ -47,17 +88,52 @@ def gave_up(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
     return [Stamper(order.id, order.version, now)(FulfillmentFailed, reason=reason)]
 
 
-def retried(order: Order, *, by: str, now: datetime) -> list[DomainEvent]:
-    """An admin sends a failed order back: to be bought again, or delivered if already bought."""
+def retried(
+    order: Order,
+    *,
+    by: str,
+    now: datetime,
+    new_costs: Mapping[str, Decimal] | None = None,
+) -> list[DomainEvent]:
+    """An admin sends a failed order back: to be bought again, or delivered if already bought.
+
+    An order that failed because the supplier's price moved is retried at the new cost
+    (``new_costs`` per product): each line's cap is raised to it, with the margin it leaves.
+    """
     if order.status is not Status.FULFILLMENT_FAILED:
         raise TransitionRefused(
             f"order is {order.status}; only fulfillment_failed orders are retried"
         )
+    stamp = Stamper(order.id, order.version, now)
+    events: list[DomainEvent] = []
+    if order.failure_reason == PRICE_CHANGED:
+        events.extend(_caps_raised(order, new_costs or {}, by, stamp))
     usable = order.supplier_order_id and order.supplier_status not in SUPPLIER_FAILURE_STATUSES
     resume = Status.RESERVED if usable else Status.PAID
-    return [
-        Stamper(order.id, order.version, now)(FulfillmentRetried, by=by, resume_from=resume.value)
-    ]
+    events.append(stamp(FulfillmentRetried, by=by, resume_from=resume.value))
+    return events
+
+
+def _caps_raised(
+    order: Order, new_costs: Mapping[str, Decimal], by: str, stamp: Stamper
+) -> list[DomainEvent]:
+    events: list[DomainEvent] = []
+    for item in order.items:
+        new_cost = new_costs.get(item.product_id)
+        old_cap = item.cost_cap or item.unit_price
+        if new_cost is None or new_cost <= old_cap:
+            continue
+        events.append(
+            stamp(
+                CostCapRaised,
+                by=by,
+                product_id=item.product_id,
+                old_cap=old_cap,
+                new_cap=new_cost,
+                margin=item.unit_price - new_cost,
+            )
+        )
+    return events
 
 
 class SupplierNotice(msgspec.Struct, frozen=True, kw_only=True):

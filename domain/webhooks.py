@@ -27,6 +27,18 @@ def kinguin_key(supplier_order_id: str, status: str, updated_at: str) -> str:
     return f"{supplier_order_id}:{status}:{updated_at}"
 
 
+def kinguin_product_key(product_id: str, updated_at: str) -> str:
+    """Kinguin ``product.update`` deliveries are unique per product and update time."""
+    return f"product:{product_id}:{updated_at}"
+
+
+def product_of_key(natural_key: str) -> str | None:
+    """The product id inside a ``product.update`` delivery's natural key."""
+    kind, _, rest = natural_key.partition(":")
+    product_id, _, _ = rest.partition(":")
+    return product_id if kind == "product" and product_id else None
+
+
 def delivery_recorded(
     *,
     provider: str,

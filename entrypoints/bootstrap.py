@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Protocol
 
 import httpx
@@ -34,6 +35,7 @@ from adapters.rate_limit import RateLimiter
 from adapters.s3_vault import S3Vault
 from adapters.vault import FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
+from application.catalog import Catalog, Reconciler
 from application.customers import CustomerData
 from application.fulfillment import Fulfillment
 from application.key_access import KeyAccess
@@ -41,6 +43,7 @@ from application.notifications import Notifier
 from application.orders import Orders
 from application.ports import Clock
 from application.process_manager import ProcessManager
+from application.refunds import Refunds
 from application.sweeper import Sweeper
 from application.webhooks import WebhookInbox
 from entrypoints.settings import Settings
@@ -51,6 +54,7 @@ from projections.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+RECONCILE_POLL_S = 1.0  # how often the reconciliation loop asks whether a sync is due
 
 
 class SystemClock:
@@ -80,11 +84,16 @@ class Engine:
         )
         orders = Orders(self.store)
         custody = EnvelopeCustody(self.vault, MasterKeys(settings.master_keys))
+        supplier = KinguinClient(self._kinguin_http)
         self.customers = CustomerData(custody, self.store, clock)
+        tolerance = Decimal(str(settings.supplier_price_tolerance_percent))
+        self.catalog = Catalog(self.store, supplier, clock, tolerance)
+        self.refunds = Refunds(orders=orders, supplier=supplier, custody=custody, clock=clock)
         self.fulfillment = Fulfillment(
             orders=orders,
+            catalog=self.catalog,
             customers=self.customers,
-            supplier=KinguinClient(self._kinguin_http),
+            supplier=supplier,
             payments=NowPaymentsClient(
                 self._nowpayments_http, f"{settings.public_base_url}/webhooks/nowpayments/ipn"
             ),
@@ -111,6 +120,7 @@ class Engine:
             self.fulfillment.deliver,
             self.notifier.order_fulfilled,
             self.fulfillment.give_up,
+            refresh_product=self.catalog.refresh,
         )
         dispatcher = DramatiqDispatcher(actors)
         self.process_manager = ProcessManager(dispatcher)
@@ -184,7 +194,17 @@ class Engine:
             poll_interval=sweep_every,
             lock=lock,
         )
-        parts: list[Startable] = [self.live_bus, manager, *self.projections.values(), sweeper]
+        reconciler = Reconciler(self.catalog, self.settings.catalog_sync_interval_s)
+        catalog_sync = BatchLoop(
+            "catalog_sync", reconciler.step, batch_size=1, poll_interval=RECONCILE_POLL_S, lock=lock
+        )
+        parts: list[Startable] = [
+            self.live_bus,
+            manager,
+            *self.projections.values(),
+            sweeper,
+            catalog_sync,
+        ]
         conninfo = self.settings.postgres_conninfo()
         if conninfo is not None:
             wakers = [manager.wake, *(r.wake for r in self.projections.values())]

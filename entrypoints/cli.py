@@ -272,7 +272,7 @@ def _run_demo(http: httpx.Client, timeout: float) -> int:
 _DEMO_ORDER = {
     "email": "demo@example.com",
     "currency": "eur",
-    "items": [{"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 2, "unit_price": "9.99"}],
+    "items": [{"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 2}],
 }
 
 

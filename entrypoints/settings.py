@@ -64,6 +64,9 @@ class Settings:
     nowpayments_faults: Faults = NO_FAULTS
     single_use_links: bool = False
     reveals_per_minute: int = 30
+    catalog_sync_interval_s: float = 300.0
+    supplier_price_tolerance_percent: float = 2.0
+    kinguin_sandbox_products: int = 0
     defaulted: tuple[str, ...] = field(default=())
 
     @property
@@ -149,6 +152,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         nowpayments_faults=_faults(environ, "nowpayments"),
         single_use_links=env.flag("DOWNLOAD_LINK_SINGLE_USE", default=False),
         reveals_per_minute=env.integer("REVEALS_PER_MINUTE", 30, minimum=1),
+        catalog_sync_interval_s=env.number("CATALOG_SYNC_INTERVAL_S", 300.0),
+        supplier_price_tolerance_percent=env.number("SUPPLIER_PRICE_TOLERANCE_PERCENT", 2.0),
+        kinguin_sandbox_products=env.integer("KINGUIN_SANDBOX_PRODUCTS", 0),
         defaulted=tuple(env.defaulted),
     )
     _check_complete(settings)

@@ -5,9 +5,15 @@ from __future__ import annotations
 from projections.base import Projection
 from projections.key_audit import KeyAuditProjection
 from projections.orders import OrdersProjection
+from projections.products import ProductsProjection
 from projections.webhook_log import WebhookLogProjection
 
 
 def all_projections() -> list[Projection]:
     """A fresh instance of each projection."""
-    return [OrdersProjection(), WebhookLogProjection(), KeyAuditProjection()]
+    return [
+        OrdersProjection(),
+        WebhookLogProjection(),
+        KeyAuditProjection(),
+        ProductsProjection(),
+    ]

@@ -132,7 +132,13 @@ def _values(row: _Row) -> tuple[object, ...]:
     return (
         str(order.id), order.owner, order.status.value, order.version, str(order.total),
         order.currency, order.supplier_order_id, order.supplier_status, order.failure_reason,
-        "; ".join(order.flags) or None, len(order.keys), order.placed_at.isoformat(),
+        _flags(order), len(order.keys), order.placed_at.isoformat(),
         order.updated_at.isoformat(), *row.stamps, int(order.notified), row.position,
         _ENCODER.encode(order).decode(),
     )  # fmt: skip
+
+
+def _flags(order: Order) -> str | None:
+    """Payment flags, and why the purchase waits while it does (``held: …``)."""
+    held = (f"held: {order.held}",) if order.held else ()
+    return "; ".join((*order.flags, *held)) or None

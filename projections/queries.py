@@ -44,6 +44,11 @@ _WEBHOOK_COLUMNS = (
     "delivery_id", "provider", "natural_key", "event_name", "order_id", "verified", "outcome",
     "received_at",
 )  # fmt: skip
+_PRODUCT_COLUMNS = (
+    "product_id", "kinguin_id", "name", "platform", "region", "qty", "text_qty", "cost",
+    "sale_price", "rule", "margin", "for_sale", "is_preorder", "release_date", "withdrawn",
+    "version", "updated_at",
+)  # fmt: skip
 _AUDIT_COLUMNS = ("order_id", "version", "who", "ip", "user_agent", "how", "at")
 
 
@@ -118,6 +123,59 @@ class ReadModels:
             (str(order_id),),
         )
         return [_as_dict(_AUDIT_COLUMNS, row) for row in rows]
+
+    def products(
+        self,
+        *,
+        query: str | None = None,
+        in_stock: bool = False,
+        for_sale_only: bool = True,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Catalog products by name (then id), searched by name or platform (``query``)."""
+        table = current_table(self._views, "products")
+        where: list[str] = []
+        params: list[Any] = []
+        if for_sale_only:
+            where.append("for_sale = 1")
+        if in_stock:
+            where.append("(qty > 0 OR is_preorder = 1)")
+        if query:
+            where.append("search LIKE %s")
+            params.append(f"%{_like_escaped(query.lower())}%")
+        if cursor is not None:
+            where.append("(name, product_id) > (%s, %s)")
+            params.extend(_decode_cursor(cursor))
+        limit = max(1, min(limit, MAX_LIMIT))
+        rows = self._views.query(
+            f"SELECT {', '.join(_PRODUCT_COLUMNS)} FROM {table} "  # noqa: S608
+            f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+            f"ORDER BY name, product_id LIMIT {limit + 1}",
+            params,
+        )
+        items = [_as_dict(_PRODUCT_COLUMNS, row) for row in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = _encode_cursor(items[-1]["name"], items[-1]["product_id"]) if more else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    def product(self, product_id: str) -> dict[str, Any] | None:
+        """One catalog product, whatever its state."""
+        table = current_table(self._views, "products")
+        rows = self._views.query(
+            f"SELECT {', '.join(_PRODUCT_COLUMNS)} FROM {table} WHERE product_id = %s",  # noqa: S608
+            (product_id,),
+        )
+        return _as_dict(_PRODUCT_COLUMNS, rows[0]) if rows else None
+
+    def held_orders(self) -> int:
+        """Paid orders whose purchase waits (for a supplier top-up)."""
+        table = current_table(self._views, "orders")
+        rows = self._views.query(
+            f"SELECT COUNT(*) FROM {table} WHERE status = 'paid' AND flags LIKE %s",  # noqa: S608
+            ("%held: %",),
+        )
+        return int(rows[0][0]) if rows else 0
 
     def stuck_orders(self, changed_before: datetime) -> list[tuple[UUID, str]]:
         """Orders sitting in ``paid`` or ``reserved``, or fulfilled but not yet told to their
@@ -204,10 +262,16 @@ def _where(filters: dict[str, str | None]) -> tuple[list[str], list[Any]]:
     return where, params
 
 
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally inside a LIKE pattern (no wildcards of the client's)."""
+    return text.replace("%", "").replace("_", "").replace("\x00", "")
+
+
 def _as_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     item = dict(zip(columns, row, strict=True))
-    if "verified" in item:
-        item["verified"] = bool(item["verified"])
+    for flag in ("verified", "for_sale", "is_preorder"):
+        if flag in item:
+            item[flag] = bool(item[flag])
     if "headers" in item:
         item["headers"] = json.loads(item["headers"])
     return item

@@ -9,7 +9,7 @@ class RecordingDispatcher:
     """A dispatcher that remembers what it was asked to do, in order."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, UUID]] = []
+        self.sent: list[tuple[str, UUID | str]] = []
 
     def reserve(self, order_id: UUID) -> None:
         self.sent.append(("reserve", order_id))
@@ -19,3 +19,6 @@ class RecordingDispatcher:
 
     def notify(self, order_id: UUID) -> None:
         self.sent.append(("notify", order_id))
+
+    def refresh_product(self, product_id: str) -> None:
+        self.sent.append(("refresh_product", product_id))

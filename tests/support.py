@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -38,3 +39,16 @@ def serving(app: Any, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def wait_for_catalog(url: str, timeout: float = 30) -> None:
+    """Wait until the engine at ``url`` has imported its catalog (it does so at start-up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/products", params={"limit": 1}, timeout=2).json()["items"]:
+                return
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the engine at {url} imported no catalog within {timeout} s")

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
+import msgspec
 from anyio import to_thread
 from litestar import Router, get, post
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import FromPath, FromQuery
+from litestar.params import Body, FromPath, FromQuery
 
-from adapters.kinguin import MalformedWebhook, read_order_status
+from adapters.kinguin import MalformedWebhook, read_order_status, read_product_update
 from adapters.nowpayments import MalformedNotification, read_ipn
+from entrypoints.http import catalog
 from entrypoints.http.deps import EngineDep, FulfillmentDep, InboxDep, KeysDep, ViewerDep
 from entrypoints.http.ops import admin_only
 from entrypoints.http.views import order_view
@@ -42,6 +44,34 @@ def retry_order(
 ) -> dict[str, Any]:
     """Send a fulfillment_failed order back to be bought or delivered again."""
     order = fulfillment.retry(order_id, viewer)
+    return order_view(order, engine.customers.email_of(order))
+
+
+class RefundIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /admin/orders/{id}/refund``: why, and the payment provider's refund reference."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] = "refunded by an admin"
+    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+@post("/orders/{order_id:uuid}/refund", sync_to_thread=True, status_code=200)
+def refund_order(
+    order_id: FromPath[UUID],
+    engine: EngineDep,
+    viewer: ViewerDep,
+    data: Annotated[RefundIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """Refund a paid order that was not delivered (``RefundRequested``, ``OrderRefunded``)."""
+    body = data or RefundIn()
+    order = engine.refunds.refund(order_id, viewer, reason=body.reason, reference=body.reference)
+    return order_view(order, engine.customers.email_of(order))
+
+
+@post("/orders/{order_id:uuid}/return-keys", sync_to_thread=True, status_code=200)
+def return_keys(order_id: FromPath[UUID], engine: EngineDep, viewer: ViewerDep) -> dict[str, Any]:
+    """Return a delivered order's unrevealed keys to Kinguin (within 24 hours), shred them and
+    refund the order; refused with the reason otherwise."""
+    order = engine.refunds.return_keys(order_id, viewer)
     return order_view(order, engine.customers.email_of(order))
 
 
@@ -107,7 +137,9 @@ def get_webhook_log(delivery_id: FromPath[UUID], engine: EngineDep) -> dict[str,
 
 
 @post("/webhook-logs/{delivery_id:uuid}/replay", status_code=200)
-async def replay_webhook(delivery_id: FromPath[UUID], inbox: InboxDep) -> dict[str, str]:
+async def replay_webhook(
+    delivery_id: FromPath[UUID], inbox: InboxDep, engine: EngineDep
+) -> dict[str, str]:
     """Re-run the handling of a stored delivery; a repeat changes nothing."""
     stored = await to_thread.run_sync(inbox.delivery, delivery_id)
     raw = stored.body.encode()
@@ -115,6 +147,10 @@ async def replay_webhook(delivery_id: FromPath[UUID], inbox: InboxDep) -> dict[s
         if stored.provider == "nowpayments":
             order_id, notice, _ = read_ipn(raw)
             outcome = await to_thread.run_sync(inbox.replay_payment, order_id, notice)
+        elif stored.event_name == "product.update":
+            product_id, _ = read_product_update(raw)
+            await to_thread.run_sync(engine.catalog.refresh, product_id)
+            outcome = "product refreshed"
         else:
             order_id, supplier, _ = read_order_status(raw)
             outcome = await to_thread.run_sync(inbox.replay_supplier, order_id, supplier)
@@ -220,6 +256,8 @@ ADMIN = Router(
     route_handlers=[
         list_orders,
         retry_order,
+        refund_order,
+        return_keys,
         shred_order,
         erase_customer,
         list_reservations,
@@ -230,5 +268,6 @@ ADMIN = Router(
         dashboard,
         list_projections,
         control_projection,
+        *catalog.ADMIN_ROUTES,
     ],
 )

@@ -16,7 +16,7 @@ from litestar.types import ControllerRouterHandler
 
 from application.orders import Viewer
 from entrypoints.bootstrap import Engine
-from entrypoints.http import admin_pages, keys, live, ops, orders, webhooks
+from entrypoints.http import admin_pages, catalog, keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import jwt_auth
 from entrypoints.http.metrics import RequestCounter, metrics
@@ -28,6 +28,7 @@ from entrypoints.settings import Settings
 MAX_BODY_BYTES = 1024 * 1024
 PUBLIC_PATHS = [
     "^/healthz",
+    "^/products",
     "^/readyz",
     "^/schema",
     "^/webhooks/",
@@ -56,6 +57,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
     return Litestar(
         route_handlers=[
             *orders.ROUTES,
+            *catalog.PUBLIC_ROUTES,
             *keys.ROUTES,
             *live.ROUTES,
             metrics,
@@ -103,6 +105,7 @@ def kinguin_sandbox_config(settings: Settings) -> KinguinSandboxConfig:
         webhook_url=settings.kinguin_webhook_url,
         delay_s=settings.kinguin_sandbox_delay,
         faults=settings.kinguin_faults,
+        extra_products=settings.kinguin_sandbox_products,
     )
 
 

@@ -13,8 +13,9 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.fulfillment import Fulfillment
 from application.orders import Viewer
+from domain.catalog import LineRequest
 from domain.errors import OrderNotFound
-from domain.events import DomainEvent, LineItem
+from domain.events import DomainEvent
 from domain.order import fold
 from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
 from entrypoints.http.views import (
@@ -33,17 +34,17 @@ MAX_VERSION = 2**31 - 1  # beyond any order's history; keeps the database's inte
 def create_order(
     data: JSONBody[OrderIn], fulfillment: FulfillmentDep, viewer: ViewerDep
 ) -> dict[str, Any]:
-    """Place an order for the caller."""
-    items = [
-        LineItem(
+    """Place an order for the caller, priced by the shop from the catalog."""
+    lines = [
+        LineRequest(
             product_id=i.product_id,
             quantity=i.quantity,
-            unit_price=i.unit_price,
             offer_id=i.offer_id,
+            shown_price=i.unit_price,
         )
         for i in data.items
     ]
-    order = fulfillment.place_order(viewer, email=data.email, currency=data.currency, items=items)
+    order = fulfillment.place_order(viewer, email=data.email, currency=data.currency, lines=lines)
     return order_view(order, data.email)
 
 

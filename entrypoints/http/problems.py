@@ -23,9 +23,14 @@ from application.errors import (
 from domain.errors import (
     DomainError,
     InvalidOrder,
+    InvalidPricing,
     KeysGone,
     LinkRefused,
+    NotEnoughStock,
+    NotSellable,
     OrderNotFound,
+    PriceChanged,
+    ProductNotSold,
     TransitionRefused,
 )
 
@@ -36,6 +41,7 @@ _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (OrderNotFound, 404, "Order not found"),
     (DeliveryNotFound, 404, "Webhook delivery not found"),
     (InvalidOrder, 422, "Invalid order"),
+    (InvalidPricing, 422, "Invalid pricing rules"),
     (KeysGone, 410, "Keys destroyed"),
     (LinkRefused, 403, "Download link not valid"),
     (TransitionRefused, 409, "Not possible in the order's current status"),
@@ -70,8 +76,24 @@ def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Resp
     return response
 
 
+def on_not_sellable(request: Request[Any, Any, Any], error: NotSellable) -> Response[Any]:
+    """The catalog refused a line; nothing was created. 422 for a product that does not exist,
+    409 for one that cannot be sold as asked (with the current price, or the stock left)."""
+    extra: dict[str, Any] = {"instance": request.url.path, "product_id": error.product_id}
+    if isinstance(error, PriceChanged):
+        extra |= {"current_price": str(error.current_price), "currency": "EUR"}
+        return problem(409, "Price changed", str(error), **extra)
+    if isinstance(error, NotEnoughStock):
+        return problem(409, "Not enough stock", str(error), available=error.available, **extra)
+    if isinstance(error, ProductNotSold) and not error.known:
+        return problem(422, "Unknown product", str(error), **extra)
+    return problem(409, "Product not for sale", str(error), **extra)
+
+
 def on_domain_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     """Domain and application refusals mapped to their status."""
+    if isinstance(error, NotSellable):
+        return on_not_sellable(request, error)
     for kind, status, title in _STATUS_OF:
         if isinstance(error, kind):
             return problem(status, title, str(error), instance=request.url.path)

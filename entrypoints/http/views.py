@@ -29,11 +29,13 @@ Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class ItemIn(msgspec.Struct, forbid_unknown_fields=False):
-    """One line of a new order; ``unit_price`` as a decimal string such as "19.99" (or a number)."""
+    """One line of a new order. The engine prices it from the catalog; ``unit_price`` (a decimal
+    string such as "19.99", or a number), when sent, is the price the client showed, and must be
+    the current sale price."""
 
     product_id: Text
     quantity: int
-    unit_price: Decimal
+    unit_price: Decimal | None = None
     offer_id: Text | None = None
 
 
@@ -42,7 +44,7 @@ class OrderIn(msgspec.Struct):
 
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
     items: list[ItemIn]
-    currency: Annotated[str, msgspec.Meta(min_length=3, max_length=10)]
+    currency: Annotated[str, msgspec.Meta(min_length=3, max_length=10)] = "eur"
 
 
 class PaymentIn(msgspec.Struct):

@@ -16,7 +16,7 @@ from litestar import Request, Response, post
 from litestar.exceptions import NotAuthorizedException, ValidationException
 
 from adapters import nowpayments_signature
-from adapters.kinguin import MalformedWebhook, read_order_status
+from adapters.kinguin import MalformedWebhook, read_order_status, read_product_update
 from adapters.nowpayments import MalformedNotification, read_ipn
 from entrypoints.http.deps import InboxDep, SettingsDep
 
@@ -44,12 +44,20 @@ async def nowpayments_ipn(
 async def kinguin_webhook(
     request: Request[Any, Any, Any], inbox: InboxDep, settings: SettingsDep
 ) -> Response[None]:
-    """Check ``X-Event-Secret`` in constant time, then record an ``order.status`` once."""
+    """Check ``X-Event-Secret`` in constant time, then record an ``order.status`` or a
+    ``product.update`` once."""
     raw = await request.body()
     given = request.headers.get("x-event-secret", "")
     if not hmac.compare_digest(given.encode(), settings.kinguin_webhook_secret.encode()):
         _reject(request, "kinguin", "bad or missing X-Event-Secret")
     event_name = request.headers.get("x-event-name", "")
+    if event_name == "product.update":
+        try:
+            _, delivery = read_product_update(raw, {"x-event-name": event_name})
+        except MalformedWebhook as bad:
+            raise ValidationException(str(bad)) from None
+        await to_thread.run_sync(inbox.product_notified, delivery)
+        return Response(None, status_code=204)
     if event_name != "order.status":
         log.info("kinguin webhook %r accepted and logged: %s", event_name, raw[:500])
         return Response(None, status_code=204)

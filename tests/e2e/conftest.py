@@ -17,7 +17,7 @@ import redis
 
 from entrypoints.http.auth import mint_token
 from tests.conftest import POSTGRES_URL
-from tests.support import free_port
+from tests.support import free_port, wait_for_catalog
 
 BITLOOT = str(Path(sys.executable).with_name("bitloot"))
 E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -60,6 +60,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
             raise RuntimeError(f"engine exited early:\n{log.read_text()}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                wait_for_catalog(url)
                 return
         except httpx.HTTPError:
             pass

@@ -20,8 +20,8 @@ ORDER = {
     "email": "alice@example.com",
     "currency": "eur",
     "items": [
-        {"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 2, "unit_price": "19.99"},
-        {"product_id": "5c9b5f6b2539a4e8f172916b", "quantity": 1, "unit_price": 5},
+        {"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 2, "unit_price": "6.99"},
+        {"product_id": "5c9b5f6b2539a4e8f172916b", "quantity": 1},
     ],
 }
 TERMINAL = {"fulfilled", "fulfillment_failed", "payment_failed", "underpaid"}
@@ -229,7 +229,7 @@ def with_item(**changes: object) -> dict[str, object]:
     """The sample order with its first line changed."""
     return {
         **ORDER,
-        "items": [{"product_id": "p1", "quantity": 1, "unit_price": "1.00", **changes}],
+        "items": [{"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 1, **changes}],
     }
 
 

@@ -37,7 +37,8 @@ def test_actors_run_on_redis_and_retry_transient_failures(redis_namespace: str) 
         done.set()
 
     broker = make_broker(REDIS_URL, namespace=redis_namespace)
-    dispatcher = DramatiqDispatcher(declare_actors(broker, reserve, deliver, deliver, give_up))
+    actors = declare_actors(broker, reserve, deliver, deliver, give_up, refresh_product=print)
+    dispatcher = DramatiqDispatcher(actors)
     worker = BackgroundWorker(broker, threads=2)
     worker.start()
     try:
@@ -73,7 +74,14 @@ def test_exhausted_retries_are_recorded_not_dropped(redis_namespace: str) -> Non
 
     broker = make_broker(REDIS_URL, namespace=redis_namespace)
     actors = declare_actors(
-        broker, always_fails, always_fails, always_fails, give_up, max_retries=2, min_backoff_ms=10
+        broker,
+        always_fails,
+        always_fails,
+        always_fails,
+        give_up,
+        refresh_product=print,
+        max_retries=2,
+        min_backoff_ms=10,
     )
     worker = BackgroundWorker(broker, threads=2)
     worker.start()

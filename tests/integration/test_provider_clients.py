@@ -55,7 +55,7 @@ def kinguin(sandbox_url: str) -> Iterator[KinguinClient]:
 def items(quantity: int = 3) -> list[LineItem]:
     return [
         LineItem(
-            product_id="5c9b5f6b2539a4e8f172916a", quantity=quantity, unit_price=Decimal("4.99")
+            product_id="5c9b5f6b2539a4e8f172916a", quantity=quantity, unit_price=Decimal("6.99")
         )
     ]
 

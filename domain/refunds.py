@@ -1,0 +1,95 @@
+"""Refund decisions: giving a customer their money back for an order that was not delivered, and
+returning a delivered order's unrevealed keys to Kinguin (then refunding it).
+
+``refunded`` is terminal. A key return follows Kinguin's rules (EXTERNAL_APIS §1.2): once per
+order, never after a key was claimed (here: revealed), never after 24 hours, never for a
+pre-order. It is started, then confirmed or refused, so no read can slip in while Kinguin is
+asked: reads are refused from the moment it starts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from domain.errors import TransitionRefused
+from domain.events import (
+    DomainEvent,
+    KeyReturnRefused,
+    KeyReturnStarted,
+    KeysReturned,
+    KeysShredded,
+    OrderRefunded,
+    RefundRequested,
+)
+from domain.order import Order, Stamper, Status
+
+RETURN_WINDOW = timedelta(hours=24)
+REFUNDABLE = frozenset({Status.PAID, Status.UNDERPAID, Status.FULFILLMENT_FAILED})
+
+
+def refunded(
+    order: Order, *, by: str, reason: str, reference: str, now: datetime
+) -> list[DomainEvent]:
+    """Refund a paid order that was not delivered (nor is being bought right now)."""
+    if order.status not in REFUNDABLE:
+        raise TransitionRefused(
+            f"order is {order.status}; only paid orders that were not delivered are refunded"
+        )
+    if order.status is Status.PAID and order.held is None:
+        raise TransitionRefused("order is being bought from the supplier; refund it if that fails")
+    return _refund(Stamper(order.id, order.version, now), order, by, reason, reference)
+
+
+def return_started(order: Order, *, by: str, now: datetime) -> list[DomainEvent]:
+    """Begin returning the keys to Kinguin, or say why they cannot go back."""
+    refusal = return_refusal(order, now)
+    if refusal is not None:
+        raise TransitionRefused(refusal)
+    return [Stamper(order.id, order.version, now)(KeyReturnStarted, by=by)]
+
+
+def return_refusal(order: Order, now: datetime) -> str | None:  # noqa: PLR0911 - one per rule
+    """Why the order's keys cannot be returned now, or None."""
+    if order.status is not Status.FULFILLED:
+        return f"order is {order.status}; only delivered orders return keys"
+    if order.returning:
+        return "a key return is already under way"
+    if order.shredded:
+        return "the keys were destroyed"
+    if order.revealed:
+        return "a key was revealed to the customer; revealed keys cannot be returned"
+    if order.is_preorder:
+        return "pre-order keys cannot be returned"
+    if order.fulfilled_at is None or now - order.fulfilled_at > RETURN_WINDOW:
+        return "keys can be returned within 24 hours of delivery only"
+    return None
+
+
+def return_confirmed(
+    order: Order, *, by: str, key_ids: tuple[str, ...], reference: str, now: datetime
+) -> list[DomainEvent]:
+    """Kinguin took the keys back: record it, destroy our copies, refund the customer."""
+    if not order.returning:
+        return []
+    stamp = Stamper(order.id, order.version, now)
+    events: list[DomainEvent] = [stamp(KeysReturned, by=by, key_ids=key_ids)]
+    if not order.shredded:
+        events.append(stamp(KeysShredded, who=by))
+    events.extend(_refund(stamp, order, by, "keys returned to the supplier", reference))
+    return events
+
+
+def return_refused(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
+    """Kinguin refused the return: the keys stay the customer's."""
+    if not order.returning:
+        return []
+    return [Stamper(order.id, order.version, now)(KeyReturnRefused, reason=reason)]
+
+
+def _refund(
+    stamp: Stamper, order: Order, by: str, reason: str, reference: str
+) -> list[DomainEvent]:
+    return [
+        stamp(RefundRequested, by=by, reason=reason, amount=order.total, currency=order.currency),
+        stamp(OrderRefunded, reference=reference, amount=order.total),
+    ]

@@ -1,0 +1,143 @@
+"""Catalog routes: the public product list (sale prices only), and for admins the catalog with
+costs and margins, the last sync, and the margin rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import msgspec
+from litestar import get, put
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from domain.catalog import CURRENCY, PricingRules
+from entrypoints.http.deps import EngineDep, ViewerDep
+from projections.queries import BadCursor, Page
+
+ProductId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class PricingIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``PUT /admin/pricing``: margin in percent, minimum margin in EUR, the ending prices are
+    rounded up to (``"0.99"``; null for plain cents) and fixed prices per product id."""
+
+    margin_percent: Decimal
+    minimum_margin: Decimal
+    rounding: str | None = "0.99"
+    overrides: dict[ProductId, Decimal] = msgspec.field(default_factory=dict)
+
+
+@get("/products", sync_to_thread=True)
+def list_products(
+    engine: EngineDep,
+    *,
+    q: FromQuery[str | None] = None,
+    in_stock: FromQuery[bool] = False,
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    """Products for sale, by name; ``?q=`` searches names and platforms."""
+    page = _page(
+        lambda: engine.read_models.products(query=q, in_stock=in_stock, limit=limit, cursor=cursor)
+    )
+    return {"items": [public_view(p) for p in page.items], "next_cursor": page.next_cursor}
+
+
+@get("/products/{product_id:str}", sync_to_thread=True)
+def get_product(product_id: FromPath[str], engine: EngineDep) -> dict[str, Any]:
+    """One product for sale."""
+    found = engine.read_models.product(product_id)
+    if found is None or not found["for_sale"]:
+        raise NotFoundException(f"no product {product_id} for sale")
+    return public_view(found)
+
+
+@get("/catalog", sync_to_thread=True)
+def admin_catalog(
+    engine: EngineDep,
+    *,
+    q: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 50,
+    cursor: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    """Every product with its cost, sale price, margin, rule and stock; and the last sync."""
+    page = _page(
+        lambda: engine.read_models.products(
+            query=q, for_sale_only=False, limit=limit, cursor=cursor
+        )
+    )
+    last = engine.catalog.last_sync()
+    sync = None if last is None else {
+        "mode": last.mode, "started_at": last.started_at.isoformat(),
+        "finished_at": last.timestamp.isoformat(), "seen": last.seen, "changed": last.changed,
+    }  # fmt: skip
+    return {"items": page.items, "next_cursor": page.next_cursor, "last_sync": sync}
+
+
+@get("/pricing", sync_to_thread=True)
+def get_pricing(engine: EngineDep) -> dict[str, Any]:
+    """The margin rules in force."""
+    return pricing_view(engine.catalog.rules())
+
+
+@put("/pricing", sync_to_thread=True)
+def put_pricing(data: JSONBody[PricingIn], engine: EngineDep, viewer: ViewerDep) -> dict[str, Any]:
+    """Set the margin rules (kept as an event) and reprice every product."""
+    rules = PricingRules(
+        margin_percent=data.margin_percent,
+        minimum_margin=data.minimum_margin,
+        rounding=data.rounding,
+        overrides=dict(data.overrides),
+    )
+    repriced = engine.catalog.set_rules(rules, by=viewer.sub)
+    return {**pricing_view(engine.catalog.rules()), "repriced": repriced}
+
+
+PUBLIC_ROUTES = [list_products, get_product]
+ADMIN_ROUTES = [admin_catalog, get_pricing, put_pricing]
+
+
+def public_view(product: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may see of a product: its sale price and availability, never its cost."""
+    return {
+        "product_id": product["product_id"],
+        "name": product["name"],
+        "platform": product["platform"],
+        "region": product["region"],
+        "price": product["sale_price"],
+        "currency": CURRENCY.upper(),
+        "availability": availability(product),
+        "stock": product["qty"],
+        "release_date": product["release_date"],
+        "version": product["version"],
+    }
+
+
+def availability(product: dict[str, Any]) -> str:
+    """``preorder`` before a pre-order's release, else ``in_stock`` or ``out_of_stock``."""
+    release = product["release_date"]
+    today = datetime.now(UTC).date().isoformat()
+    if product["is_preorder"] and (release is None or release[:10] > today):
+        return "preorder"
+    return "in_stock" if product["qty"] > 0 else "out_of_stock"
+
+
+def pricing_view(rules: PricingRules) -> dict[str, Any]:
+    """The margin rules as JSON (amounts as decimal strings)."""
+    return {
+        "margin_percent": str(rules.margin_percent),
+        "minimum_margin": str(rules.minimum_margin),
+        "rounding": rules.rounding,
+        "overrides": {product: str(price) for product, price in rules.overrides.items()},
+        "currency": CURRENCY.upper(),
+    }
+
+
+def _page(read: Any) -> Page:
+    try:
+        page: Page = read()
+    except BadCursor as bad:
+        raise ValidationException(str(bad)) from None
+    return page
