@@ -91,6 +91,13 @@ def _maintenance_commands(commands: Any) -> None:
     replay.set_defaults(run=_with_engine(_replay))
     verify = commands.add_parser("verify", help="check the orders view against the events")
     verify.set_defaults(run=_with_engine(_verify))
+    catalog = commands.add_parser("catalog", help="the product catalog: sync from Kinguin")
+    catalog_commands = catalog.add_subparsers(required=True, metavar="ACTION")
+    sync = catalog_commands.add_parser("sync", help="import Kinguin's catalog (all of it)")
+    sync.add_argument(
+        "--changed", action="store_true", help="only what changed since the last sync"
+    )
+    sync.set_defaults(run=_with_engine(_catalog_sync))
 
 
 def _instant(text: str) -> datetime:
@@ -111,6 +118,21 @@ def _with_engine(command: Callable[[Engine, argparse.Namespace], int]) -> Any:
 
 def _rotate(engine: Engine, _args: argparse.Namespace) -> int:
     print(f"{maintenance.rotate_keys(engine)} data key(s) re-wrapped")
+    return 0
+
+
+def _catalog_sync(engine: Engine, args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    report = engine.catalog.sync(
+        full=not args.changed,
+        progress=lambda done, total: maintenance.progress(done, total, "importing products"),
+    )
+    elapsed = time.perf_counter() - started
+    rate = report.seen / elapsed if elapsed else 0.0
+    print(
+        f"catalog sync ({report.mode}): {report.seen} products seen, {report.changed} changed, "
+        f"{elapsed:.1f} s ({rate:.0f} products/s)"
+    )
     return 0
 
 
@@ -248,8 +270,13 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def _run_demo(http: httpx.Client, timeout: float) -> int:
     started = time.monotonic()
-    order = _ok(http.post("/orders", json=_DEMO_ORDER))
-    print(f"order {order['id']} placed: {order['status']}")
+    product = _ok(http.get(f"/products/{DEMO_PRODUCT}"))
+    print(
+        f"{product['name']}: {product['price']} {product['currency']} ({product['availability']})"
+    )
+    line = {"product_id": DEMO_PRODUCT, "quantity": 2, "unit_price": product["price"]}
+    order = _ok(http.post("/orders", json={**_DEMO_ORDER, "items": [line]}))
+    print(f"order {order['id']} placed: {order['status']}, total {order['total']} EUR")
     payment = _ok(http.post("/payments/create", json={"order_id": order["id"]}))
     print(f"invoice {payment['payment_id']}: {payment['invoice_url']}")
     _ok(
@@ -269,11 +296,8 @@ def _run_demo(http: httpx.Client, timeout: float) -> int:
     return 0
 
 
-_DEMO_ORDER = {
-    "email": "demo@example.com",
-    "currency": "eur",
-    "items": [{"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 2}],
-}
+DEMO_PRODUCT = "5c9b5f6b2539a4e8f172916a"
+_DEMO_ORDER = {"email": "demo@example.com", "currency": "eur"}
 
 
 def _await_fulfilled(http: httpx.Client, order_id: str, timeout: float) -> str:
