@@ -52,6 +52,11 @@ def _gauges(engine: Engine) -> list[str]:
             [({"status": status}, count) for status, count in sorted(by_status.items())],
         ),
         *gauge(
+            "bitloot_orders_held",
+            "Paid orders whose purchase waits for the supplier balance to be topped up",
+            [({}, engine.read_models.held_orders())],
+        ),
+        *gauge(
             "bitloot_fulfilment_latency_median_ms",
             "Median time from payment to fulfilment",
             [({}, latency["median"] or 0.0)],

@@ -25,6 +25,7 @@ from entrypoints.http.views import (
     order_view,
     payment_view,
     status_view,
+    without_costs,
 )
 
 MAX_VERSION = 2**31 - 1  # beyond any order's history; keeps the database's integer in range
@@ -70,7 +71,8 @@ def get_history(
     as_of: FromQuery[str | None] = None,
 ) -> list[dict[str, Any]]:
     """The order's events, oldest first (``?as_of=`` cuts the list there)."""
-    return history_view(_history_as_of(fulfillment, order_id, viewer, as_of))
+    history = history_view(_history_as_of(fulfillment, order_id, viewer, as_of))
+    return history if viewer.is_admin else [without_costs(entry) for entry in history]
 
 
 @post("/payments/create", sync_to_thread=True)

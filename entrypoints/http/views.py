@@ -8,9 +8,12 @@ from typing import Annotated, Any
 import msgspec
 
 from domain.events import (
+    CostCapRaised,
     DomainEvent,
     DownloadLinkIssued,
     FulfillmentRetried,
+    KeyReturnStarted,
+    KeysReturned,
     KeysRevealed,
     KeysShredded,
     OrderPaid,
@@ -20,6 +23,7 @@ from domain.events import (
     PaymentInvoiceCreated,
     PaymentStatusChanged,
     PaymentUnderpaid,
+    RefundRequested,
     SupplierOrderStatusChanged,
     WebhookReceived,
 )
@@ -132,6 +136,18 @@ def history_view(events: list[DomainEvent], owner: str | None = None) -> list[di
     ]
 
 
+_SHOP_ONLY = ("cost", "cost_cap")
+
+
+def without_costs(entry: dict[str, Any]) -> dict[str, Any]:
+    """A history entry as a customer sees it: the shop's supplier costs left out of its lines."""
+    items = entry["data"].get("items")
+    if not isinstance(items, list):
+        return entry
+    lines = [{k: v for k, v in line.items() if k not in _SHOP_ONLY} for line in items]
+    return {**entry, "data": {**entry["data"], "items": lines}}
+
+
 _BY_PROVIDER: dict[type[DomainEvent], str] = {
     PaymentStatusChanged: "nowpayments",
     OrderPaid: "nowpayments",
@@ -149,7 +165,13 @@ def actor_of(event: DomainEvent, owner: str) -> str:
             return owner
         case KeysRevealed() | KeysShredded():
             return event.who
-        case FulfillmentRetried():
+        case (
+            FulfillmentRetried()
+            | CostCapRaised()
+            | RefundRequested()
+            | KeyReturnStarted()
+            | KeysReturned()
+        ):
             return event.by
         case WebhookReceived():
             return event.provider

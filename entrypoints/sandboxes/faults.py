@@ -4,11 +4,17 @@ One frozen ``Faults`` value describes them all::
 
     {"error_rate": 0..1, "rate_limit_rate": 0..1, "latency_ms": int >= 0, "timeout_rate": 0..1,
      "duplicate_webhooks": bool, "reorder_webhooks": bool, "drop_webhook_rate": 0..1,
-     "out_of_stock": [product ids], "duplicate_external_id": bool}
+     "out_of_stock": [product ids], "duplicate_external_id": bool, "price_jump": percent >= 0,
+     "balance": EUR >= 0 | null, "product_updates": bool}
 
 Every field defaults to "no fault", so ``{}`` clears them. The Kinguin sandbox takes all of them;
-the NOWPayments sandbox takes all but the Kinguin-only ``out_of_stock`` and
-``duplicate_external_id`` (naming one of those is an error there, not a silent no-op).
+the NOWPayments sandbox takes all but the Kinguin-only ``out_of_stock``, ``duplicate_external_id``,
+``price_jump``, ``balance`` and ``product_updates`` (naming one of those is an error there, not a
+silent no-op). ``price_jump`` raises every offer's price while set; ``balance`` is a one-off
+command rather than a lasting fault: a set carrying it sets the sandbox balance to that value
+(clearing the faults leaves the balance as it is); ``product_updates`` makes the sandbox send
+``product.update`` webhooks. ``FaultSwitch`` tells an optional listener about every change, so a
+sandbox can act on such fields.
 
 Faults are set at start-up (``faults_from_env``: ``KINGUIN_SANDBOX_FAULTS`` /
 ``NOWPAYMENTS_SANDBOX_FAULTS`` hold the same JSON) or at run time through each sandbox's
@@ -22,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -42,7 +48,9 @@ ENV_VARIABLES: Final[Mapping[SandboxName, str]] = {
     "kinguin": "KINGUIN_SANDBOX_FAULTS",
     "nowpayments": "NOWPAYMENTS_SANDBOX_FAULTS",
 }
-KINGUIN_ONLY_FIELDS: Final = frozenset({"out_of_stock", "duplicate_external_id"})
+KINGUIN_ONLY_FIELDS: Final = frozenset(
+    {"out_of_stock", "duplicate_external_id", "price_jump", "balance", "product_updates"}
+)
 _SANDBOX_TITLES: Final[Mapping[SandboxName, str]] = {
     "kinguin": "Kinguin",
     "nowpayments": "NOWPayments",
@@ -61,7 +69,13 @@ class Faults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     drop_webhook_rate: Rate = 0.0
     out_of_stock: tuple[ProductId, ...] = ()
     duplicate_external_id: bool = False
+    price_jump: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    balance: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+    product_updates: bool = False
 
+
+FaultListener = Callable[[Faults, Faults], None]
+"""Called with the previous and the new faults after each change of a ``FaultSwitch``."""
 
 NO_FAULTS: Final = Faults()
 
@@ -169,14 +183,23 @@ def decide_api_fault(faults: Faults, dice: FaultDice) -> ApiFault | None:
 
 
 class FaultSwitch:
-    """The current faults of one sandbox instance and the dice that decide them."""
+    """The current faults of one sandbox instance and the dice that decide them.
+
+    ``on_change``, if given, is called with the previous and the new set after every ``replace``
+    (not for the start-up set), so the sandbox can act on value-like faults such as ``balance``.
+    """
 
     def __init__(
-        self, sandbox: SandboxName, faults: Faults = NO_FAULTS, rng: random.Random | None = None
+        self,
+        sandbox: SandboxName,
+        faults: Faults = NO_FAULTS,
+        rng: random.Random | None = None,
+        on_change: FaultListener | None = None,
     ) -> None:
         self.sandbox: SandboxName = sandbox
         self._faults = validate_faults(faults, sandbox)
         self._dice = FaultDice(rng)
+        self._on_change = on_change
 
     @property
     def current(self) -> Faults:
@@ -185,8 +208,10 @@ class FaultSwitch:
 
     def replace(self, raw: bytes | str) -> Faults:
         """Parse ``raw`` and make it the whole new set (``{}`` clears); ``InvalidFaults`` if bad."""
-        self._faults = parse_faults(raw, sandbox=self.sandbox)
+        previous, self._faults = self._faults, parse_faults(raw, sandbox=self.sandbox)
         logger.info("%s sandbox: faults set to %s", self.sandbox, msgspec.json.encode(self._faults))
+        if self._on_change is not None:
+            self._on_change(previous, self._faults)
         return self._faults
 
     def view(self) -> dict[str, Any]:

@@ -138,7 +138,8 @@ HEX_24 = re.compile(r"^[0-9a-f]{24}$")
 SERIAL = re.compile(r"^[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}$")
 ORDER_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
 EVENT_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
-PRODUCT_ID = "5c9b68662539a4e8f17ae2fe"
+PRODUCT_ID = "5c9b5f6b2539a4e8f172916a"  # Counter-Strike: Source, offers at 5.79 and 6.49
+CHEAPEST_PRICE = 5.79
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
 def order_body(qty: int = 1, external_id: str | None = None, **line: object) -> dict[str, object]:
     """A v2 place-order body with one product line."""
     body: dict[str, object] = {
-        "products": [{"productId": PRODUCT_ID, "qty": qty, "price": 5.79, **line}]
+        "products": [{"productId": PRODUCT_ID, "qty": qty, "price": CHEAPEST_PRICE, **line}]
     }
     if external_id is not None:
         body["orderExternalId"] = external_id
@@ -312,10 +313,12 @@ def test_place_order_answers_201_with_a_processing_order(kinguin: httpx.Client) 
 
 
 def test_place_order_keeps_the_requested_offer(kinguin: httpx.Client) -> None:
-    """An explicit offerId is echoed on the product line."""
-    offer_id = "5f7efd272f3a650001f42722"
-    order = place(kinguin, order_body(offerId=offer_id))
-    assert order["products"][0]["offerId"] == offer_id
+    """An explicit offerId buys that offer, at its price, and is echoed on the product line."""
+    offers = kinguin.get(f"/v2/products/{PRODUCT_ID}").json()["offers"]
+    dearest = max(offers, key=lambda offer: offer["price"])
+    order = place(kinguin, order_body(price=dearest["price"], offerId=dearest["offerId"]))
+    [line] = order["products"]
+    assert (line["offerId"], line["price"]) == (dearest["offerId"], dearest["price"])
 
 
 def test_duplicate_external_id_is_rejected_and_search_finds_one(kinguin: httpx.Client) -> None:

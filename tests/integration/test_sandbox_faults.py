@@ -24,6 +24,7 @@ from entrypoints.sandboxes.faults import (
     NO_FAULTS,
     FaultDice,
     Faults,
+    FaultSwitch,
     InvalidFaults,
     SandboxName,
     decide_api_fault,
@@ -48,6 +49,7 @@ KINGUIN_KEY = "kinguin-faults-key"
 WEBHOOK_SECRET = "kinguin-faults-webhook-secret"
 NOWPAYMENTS_KEY = "nowpayments-faults-key"
 IPN_SECRET = "nowpayments-faults-ipn-secret"
+TEST_PRODUCT = "00000000000000000000dead"
 KINGUIN_HOOK = "/hooks/kinguin"
 IPN_HOOK = "/hooks/ipn"
 TIMEOUT_S = 1.0
@@ -63,11 +65,13 @@ NO_KINGUIN_FAULTS = {
     "drop_webhook_rate": 0.0,
     "out_of_stock": [],
     "duplicate_external_id": False,
+    "price_jump": 0.0,
+    "balance": None,
+    "product_updates": False,
 }
+KINGUIN_ONLY = {"out_of_stock", "duplicate_external_id", "price_jump", "balance", "product_updates"}
 NO_NOWPAYMENTS_FAULTS = {
-    name: value
-    for name, value in NO_KINGUIN_FAULTS.items()
-    if name not in {"out_of_stock", "duplicate_external_id"}
+    name: value for name, value in NO_KINGUIN_FAULTS.items() if name not in KINGUIN_ONLY
 }
 ALL_KINGUIN_FAULTS = {
     "error_rate": 0.25,
@@ -79,6 +83,9 @@ ALL_KINGUIN_FAULTS = {
     "drop_webhook_rate": 0.75,
     "out_of_stock": [PRODUCT_ID, "another-product"],
     "duplicate_external_id": True,
+    "price_jump": 12.5,
+    "balance": 250.0,
+    "product_updates": True,
 }
 
 
@@ -240,9 +247,7 @@ def test_kinguin_faults_are_set_replaced_and_cleared(kinguin: httpx.Client) -> N
 def test_nowpayments_faults_are_set_and_cleared(nowpayments: httpx.Client) -> None:
     """NOWPayments takes the faults that apply to it and lists only those."""
     applicable = {
-        name: value
-        for name, value in ALL_KINGUIN_FAULTS.items()
-        if name not in {"out_of_stock", "duplicate_external_id"}
+        name: value for name, value in ALL_KINGUIN_FAULTS.items() if name not in KINGUIN_ONLY
     }
     assert set_faults(nowpayments, applicable) == applicable
     assert nowpayments.get("/faults").json() == applicable
@@ -262,6 +267,10 @@ def test_nowpayments_faults_are_set_and_cleared(nowpayments: httpx.Client) -> No
         b'{"duplicate_webhooks": 1}',
         b'{"out_of_stock": "5c9b68662539a4e8f17ae2fe"}',
         b'{"out_of_stock": [""]}',
+        b'{"price_jump": -5}',
+        b'{"balance": -1}',
+        b'{"balance": "100"}',
+        b'{"product_updates": "yes"}',
         b"[]",
         b"null",
         b"{not json",
@@ -277,6 +286,10 @@ def test_nowpayments_faults_are_set_and_cleared(nowpayments: httpx.Client) -> No
         "bool-int",
         "oos-str",
         "oos-empty-id",
+        "jump<0",
+        "balance<0",
+        "balance-str",
+        "updates-str",
         "array",
         "null",
         "not-json",
@@ -298,7 +311,7 @@ def test_bad_faults_are_400_problems_and_change_nothing(stack: Served, body: byt
             assert client.get("/faults").json() == before
 
 
-@pytest.mark.parametrize("field", ["out_of_stock", "duplicate_external_id"])
+@pytest.mark.parametrize("field", sorted(KINGUIN_ONLY))
 def test_nowpayments_refuses_kinguin_only_faults(nowpayments: httpx.Client, field: str) -> None:
     """Naming a Kinguin-only fault on NOWPayments is a 400 problem saying it does not apply."""
     value = ALL_KINGUIN_FAULTS[field]
@@ -372,7 +385,7 @@ def test_out_of_stock_product_is_unavailable(kinguin: httpx.Client) -> None:
     assert (error["kind"], error["status"]) == ("ProductUnavailable", 400)
     assert PRODUCT_ID in error["detail"]
     assert count_orders(kinguin, "ext-oos") == 0
-    other = {"products": [{"productId": "5f0e1d2c3b4a596877665544", "qty": 1, "price": 1.5}]}
+    other = {"products": [{"productId": TEST_PRODUCT, "qty": 1, "price": 1.5}]}
     assert kinguin.post("/v2/order", json=other).status_code == 201
 
 
@@ -461,6 +474,13 @@ def test_startup_faults_come_from_the_config() -> None:
         listed = client.get("/faults").json()
         assert listed == {**NO_KINGUIN_FAULTS, "rate_limit_rate": 1.0, "out_of_stock": [PRODUCT_ID]}
         assert client.get("/v1/balance").status_code == 429
+
+
+def test_startup_balance_fault_sets_the_starting_balance() -> None:
+    """A start-up balance fault replaces the configured initial balance."""
+    with sandboxes(kinguin_faults=Faults(balance=3.5)) as served, served.kinguin() as client:
+        assert client.get("/v1/balance").json() == {"balance": 3.5}
+        assert client.get("/faults").json()["balance"] == 3.5
 
 
 # --- NOWPayments ------------------------------------------------------------------------------
@@ -582,6 +602,24 @@ def test_faults_from_env_reads_each_sandbox_variable() -> None:
     }
     assert faults_from_env(environ, "kinguin") == Faults(out_of_stock=("p1",), error_rate=0.1)
     assert faults_from_env(environ, "nowpayments") == Faults(duplicate_webhooks=True)
+
+
+def test_parse_faults_reads_the_catalog_faults() -> None:
+    """price_jump, balance and product_updates parse; balance defaults to None (no change)."""
+    parsed = parse_faults('{"price_jump": 7, "balance": 12.5, "product_updates": true}')
+    assert parsed == Faults(price_jump=7.0, balance=12.5, product_updates=True)
+    assert NO_FAULTS.balance is None
+    with pytest.raises(InvalidFaults, match="price_jump"):
+        parse_faults('{"price_jump": 3}', sandbox="nowpayments")
+
+
+def test_fault_switch_tells_its_listener_every_change() -> None:
+    """FaultSwitch calls on_change with the previous and the new set after each replace."""
+    changes: list[tuple[Faults, Faults]] = []
+    switch = FaultSwitch("kinguin", on_change=lambda old, new: changes.append((old, new)))
+    switch.replace('{"balance": 5}')
+    switch.replace("{}")
+    assert changes == [(NO_FAULTS, Faults(balance=5.0)), (Faults(balance=5.0), NO_FAULTS)]
 
 
 @pytest.mark.parametrize("environ", [{}, {"KINGUIN_SANDBOX_FAULTS": "  "}])
