@@ -191,21 +191,24 @@ class Catalog:
 
 class Reconciler:
     """The periodic reconciliation with Kinguin: an incremental sync every ``interval_s`` (the
-    first one at once: a full import when the catalog was never synced), sooner again after a
-    failure. ``step`` is driven by a background loop that polls it often."""
+    first one right after start: a full import when the catalog was never synced), sooner again
+    after a failure. ``step`` is driven by a background loop that polls it often."""
 
     def __init__(
         self,
         catalog: Catalog,
         interval_s: float,
-        retry_s: float = 2.0,
+        retry_s: float = 1.0,
+        first_after_s: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._catalog = catalog
         self._interval = interval_s
         self._retry = retry_s
         self._monotonic = monotonic
-        self._due = monotonic()
+        # The embedded sandbox is served by this very process, which starts listening just
+        # after its background parts start: the first sync waits a moment for it.
+        self._due = monotonic() + first_after_s
 
     def step(self) -> int:
         """Sync when due; a supplier failure is one WARNING line and a retry soon."""

@@ -228,8 +228,9 @@ def report(runs: list[Run], database: str) -> None:
         seen = statistics.median(r.seen[name] for r in runs)
         appended = statistics.median(r.appended[name] for r in runs)
         first_rate = first_rate or rate
+        figure = f"{rate:>10,.0f} products/s" if seen else f"{'-':>10} (nothing changed)"
         print(
-            f"{name + ':':<24} {rate:>10,.0f} products/s  ({seen:,.0f} seen in {seconds:.2f} s, "
+            f"{name + ':':<24} {figure}  ({seen:,.0f} seen in {seconds * 1000:,.0f} ms, "
             f"{appended:,.0f} events appended)"
         )
     print(f"first import / raw read: {first_rate / raw_rate:>10.2f}")

@@ -142,7 +142,7 @@ _SHOP_ONLY = ("cost", "cost_cap")
 def without_costs(entry: dict[str, Any]) -> dict[str, Any]:
     """A history entry as a customer sees it: the shop's supplier costs left out of its lines."""
     items = entry["data"].get("items")
-    if not isinstance(items, list):
+    if not isinstance(items, list | tuple):
         return entry
     lines = [{k: v for k, v in line.items() if k not in _SHOP_ONLY} for line in items]
     return {**entry, "data": {**entry["data"], "items": lines}}

@@ -98,7 +98,7 @@ def see_dashboard(page: Page) -> None:
     """The landing section counts the fulfilled order and lists the projections."""
     expect(page.get_by_role("link", name="Dashboard")).to_have_attribute("aria-current", "page")
     expect(page.locator('#dash-status tr[data-status="fulfilled"] td')).to_have_text("1")
-    expect(page.locator("#dash-projections tbody tr")).to_have_count(3)
+    expect(page.locator("#dash-projections tbody tr")).to_have_count(4)
     expect(page.locator("#dash-latency")).to_contain_text("orders measured")
     page.screenshot(path=ARTIFACTS / "admin-dashboard.png", full_page=True)
 

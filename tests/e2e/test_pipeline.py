@@ -64,7 +64,7 @@ def test_order_is_fulfilled_end_to_end(engine: RunningEngine) -> None:
     with engine.client("alice") as alice, engine.client("bob") as bob:
         order, payment = place_and_pay(alice)
         assert order["status"] == "created"
-        assert order["total"] == "44.98"
+        assert order["total"] == "28.97"
         assert order["email"] == "alice@example.com"
         assert payment["invoice_url"].endswith(f"iid={payment['payment_id']}")
         assert alice.post("/payments/create", json={"order_id": order["id"]}).json() == payment
