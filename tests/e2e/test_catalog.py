@@ -6,6 +6,7 @@ refunds and key returns — all against a running engine over real HTTP."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,3 +192,61 @@ def test_product_updates_reprice_the_catalog(shop: RunningEngine) -> None:
     with shop.client("root", "admin") as admin:
         logs = admin.get("/admin/webhook-logs", params={"provider": "kinguin"}).json()["items"]
         assert any(log["event_name"] == "product.update" for log in logs)
+
+
+def test_a_preorder_stays_reserved_until_its_release(shop: RunningEngine) -> None:
+    """A pre-order is bought at once but its keys come only after the product's release."""
+    product = httpx.get(f"{shop.url}/products/{PREORDER}").json()
+    assert product["availability"] == "preorder"
+    with shop.client("erin") as erin:
+        order_id = paid_order(erin, PREORDER)
+        await_status(erin, order_id, "reserved")
+        time.sleep(2)  # the sweeper polls Kinguin meanwhile: still processing
+        assert erin.get(f"/fulfillment/{order_id}/status").json()["status"] == "reserved"
+        released = httpx.post(f"{shop.url}/sandbox/kinguin/products/{PREORDER}/release")
+        assert released.status_code == 200, released.text
+        await_status(erin, order_id, "fulfilled")
+
+
+def test_pricing_rules_reprice_and_the_catalog_view_rebuilds(shop: RunningEngine) -> None:
+    """New margin rules reprice at once; the products view pages with a cursor and rebuilds."""
+    with shop.client("root", "admin") as admin:
+        rules = {"margin_percent": "50", "minimum_margin": "1.00", "rounding": None,
+                 "overrides": {"5c9b5f6b2539a4e8f172916b": "19.49"}}  # fmt: skip
+        answer = admin.put("/admin/pricing", json=rules)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["repriced"] > 30
+        assert admin.put("/admin/pricing", json={**rules, "rounding": "99"}).status_code == 422
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{shop.url}/products/{CS_SOURCE}").json()["price"] != "8.69":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert httpx.get(f"{shop.url}/products/5c9b5f6b2539a4e8f172916b").json()["price"] == "19.49"
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+            page = httpx.get(f"{shop.url}/products", params=params).json()
+            seen.extend(p["product_id"] for p in page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert len(seen) == len(set(seen)) >= 30
+        assert admin.post("/admin/projections/products/rebuild").status_code == 202
+        deadline = time.monotonic() + 20
+        while True:
+            state = {p["name"]: p for p in admin.get("/admin/projections").json()}["products"]
+            if state["state"] == "live" and state["version"] == 2:
+                break
+            assert time.monotonic() < deadline, state
+            time.sleep(0.2)
+        assert httpx.get(f"{shop.url}/products/{CS_SOURCE}").json()["price"] == "8.69"
+
+
+def test_catalog_sync_from_the_command_line(shop: RunningEngine) -> None:
+    """``bitloot catalog sync`` imports the whole catalog and says how fast."""
+    done = subprocess.run(  # noqa: S603
+        [BITLOOT, "catalog", "sync"], env=shop.env, capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert b"products seen" in done.stdout
