@@ -34,7 +34,7 @@ from domain.events import (
     ProductWithdrawn,
     SupplierProduct,
 )
-from domain.order import MAX_UNIT_PRICE
+from domain.order import MAX_UNIT_PRICE, Stamper
 
 CURRENCY = "eur"  # Kinguin prices in EUR, and so does the shop
 CENT = Decimal("0.01")
@@ -239,7 +239,7 @@ def withdrawn(product: Product | None, reason: str, now: datetime) -> list[Domai
 
 
 def _pricing(
-    product: Product | None, supplier: SupplierProduct, rules: PricingRules, stamp: _Stamp
+    product: Product | None, supplier: SupplierProduct, rules: PricingRules, stamp: Stamper
 ) -> list[DomainEvent]:
     offer = quote(supplier.cost, rules, supplier.product_id)
     if offer.sale_price is None:
@@ -263,24 +263,10 @@ def _pricing(
     ]
 
 
-class _Stamp:
-    """Next versions of one product's new events."""
-
-    def __init__(self, aggregate_id: UUID, version: int, now: datetime) -> None:
-        self._id, self._next, self._now = aggregate_id, version + 1, now
-
-    def __call__(self, cls: type[DomainEvent], **fields: Any) -> DomainEvent:
-        event = cls(
-            originator_id=self._id, originator_version=self._next, timestamp=self._now, **fields
-        )
-        self._next += 1
-        return event
-
-
-def _stamper(product: Product | None, product_id: str, now: datetime) -> _Stamp:
+def _stamper(product: Product | None, product_id: str, now: datetime) -> Stamper:
     if product is None:
-        return _Stamp(product_aggregate_id(product_id), 0, now)
-    return _Stamp(product.id, product.version, now)
+        return Stamper(product_aggregate_id(product_id), 0, now)
+    return Stamper(product.id, product.version, now)
 
 
 def rules_set(version: int, rules: PricingRules, *, by: str, now: datetime) -> list[DomainEvent]:

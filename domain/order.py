@@ -310,8 +310,8 @@ E = TypeVar("E", bound=DomainEvent)
 
 
 class Stamper:
-    """Gives each new event of one decision the next version of the order (used by every
-    decision module of the domain)."""
+    """Gives each new event of one decision the next version of its aggregate (an order, or a
+    catalog product; used by every decision module of the domain)."""
 
     def __init__(self, order_id: UUID, version: int, now: datetime) -> None:
         self._id = order_id

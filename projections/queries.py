@@ -53,17 +53,20 @@ _AUDIT_COLUMNS = ("order_id", "version", "who", "ip", "user_agent", "how", "at")
 
 
 class _Listing(msgspec.Struct, frozen=True):
-    """A list over one projection: its columns, sort column and tie-breaking key."""
+    """A list over one projection: its columns, sort column and tie-breaking key, newest (the
+    highest sort value) first unless ``ascending``."""
 
     projection: str
     columns: tuple[str, ...]
     sort: str
     key: str
+    ascending: bool = False
 
 
 ORDERS = _Listing("orders", _ORDER_COLUMNS, "updated_at", "order_id")
 RESERVATIONS = _Listing("orders", _ORDER_COLUMNS, "reserved_at", "order_id")
 WEBHOOKS = _Listing("webhook_log", _WEBHOOK_COLUMNS, "received_at", "delivery_id")
+PRODUCTS = _Listing("products", _PRODUCT_COLUMNS, "name", "product_id", ascending=True)
 
 
 class ReadModels:
@@ -134,30 +137,14 @@ class ReadModels:
         cursor: str | None = None,
     ) -> Page:
         """Catalog products by name (then id), searched by name or platform (``query``)."""
-        table = current_table(self._views, "products")
-        where: list[str] = []
-        params: list[Any] = []
+        filters: dict[str, str | None] = {}
         if for_sale_only:
-            where.append("for_sale = 1")
+            filters["for_sale = 1"] = None
         if in_stock:
-            where.append("(qty > 0 OR is_preorder = 1)")
+            filters["(qty > 0 OR is_preorder = 1)"] = None
         if query:
-            where.append("search LIKE %s")
-            params.append(f"%{_like_escaped(query.lower())}%")
-        if cursor is not None:
-            where.append("(name, product_id) > (%s, %s)")
-            params.extend(_decode_cursor(cursor))
-        limit = max(1, min(limit, MAX_LIMIT))
-        rows = self._views.query(
-            f"SELECT {', '.join(_PRODUCT_COLUMNS)} FROM {table} "  # noqa: S608
-            f"{'WHERE ' + ' AND '.join(where) if where else ''} "
-            f"ORDER BY name, product_id LIMIT {limit + 1}",
-            params,
-        )
-        items = [_as_dict(_PRODUCT_COLUMNS, row) for row in rows[:limit]]
-        more = len(rows) > limit
-        next_cursor = _encode_cursor(items[-1]["name"], items[-1]["product_id"]) if more else None
-        return Page(items=items, next_cursor=next_cursor)
+            filters["search LIKE %s"] = f"%{_like_escaped(query.lower())}%"
+        return self._page(PRODUCTS, filters, limit, cursor)
 
     def product(self, product_id: str) -> dict[str, Any] | None:
         """One catalog product, whatever its state."""
@@ -222,15 +209,16 @@ class ReadModels:
     ) -> Page:
         table = current_table(self._views, listing.projection)
         sort, key = listing.sort, listing.key
+        after, order = (">", "ASC") if listing.ascending else ("<", "DESC")
         where, params = _where(filters)
         if cursor is not None:
-            where.append(f"({sort}, {key}) < (%s, %s)")
+            where.append(f"({sort}, {key}) {after} (%s, %s)")
             params.extend(_decode_cursor(cursor))
         limit = max(1, min(limit, MAX_LIMIT))
         rows = self._views.query(
             f"SELECT {', '.join(listing.columns)} FROM {table} "  # noqa: S608
             f"{'WHERE ' + ' AND '.join(where) if where else ''} "
-            f"ORDER BY {sort} DESC, {key} DESC LIMIT {limit + 1}",
+            f"ORDER BY {sort} {order}, {key} {order} LIMIT {limit + 1}",
             params,
         )
         items = [_as_dict(listing.columns, row) for row in rows[:limit]]
@@ -255,7 +243,9 @@ def _where(filters: dict[str, str | None]) -> tuple[list[str], list[Any]]:
     params: list[Any] = []
     for column, value in filters.items():
         if " " in column:
-            where.append(column)  # a fixed condition such as "reserved_at IS NOT NULL"
+            where.append(column)  # a fixed condition such as "reserved_at IS NOT NULL",
+            if "%s" in column:  # or one with a value of its own ("search LIKE %s")
+                params.append(value)
         elif value is not None:
             where.append(f"{column} = %s")
             params.append(value)
