@@ -122,13 +122,13 @@ class DramatiqDispatcher:
     def __init__(self, actors: Actors) -> None:
         self._actors = actors
 
-    def reserve(self, order_id: UUID) -> None:
-        """Queue a ``reserve`` for the order."""
-        self._actors.reserve.send(str(order_id))
+    def reserve(self, order_id: UUID, delay_s: float = 0.0) -> None:
+        """Queue a ``reserve`` for the order (delivered after ``delay_s``)."""
+        _send(self._actors.reserve, str(order_id), delay_s)
 
-    def deliver(self, order_id: UUID) -> None:
-        """Queue a ``deliver`` for the order."""
-        self._actors.deliver.send(str(order_id))
+    def deliver(self, order_id: UUID, delay_s: float = 0.0) -> None:
+        """Queue a ``deliver`` for the order (delivered after ``delay_s``)."""
+        _send(self._actors.deliver, str(order_id), delay_s)
 
     def notify(self, order_id: UUID) -> None:
         """Queue a ``notify`` for the order."""
@@ -137,6 +137,13 @@ class DramatiqDispatcher:
     def refresh_product(self, product_id: str) -> None:
         """Queue a ``refresh_product`` for a Kinguin product."""
         self._actors.refresh.send(product_id)
+
+
+def _send(actor: OrderActor, argument: str, delay_s: float) -> None:
+    if delay_s > 0:
+        actor.send_with_options(args=(argument,), delay=int(delay_s * 1000))
+    else:
+        actor.send(argument)
 
 
 class BackgroundWorker:

@@ -4,13 +4,16 @@ Each loads the order, asks the domain to decide, and saves through ``Orders``.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from uuid import UUID, uuid4
 
+import msgspec
+
 from application.catalog import Catalog
 from application.customers import CustomerData
-from application.errors import KeysNotReady, NotAllowed, SupplierRejected
+from application.errors import KeysNotReady, NotAllowed, SupplierRejected, SupplierUnavailable
 from application.orders import Orders, Viewer
 from application.ports import (
     Clock,
@@ -30,6 +33,20 @@ from domain.supply import INSUFFICIENT_BALANCE, PRICE_CHANGED, SupplierNotice
 log = logging.getLogger(__name__)
 
 
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How often a background step may fail before the order needs an admin, and how long
+    to wait between attempts: capped exponential backoff with jitter (half to all of it)."""
+
+    budget: int = 12
+    base_s: float = 0.5
+    cap_s: float = 60.0
+
+    def delay_s(self, attempt: int) -> float:
+        """The wait after failed attempt number ``attempt`` (1, 2, …)."""
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(attempt - 1, 30))
+        return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+
+
 class Fulfillment:
     """From placing an order to its keys sealed in the vault."""
 
@@ -43,6 +60,7 @@ class Fulfillment:
         custody: KeyCustody,
         customers: CustomerData,
         clock: Clock,
+        retries: RetryPolicy | None = None,
     ) -> None:
         self._orders = orders
         self._catalog = catalog
@@ -51,6 +69,7 @@ class Fulfillment:
         self._payments = payments
         self._custody = custody
         self._clock = clock
+        self._retries = retries or RetryPolicy()
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -120,48 +139,22 @@ class Fulfillment:
         """Buy a paid order's keys from the supplier, never above each line's cost cap;
         idempotent (``orderExternalId``). A balance too low to pay holds the order (it
         resumes when the sweeper sends it again after a top-up); a price that moved above the
-        cap fails it as ``supplier_price_changed`` for an admin to decide."""
+        cap fails it as ``supplier_price_changed`` for an admin to decide; a transient failure
+        counts against the order's budget (see ``_attempt``)."""
         order = self._orders.load(order_id)
-        if order.status is not rules.Status.PAID:
-            return
-        needed = purchase_cost(order)
-        balance = self._supplier.balance()
-        if balance < needed:
-            self._hold(order_id, needed, balance)
-            return
-        try:
-            purchase = self._supplier.place_order(order.supplier_reference, order.items)
-        except SupplierRejected as refusal:
-            self._refused(order, refusal, needed)
-            return
-        self._orders.decide(
-            order_id,
-            lambda o: supply.reserved(
-                o, supplier_order_id=purchase.order_id, now=self._clock.now()
-            ),
-        )
+        if order.status is rules.Status.PAID:
+            self._attempt("reserve", order, self._buy)
 
     def deliver(self, order_id: UUID) -> None:
         """Collect a completed purchase's keys, seal them in the vault and record them.
 
         Without a ``completed`` webhook on record, Kinguin is asked for the purchase's status
         (a lost webhook must not strand the order); while it is processing, nothing happens.
+        A transient failure counts against the order's budget (see ``_attempt``).
         """
         order = self._orders.load(order_id)
-        purchase = order.supplier_order_id
-        if order.status is not rules.Status.RESERVED or purchase is None:
-            return
-        if order.supplier_status != "completed":
-            order = self._poll_supplier(order, purchase)
-            if order.supplier_status != "completed" or order.status is not rules.Status.RESERVED:
-                return
-        keys = self._supplier.fetch_keys(purchase)
-        if len(keys) < order.quantity:
-            raise KeysNotReady(f"{len(keys)} of {order.quantity} keys delivered")
-        receipts = [self._seal(order.id, key) for key in keys[: order.quantity]]
-        self._orders.decide(
-            order_id, lambda o: supply.keys_delivered(o, receipts, self._clock.now())
-        )
+        if order.status is rules.Status.RESERVED and order.supplier_order_id is not None:
+            self._attempt("deliver", order, self._collect)
 
     def give_up(self, order_id: UUID, reason: str) -> None:
         """Background work failed past its retries: mark the order for an admin."""
@@ -186,6 +179,92 @@ class Fulfillment:
         )
 
     # -- internals -------------------------------------------------------------------------
+
+    def _attempt(self, step: str, order: Order, work: Callable[[Order], None]) -> None:
+        """Run one attempt of a step, unless its retry time has not come. A failure retrying
+        may fix (Kinguin 5xx, 429, timeouts; keys not all there yet) is recorded in the order
+        with its next time — one WARNING line, no traceback — and, once the order's budget is
+        spent, fails it for an admin. Anything else propagates (a bug, or the store is down)."""
+        if supply.too_early(order, self._clock.now()):
+            return
+        try:
+            work(order)
+        except (SupplierUnavailable, KeysNotReady) as failure:
+            self._failed_attempt(step, order, failure)
+
+    def _failed_attempt(self, step: str, order: Order, failure: Exception) -> None:
+        attempt = order.attempts + 1
+        delay = self._retries.delay_s(attempt)
+        error = f"{type(failure).__name__}: {failure}"
+        after = self._orders.decide(
+            order.id,
+            lambda o: supply.attempt_failed(
+                o, step=step, error=error, attempts_seen=order.attempts,
+                budget=self._retries.budget, delay_s=delay, now=self._clock.now(),
+            ),
+        )  # fmt: skip
+        if after.attempts != attempt:
+            return  # another run of the step counted this attempt
+        if after.retry_at is None:
+            log.warning("order %s: %s attempt %d of %d failed (%s); giving up",
+                        order.id, step, attempt, self._retries.budget, error)  # fmt: skip
+        else:
+            log.warning("order %s: %s attempt %d of %d failed (%s); next at %s",
+                        order.id, step, attempt, self._retries.budget, error,
+                        after.retry_at.isoformat(timespec="seconds"))  # fmt: skip
+
+    def _buy(self, order: Order) -> None:
+        needed = purchase_cost(order)
+        balance = self._supplier.balance()
+        if balance < needed:
+            self._hold(order.id, needed, balance)
+            return
+        try:
+            purchase = self._supplier.place_order(order.supplier_reference, order.items)
+        except SupplierRejected as refusal:
+            self._refused(order, refusal, needed)
+            return
+        self._orders.decide(
+            order.id,
+            lambda o: supply.reserved(
+                o, supplier_order_id=purchase.order_id, now=self._clock.now()
+            ),
+        )
+
+    def _collect(self, order: Order) -> None:
+        purchase = order.supplier_order_id or ""
+        try:
+            if order.supplier_status != "completed":
+                order = self._poll_supplier(order, purchase)
+                if (
+                    order.supplier_status != "completed"
+                    or order.status is not rules.Status.RESERVED
+                ):
+                    return
+            keys = self._supplier.fetch_keys(purchase)
+        except SupplierRejected as refusal:
+            self._lost_purchase(order, refusal)
+            return
+        if len(keys) < order.quantity:
+            raise KeysNotReady(f"{len(keys)} of {order.quantity} keys delivered")
+        receipts = [self._seal(order.id, key) for key in keys[: order.quantity]]
+        self._orders.decide(
+            order.id, lambda o: supply.keys_delivered(o, receipts, self._clock.now())
+        )
+
+    def _lost_purchase(self, order: Order, refusal: SupplierRejected) -> None:
+        """Kinguin refused to show the purchase or its keys: retrying will not help. A purchase
+        it no longer knows is looked up by ``orderExternalId`` first — never bought twice while
+        it may exist; if it is found it is only news (the next attempt uses it)."""
+        if refusal.status == 404:
+            found = self._supplier.find_by_external_id(order.supplier_reference)
+            if found is not None:
+                raise SupplierUnavailable(f"purchase {found.order_id} found again") from None
+        reason = f"{supply.SUPPLIER_ORDER_LOST}: {refusal}"
+        log.warning("order %s: Kinguin refused the purchase for good (%s)", order.id, refusal)
+        self._orders.decide(
+            order.id, lambda o: supply.supplier_failed(o, reason=reason, now=self._clock.now())
+        )
 
     def _hold(self, order_id: UUID, needed: Decimal, balance: Decimal | None) -> None:
         log.warning(

@@ -94,6 +94,10 @@ class Supplier(Protocol):
         """The purchase's current status."""
         ...
 
+    def find_by_external_id(self, external_id: str) -> SupplierOrder | None:
+        """The purchase placed with this ``orderExternalId``, if Kinguin has one."""
+        ...
+
     def fetch_keys(self, supplier_order_id: str) -> list[SupplierKey]:
         """Every key delivered so far, across all pages."""
         ...
@@ -146,12 +150,12 @@ class KeyCustody(Protocol):
 class Dispatcher(Protocol):
     """Sends work to the background actors (at least once; the actors are idempotent)."""
 
-    def reserve(self, order_id: UUID) -> None:
-        """Ask for the order to be bought from the supplier."""
+    def reserve(self, order_id: UUID, delay_s: float = 0.0) -> None:
+        """Ask for the order to be bought from the supplier (after ``delay_s``)."""
         ...
 
-    def deliver(self, order_id: UUID) -> None:
-        """Ask for the order's keys to be collected and stored."""
+    def deliver(self, order_id: UUID, delay_s: float = 0.0) -> None:
+        """Ask for the order's keys to be collected and stored (after ``delay_s``)."""
         ...
 
     def notify(self, order_id: UUID) -> None:

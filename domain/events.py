@@ -148,6 +148,17 @@ class FulfillmentRetried(DomainEvent, frozen=True, kw_only=True):
     resume_from: str
 
 
+class AttemptFailed(DomainEvent, frozen=True, kw_only=True):
+    """A background step (``reserve`` or ``deliver``) failed in a way retrying may fix. The
+    order keeps the count: ``attempt`` of the step's budget, and when to try again
+    (``retry_at``; None when the budget is spent and the order fails)."""
+
+    step: str
+    attempt: int
+    error: str
+    retry_at: datetime | None
+
+
 class CustomerNotified(DomainEvent, frozen=True, kw_only=True):
     """The customer was told the keys are ready (one e-mail per order, with a link)."""
 
@@ -363,6 +374,7 @@ ORDER_EVENTS: tuple[type[DomainEvent], ...] = (
     OrderFulfilled,
     FulfillmentFailed,
     FulfillmentRetried,
+    AttemptFailed,
     CustomerNotified,
     DownloadLinkIssued,
     KeysRevealed,

@@ -20,6 +20,7 @@ import msgspec
 
 from domain.errors import InvalidOrder, OrderNotFound
 from domain.events import (
+    AttemptFailed,
     CostCapRaised,
     CustomerNotified,
     DomainEvent,
@@ -120,6 +121,9 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     returning: bool = False
     returned: bool = False
     refund_reference: str | None = None
+    attempts: int = 0
+    """Failed attempts of the current background step (reset when the order moves on)."""
+    retry_at: datetime | None = None
 
     @property
     def is_preorder(self) -> bool:
@@ -209,6 +213,8 @@ def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR09
                 "status": Status.RESERVED,
                 "supplier_order_id": event.supplier_order_id,
                 "held": None,
+                "attempts": 0,
+                "retry_at": None,
             }
         case SupplierOrderStatusChanged():
             return {
@@ -244,8 +250,10 @@ def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR09
 
 
 def _refund_changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR0911 - a case per event
-    """Holds, new cost caps, key returns and refunds."""
+    """Failed attempts, holds, new cost caps, key returns and refunds."""
     match event:
+        case AttemptFailed():
+            return {"attempts": event.attempt, "retry_at": event.retry_at}
         case PurchaseHeld():
             return {"held": event.reason}
         case CostCapRaised():
@@ -273,10 +281,12 @@ def _retried(order: Order, resume: Status) -> dict[str, Any]:
     under a new reference; otherwise the same reference is reused, so a purchase that did go
     through before the failure is found again rather than bought twice."""
     if resume is Status.RESERVED:
-        return {"status": resume, "failure_reason": None}
+        return {"status": resume, "failure_reason": None, "attempts": 0, "retry_at": None}
     changes: dict[str, Any] = {
         "status": resume,
         "failure_reason": None,
+        "attempts": 0,
+        "retry_at": None,
         "supplier_order_id": None,
         "supplier_status": None,
         "supplier_updated_at": None,

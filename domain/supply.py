@@ -4,13 +4,14 @@ recording the delivered keys, and what happens when it fails — give up, or an 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import msgspec
 
 from domain.errors import TransitionRefused
 from domain.events import (
+    AttemptFailed,
     CostCapRaised,
     DomainEvent,
     FulfillmentFailed,
@@ -46,6 +47,7 @@ def supplier_failed(order: Order, *, reason: str, now: datetime) -> list[DomainE
 
 PRICE_CHANGED = "supplier_price_changed"
 INSUFFICIENT_BALANCE = "insufficient_balance"
+SUPPLIER_ORDER_LOST = "supplier_order_lost"
 
 
 def price_changed(
@@ -81,6 +83,41 @@ def held(
     return [stamp(PurchaseHeld, reason=reason, needed=needed, balance=balance)]
 
 
+STEP_STATUS = {"reserve": Status.PAID, "deliver": Status.RESERVED}
+
+
+def attempt_failed(
+    order: Order,
+    *,
+    step: str,
+    error: str,
+    attempts_seen: int,
+    budget: int,
+    delay_s: float,
+    now: datetime,
+) -> list[DomainEvent]:
+    """Count one failed attempt of ``step`` against the order's budget: try again after
+    ``delay_s``, or, with the budget spent, fail the order for an admin. An attempt counts once
+    (``attempts_seen``: the count when it began), however many runs of the step overlapped."""
+    if order.status is not STEP_STATUS[step] or order.attempts != attempts_seen:
+        return []
+    attempt = order.attempts + 1
+    stamp = Stamper(order.id, order.version, now)
+    if attempt >= budget:
+        reason = f"{step} failed {attempt} times; last error: {error}"
+        return [
+            stamp(AttemptFailed, step=step, attempt=attempt, error=error, retry_at=None),
+            stamp(FulfillmentFailed, reason=reason),
+        ]
+    retry_at = now + timedelta(seconds=delay_s)
+    return [stamp(AttemptFailed, step=step, attempt=attempt, error=error, retry_at=retry_at)]
+
+
+def too_early(order: Order, now: datetime) -> bool:
+    """A failed step is not tried again before its time (a duplicate message waits)."""
+    return order.retry_at is not None and now < order.retry_at
+
+
 def gave_up(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
     """Background work failed past its retries: the order needs an admin."""
     if order.status not in (Status.PAID, Status.RESERVED):
@@ -108,7 +145,11 @@ def retried(
     events: list[DomainEvent] = []
     if order.failure_reason == PRICE_CHANGED:
         events.extend(_caps_raised(order, new_costs or {}, by, stamp))
-    usable = order.supplier_order_id and order.supplier_status not in SUPPLIER_FAILURE_STATUSES
+    usable = (
+        order.supplier_order_id
+        and order.supplier_status not in SUPPLIER_FAILURE_STATUSES
+        and not (order.failure_reason or "").startswith(SUPPLIER_ORDER_LOST)
+    )
     resume = Status.RESERVED if usable else Status.PAID
     events.append(stamp(FulfillmentRetried, by=by, resume_from=resume.value))
     return events

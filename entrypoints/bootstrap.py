@@ -37,7 +37,7 @@ from adapters.vault import FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
 from application.catalog import Catalog, Reconciler
 from application.customers import CustomerData
-from application.fulfillment import Fulfillment
+from application.fulfillment import Fulfillment, RetryPolicy
 from application.key_access import KeyAccess
 from application.notifications import Notifier
 from application.orders import Orders
@@ -99,6 +99,11 @@ class Engine:
             ),
             custody=custody,
             clock=clock,
+            retries=RetryPolicy(
+                budget=settings.fulfillment_attempts,
+                base_s=settings.retry_backoff_s,
+                cap_s=settings.retry_backoff_max_s,
+            ),
         )
         self.inbox = WebhookInbox(orders, clock)
         self.keys = KeyAccess(orders, custody, clock, single_use_links=settings.single_use_links)

@@ -67,6 +67,9 @@ class Settings:
     catalog_sync_interval_s: float = 300.0
     supplier_price_tolerance_percent: float = 2.0
     kinguin_sandbox_products: int = 0
+    fulfillment_attempts: int = 12
+    retry_backoff_s: float = 0.5
+    retry_backoff_max_s: float = 60.0
     defaulted: tuple[str, ...] = field(default=())
 
     @property
@@ -155,6 +158,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         catalog_sync_interval_s=env.number("CATALOG_SYNC_INTERVAL_S", 300.0),
         supplier_price_tolerance_percent=env.number("SUPPLIER_PRICE_TOLERANCE_PERCENT", 2.0),
         kinguin_sandbox_products=env.integer("KINGUIN_SANDBOX_PRODUCTS", 0),
+        fulfillment_attempts=env.integer("FULFILLMENT_ATTEMPTS", 12, minimum=1),
+        retry_backoff_s=env.number("RETRY_BACKOFF_S", 0.5),
+        retry_backoff_max_s=env.number("RETRY_BACKOFF_MAX_S", 60.0),
         defaulted=tuple(env.defaulted),
     )
     _check_complete(settings)

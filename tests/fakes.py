@@ -11,11 +11,11 @@ class RecordingDispatcher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, UUID | str]] = []
 
-    def reserve(self, order_id: UUID) -> None:
-        self.sent.append(("reserve", order_id))
+    def reserve(self, order_id: UUID, delay_s: float = 0.0) -> None:
+        self.sent.append(("reserve" if delay_s == 0 else f"reserve after {delay_s:g} s", order_id))
 
-    def deliver(self, order_id: UUID) -> None:
-        self.sent.append(("deliver", order_id))
+    def deliver(self, order_id: UUID, delay_s: float = 0.0) -> None:
+        self.sent.append(("deliver" if delay_s == 0 else f"deliver after {delay_s:g} s", order_id))
 
     def notify(self, order_id: UUID) -> None:
         self.sent.append(("notify", order_id))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,22 @@ def _clear_redis() -> None:
     for key in client.scan_iter("bitloot*"):
         client.delete(key)
     client.close()
+
+
+@contextmanager
+def embedded_engine(tmp_path: Path, **settings: str) -> Iterator[RunningEngine]:
+    """``bitloot serve`` on the embedded default with these settings, stopped afterwards."""
+    port = free_port()
+    env = {**os.environ, "VAR_DIR": str(tmp_path / "var"), "PORT": str(port),
+           "JWT_SECRET": JWT_SECRET, **settings}  # fmt: skip
+    log = tmp_path / "serve.log"
+    process = start_process([BITLOOT, "serve"], env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield RunningEngine(url=url, env=env, logs=[log], wiring="sqlite", processes=[process])
+    finally:
+        stop_processes([process])
 
 
 @pytest.fixture(params=["sqlite+in-process", "postgresql+redis"])

@@ -5,7 +5,6 @@ refunds and key returns — all against a running engine over real HTTP."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,15 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import (
-    BITLOOT,
-    JWT_SECRET,
-    RunningEngine,
-    start_process,
-    stop_processes,
-    wait_healthy,
-)
-from tests.support import free_port
+from tests.e2e.conftest import BITLOOT, RunningEngine, embedded_engine
 
 CS_SOURCE = "5c9b5f6b2539a4e8f172916a"  # cheapest offer 5.79 EUR: sold at 6.99 by default rules
 SOLD_OUT = "0000000000000000000000e0"
@@ -33,23 +24,8 @@ PREORDER = "00000000000000000000f00d"
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[RunningEngine]:
     """An embedded engine whose sweeper re-drives waiting orders after a second."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "VAR_DIR": str(tmp_path / "var"),
-        "PORT": str(port),
-        "JWT_SECRET": JWT_SECRET,
-        "KINGUIN_SANDBOX_DELAY": "0.2",
-        "STUCK_ORDER_AFTER_S": "1",
-    }
-    log = tmp_path / "serve.log"
-    process = start_process([BITLOOT, "serve"], env, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log)
-        yield RunningEngine(url=url, env=env, logs=[log], wiring="sqlite", processes=[process])
-    finally:
-        stop_processes([process])
+    with embedded_engine(tmp_path, KINGUIN_SANDBOX_DELAY="0.2", STUCK_ORDER_AFTER_S="1") as running:
+        yield running
 
 
 def order_body(product: str = CS_SOURCE, quantity: int = 1, **line: Any) -> dict[str, Any]:

@@ -62,6 +62,7 @@ class Cluster:
             "KINGUIN_SANDBOX_DELAY": "0.2",
             "KINGUIN_SANDBOX_FAULTS": FAULTS,
             "STUCK_ORDER_AFTER_S": "3",
+            "FULFILLMENT_ATTEMPTS": "40",  # 30% of calls fail: a budget no order exhausts
         }
         self.api = start_process([BITLOOT, "serve", "--no-worker"], self.env, tmp_path / "api.log")
         wait_healthy(self.url, self.api, tmp_path / "api.log")

@@ -1,4 +1,5 @@
-"""Refunds, key returns, holds and moved supplier prices, decided with plain values."""
+"""Refunds, key returns, holds, moved supplier prices and failed attempts, decided with plain
+values."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
+from application.fulfillment import RetryPolicy
 from domain import access, refunds, supply
 from domain.errors import TransitionRefused
 from domain.events import CostCapRaised, FulfillmentRetried, KeysShredded, OrderRefunded
@@ -99,3 +101,37 @@ def test_price_change_fails_the_order_and_retry_raises_the_cap() -> None:
     assert isinstance(retried, FulfillmentRetried)
     again = step(order, events)
     assert (again.status, again.items[0].cost_cap) == (Status.PAID, Decimal("12.00"))
+
+
+def test_failed_attempts_count_once_and_end_in_failure_at_the_budget() -> None:
+    """Each failed attempt is counted once with its next time; the last one fails the order."""
+    order = paid()
+    for attempt in range(1, 3):
+        events = supply.attempt_failed(
+            order, step="reserve", error="SupplierUnavailable: 503",
+            attempts_seen=order.attempts, budget=3, delay_s=2, now=NOW,
+        )  # fmt: skip
+        repeat = supply.attempt_failed(order, step="reserve", error="e",
+                                       attempts_seen=order.attempts - 1, budget=3, delay_s=2,
+                                       now=NOW)  # fmt: skip
+        assert repeat == []  # a run that began before the last failure counts nothing
+        order = step(order, events)
+        assert (order.attempts, order.retry_at) == (attempt, NOW + timedelta(seconds=2))
+        assert supply.too_early(order, NOW + timedelta(seconds=1))
+        assert not supply.too_early(order, NOW + timedelta(seconds=2))
+    assert supply.attempt_failed(order, step="deliver", error="e", attempts_seen=2, budget=3,
+                                 delay_s=2, now=NOW) == []  # fmt: skip
+    last = supply.attempt_failed(order, step="reserve", error="SupplierUnavailable: 503",
+                                 attempts_seen=2, budget=3, delay_s=2, now=NOW)  # fmt: skip
+    order = step(order, last)
+    assert order.status is Status.FULFILLMENT_FAILED
+    assert order.failure_reason == "reserve failed 3 times; last error: SupplierUnavailable: 503"
+    retried = step(order, supply.retried(order, by="admin", now=NOW))
+    assert (retried.status, retried.attempts, retried.retry_at) == (Status.PAID, 0, None)
+
+
+def test_retry_delays_grow_capped_with_jitter() -> None:
+    """Backoff doubles per attempt, never beyond the cap, jittered between half and all."""
+    policy = RetryPolicy(budget=5, base_s=1.0, cap_s=8.0)
+    for attempt, ceiling in ((1, 1.0), (2, 2.0), (4, 8.0), (9, 8.0)):
+        assert ceiling / 2 <= policy.delay_s(attempt) <= ceiling
