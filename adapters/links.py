@@ -34,7 +34,7 @@ class LinkSigner:
 
     def verify(self, order_id: UUID, link_id: str, expires: str, signature: str) -> bool:
         """Whether ``signature`` is this link's own (expiry is checked by the caller)."""
-        if not expires.isdigit():
+        if not (expires.isascii() and expires.isdigit()):
             return False
         expected = self.sign(order_id, link_id, int(expires))
         return hmac.compare_digest(expected.encode(), signature.encode())

@@ -27,6 +27,7 @@ from entrypoints.sandboxes.standalone import create_sandbox_app
 from entrypoints.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("bitloot")
+ADMIN_TOKEN_TTL = timedelta(hours=1)  # admin tokens are short-lived
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print a bearer token for local use")
     token.add_argument("--sub", required=True, help="user id")
     token.add_argument("--role", choices=["user", "admin"], default="user")
-    token.add_argument("--ttl-hours", type=float, default=24.0)
+    token.add_argument(
+        "--ttl-hours", type=float, default=None, help="lifetime (default 24 h; 1 h for admins)"
+    )
     token.set_defaults(run=_token)
     _maintenance_commands(commands)
     demo = commands.add_parser("demo", help="run one order end to end against a running engine")
@@ -221,7 +224,10 @@ def _sandbox(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    ttl = timedelta(hours=args.ttl_hours)
+    hours = args.ttl_hours
+    if hours is None:
+        hours = ADMIN_TOKEN_TTL.total_seconds() / 3600 if args.role == "admin" else 24.0
+    ttl = timedelta(hours=hours)
     print(mint_token(settings.jwt_secret, args.sub, args.role, ttl))
     return 0
 
@@ -233,8 +239,6 @@ SANDBOX_WARNING = [
 
 
 def _print_banner(settings: Settings) -> None:
-    user = mint_token(settings.jwt_secret, "alice", "user")
-    admin = mint_token(settings.jwt_secret, "admin", "admin")
     defaults = ", ".join(settings.defaulted) or "none"
     lines = [
         "",
@@ -246,10 +250,7 @@ def _print_banner(settings: Settings) -> None:
         f"  Data      {settings.var_dir}",
         f"  Defaults  {defaults} (local values; secrets kept in {settings.var_dir}/secrets.json)",
         "",
-        "  user token (sub alice):",
-        f"    {user}",
-        "  admin token (sub admin):",
-        f"    {admin}",
+        *_banner_tokens(settings),
         "",
         "  try:  make demo    (or: .venv/bin/bitloot demo)",
         "",
@@ -257,6 +258,22 @@ def _print_banner(settings: Settings) -> None:
     if settings.kinguin_base_url is None or settings.nowpayments_base_url is None:
         lines[-2:-2] = SANDBOX_WARNING
     print("\n".join(lines), flush=True)
+
+
+def _banner_tokens(settings: Settings) -> list[str]:
+    """Tokens only when they are signed with the engine's own generated local secret: a
+    configured ``JWT_SECRET`` is a real deployment, whose logs must not make readers admins."""
+    if "JWT_SECRET" not in settings.defaulted:
+        return ["  tokens:   JWT_SECRET is configured, so none is printed; mint one with",
+                "            bitloot token --sub NAME --role user|admin"]  # fmt: skip
+    user = mint_token(settings.jwt_secret, "alice", "user")
+    admin = mint_token(settings.jwt_secret, "admin", "admin", ADMIN_TOKEN_TTL)
+    return [
+        "  user token (sub alice):",
+        f"    {user}",
+        f"  admin token (sub admin, valid {ADMIN_TOKEN_TTL.seconds // 3600} h):",
+        f"    {admin}",
+    ]
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:

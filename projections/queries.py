@@ -24,7 +24,11 @@ MAX_LIMIT = 200
 STUCK_LIMIT = 500  # stuck orders handed to the sweeper per round
 
 
-class BadCursor(ValueError):
+class BadQuery(ValueError):
+    """A list was asked for with a value no column can hold (a NUL character)."""
+
+
+class BadCursor(BadQuery):
     """The cursor was not one this API handed out."""
 
 
@@ -148,6 +152,8 @@ class ReadModels:
 
     def product(self, product_id: str) -> dict[str, Any] | None:
         """One catalog product, whatever its state."""
+        if "\x00" in product_id:
+            return None
         table = current_table(self._views, "products")
         rows = self._views.query(
             f"SELECT {', '.join(_PRODUCT_COLUMNS)} FROM {table} WHERE product_id = %s",  # noqa: S608
@@ -242,6 +248,8 @@ def _where(filters: dict[str, str | None]) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     for column, value in filters.items():
+        if value is not None and "\x00" in value:
+            raise BadQuery(f"{column.split()[0]} must not contain a NUL character")
         if " " in column:
             where.append(column)  # a fixed condition such as "reserved_at IS NOT NULL",
             if "%s" in column:  # or one with a value of its own ("search LIKE %s")

@@ -20,7 +20,7 @@ from entrypoints.http import catalog
 from entrypoints.http.deps import EngineDep, FulfillmentDep, InboxDep, KeysDep, ViewerDep
 from entrypoints.http.ops import admin_only
 from entrypoints.http.views import order_view
-from projections.queries import BadCursor, Page
+from projections.queries import BadQuery, Page
 from projections.runner import ProjectionRunner, ProjectionState
 
 Limit = FromQuery[int]
@@ -245,7 +245,7 @@ def _runner(runners: dict[str, ProjectionRunner], name: str) -> ProjectionRunner
 def _page(read: Any) -> dict[str, Any]:
     try:
         page: Page = read()
-    except BadCursor as bad:
+    except BadQuery as bad:
         raise ValidationException(str(bad)) from None
     return {"items": page.items, "next_cursor": page.next_cursor}
 

@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from domain.catalog import CURRENCY, PricingRules
 from entrypoints.http.deps import EngineDep, ViewerDep
-from projections.queries import BadCursor, Page
+from projections.queries import BadQuery, Page
 
 ProductId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
@@ -138,6 +138,6 @@ def pricing_view(rules: PricingRules) -> dict[str, Any]:
 def _page(read: Any) -> Page:
     try:
         page: Page = read()
-    except BadCursor as bad:
+    except BadQuery as bad:
         raise ValidationException(str(bad)) from None
     return page

@@ -7,12 +7,13 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, Response, get, post
-from litestar.exceptions import TooManyRequestsException
+from litestar.exceptions import TooManyRequestsException, ValidationException
 from litestar.params import FromPath
 
 from application.key_access import RevealedKey
 from domain.errors import LinkRefused
 from entrypoints.http.deps import EngineDep, FulfillmentDep, KeysDep, ViewerDep
+from entrypoints.http.views import is_number
 
 LINK_PARAMS = frozenset({"lid", "exp", "sig"})
 
@@ -53,6 +54,11 @@ def download(
     params = request.query_params
     if set(params.keys()) != LINK_PARAMS or any(len(params.getall(k)) != 1 for k in LINK_PARAMS):
         raise LinkRefused("this download link is not valid")
+    if not is_number(params["exp"]):
+        raise ValidationException(
+            "exp must be a whole number of seconds",
+            extra=[{"key": "exp", "message": "not a number"}],
+        )
     parsed = _uuid_or_refuse(order_id)
     if not engine.links.verify(parsed, params["lid"], params["exp"], params["sig"]):
         raise LinkRefused("this download link is not valid")

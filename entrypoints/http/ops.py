@@ -17,8 +17,11 @@ from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
 
 
 def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: only tokens with role ``admin`` pass."""
-    user = connection.user
+    """Guard: only tokens with role ``admin`` pass. A CORS preflight (``OPTIONS``, which skips
+    authentication) carries no user and reads nothing: Litestar answers it with ``Allow``."""
+    if connection.scope.get("method") == "OPTIONS":
+        return
+    user = connection.scope.get("user")
     if not isinstance(user, Viewer) or not user.is_admin:
         raise PermissionDeniedException("admin role required")
 

@@ -21,11 +21,12 @@ from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
 from entrypoints.http.views import (
     OrderIn,
     PaymentIn,
+    customer_view,
     history_view,
+    is_number,
     order_view,
     payment_view,
     status_view,
-    without_costs,
 )
 
 MAX_VERSION = 2**31 - 1  # beyond any order's history; keeps the database's integer in range
@@ -72,7 +73,7 @@ def get_history(
 ) -> list[dict[str, Any]]:
     """The order's events, oldest first (``?as_of=`` cuts the list there)."""
     history = history_view(_history_as_of(fulfillment, order_id, viewer, as_of))
-    return history if viewer.is_admin else [without_costs(entry) for entry in history]
+    return history if viewer.is_admin else [customer_view(e, viewer.sub) for e in history]
 
 
 @post("/payments/create", sync_to_thread=True)
@@ -111,7 +112,7 @@ def _history_as_of(
 ) -> list[DomainEvent]:
     if as_of is None:
         return fulfillment.history(order_id, viewer)
-    if as_of.isdigit():
+    if is_number(as_of):
         version = min(max(int(as_of), 1), MAX_VERSION)
         return fulfillment.history(order_id, viewer, until_version=version)
     instant = _instant(as_of)

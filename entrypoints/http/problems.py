@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 from typing import Any
+from uuid import uuid4
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -64,7 +65,10 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response
 
 
 def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
-    """Litestar's own errors (404 route, 401, 405, 413, …) as problem details."""
+    """Litestar's own errors (404 route, 401, 405, 413, …) as problem details; a 5xx of its
+    own is a fault of ours, answered like any other (see ``on_unexpected``)."""
+    if error.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
+        return on_unexpected(request, error)
     extra: dict[str, Any] = {"instance": request.url.path}
     if isinstance(error, ValidationException) and error.extra:
         extra["errors"] = error.extra
@@ -101,10 +105,19 @@ def on_domain_error(request: Request[Any, Any, Any], error: Exception) -> Respon
 
 
 def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
-    """Anything else: logged with its trace, answered without internals."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    """Anything else: logged with its trace under a request id, answered with that id and
+    nothing of the exception's own text."""
+    request_id = uuid4().hex
+    log.error(
+        "unhandled error on %s %s (request %s)",
+        request.method, request.url.path, request_id, exc_info=error,
+    )  # fmt: skip
     return problem(
-        HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error", instance=request.url.path
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Internal server error",
+        f"quote request id {request_id} when reporting this",
+        instance=request.url.path,
+        request_id=request_id,
     )
 
 

@@ -32,6 +32,12 @@ from domain.order import Order
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
+def is_number(text: str) -> bool:
+    """A plain non-negative whole number in ASCII digits (``"²"`` is a digit to Python, not
+    here)."""
+    return text.isascii() and text.isdigit()
+
+
 class ItemIn(msgspec.Struct, forbid_unknown_fields=False):
     """One line of a new order. The engine prices it from the catalog; ``unit_price`` (a decimal
     string such as "19.99", or a number), when sent, is the price the client showed, and must be
@@ -136,16 +142,28 @@ def history_view(events: list[DomainEvent], owner: str | None = None) -> list[di
     ]
 
 
-_SHOP_ONLY = ("cost", "cost_cap")
+_STAFF_ONLY = frozenset({
+    "cost", "cost_cap", "current_cost", "old_cap", "new_cap", "margin", "needed", "balance",
+    "vault_ref", "by", "error", "supplier_order_id", "email_sealed", "summary",
+})  # fmt: skip
+_CUSTOMER_REASONS = frozenset({"PaymentFailed", "RefundRequested"})
+_PARTIES = frozenset({"nowpayments", "kinguin", "engine"})
 
 
-def without_costs(entry: dict[str, Any]) -> dict[str, Any]:
-    """A history entry as a customer sees it: the shop's supplier costs left out of its lines."""
-    items = entry["data"].get("items")
-    if not isinstance(items, list | tuple):
-        return entry
-    lines = [{k: v for k, v in line.items() if k not in _SHOP_ONLY} for line in items]
-    return {**entry, "data": {**entry["data"], "items": lines}}
+def customer_view(entry: dict[str, Any], owner: str) -> dict[str, Any]:
+    """A history entry as the order's owner sees it: types, times, statuses and amounts, but
+    no supplier costs or error text, no staff names and no vault references."""
+    data = {k: v for k, v in entry["data"].items() if k not in _STAFF_ONLY}
+    if "reason" in data and entry["type"] not in _CUSTOMER_REASONS:
+        del data["reason"]
+    if data.get("who") not in (None, owner):
+        data["who"] = "staff"
+    if isinstance(data.get("items"), list | tuple):
+        data["items"] = [
+            {k: v for k, v in line.items() if k not in _STAFF_ONLY} for line in data["items"]
+        ]
+    actor = entry["actor"] if entry["actor"] in _PARTIES | {owner} else "staff"
+    return {**entry, "actor": actor, "data": data}
 
 
 _BY_PROVIDER: dict[type[DomainEvent], str] = {

@@ -90,6 +90,7 @@ def _clear_redis() -> None:
 @contextmanager
 def embedded_engine(tmp_path: Path, **settings: str) -> Iterator[RunningEngine]:
     """``bitloot serve`` on the embedded default with these settings, stopped afterwards."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "VAR_DIR": str(tmp_path / "var"), "PORT": str(port),
            "JWT_SECRET": JWT_SECRET, **settings}  # fmt: skip

@@ -1,0 +1,83 @@
+"""Findings of a security review, each shown fixed against a running engine: no token in a
+configured deployment's banner, a customer's view of their history, no 500 for odd methods,
+Unicode digits or NUL characters."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import (
+    BITLOOT,
+    RunningEngine,
+    embedded_engine,
+    start_process,
+    stop_processes,
+    wait_healthy,
+)
+from tests.e2e.test_catalog import await_status, paid_order, set_faults
+from tests.support import free_port
+
+DEAD = "00000000000000000000dead"
+
+
+def test_tokens_are_printed_only_for_the_engines_own_local_secret(tmp_path: Path) -> None:
+    """With JWT_SECRET configured the banner prints no token; on the local default it does."""
+    with embedded_engine(tmp_path / "configured") as configured:
+        banner = configured.logged()
+    assert b"eyJ" not in banner
+    assert b"none is printed" in banner
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "JWT_SECRET"}
+    env |= {"VAR_DIR": str(tmp_path / "local" / "var"), "PORT": str(port)}
+    log = tmp_path / "local.log"
+    process = start_process([BITLOOT, "serve"], env, log)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, log)
+    finally:
+        stop_processes([process])
+    printed = log.read_bytes()
+    assert b"user token (sub alice)" in printed
+    assert b"eyJ" in printed
+
+
+def test_no_server_error_for_odd_input(engine: RunningEngine) -> None:
+    """OPTIONS on admin routes, Unicode digits in numbers and NUL in filters are 4xx (or the
+    204 of a preflight), never a 500."""
+    with engine.client("root", "admin") as admin, engine.client("ann") as ann:
+        for path in ("/admin/orders", "/admin/catalog", "/admin/projections"):
+            answer = httpx.options(f"{engine.url}{path}")
+            assert answer.status_code in (204, 405), (path, answer.text)
+        assert httpx.get(f"{engine.url}/downloads/x?lid=a&exp=²&sig=b").status_code == 400
+        order = ann.post("/orders", json={"email": "a@example.com", "items": [
+            {"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 1}]}).json()  # fmt: skip
+        assert ann.get(f"/orders/{order['id']}", params={"as_of": "²"}).status_code == 400
+        for params in ({"status": "\x00"}, {"cursor": "\x00"}):
+            assert admin.get("/admin/orders", params=params).status_code == 400
+        assert admin.get("/admin/webhook-logs", params={"provider": "a\x00"}).status_code == 400
+        assert httpx.get(f"{engine.url}/products/%00").status_code == 404
+        assert httpx.get(f"{engine.url}/products", params={"q": "\x00"}).status_code == 200
+
+
+def test_customers_see_a_customer_view_of_their_history(tmp_path: Path) -> None:
+    """No supplier error text, vault references or staff names for the owner; all for admins."""
+    with (
+        embedded_engine(tmp_path, KINGUIN_SANDBOX_DELAY="0.1") as shop,
+        shop.client("ivy") as ivy,
+        shop.client("root", "admin") as admin,
+    ):
+        set_faults(shop.url, out_of_stock=[DEAD])
+        failed, fine = paid_order(ivy, DEAD), paid_order(ivy)
+        await_status(ivy, failed, "fulfillment_failed")
+        await_status(ivy, fine, "fulfilled")
+        assert admin.post(f"/admin/orders/{fine}/shred").status_code == 200
+        for order_id in (failed, fine):
+            owner = ivy.get(f"/orders/{order_id}/history").text
+            staff = admin.get(f"/orders/{order_id}/history").text
+            for secret in ("ProductUnavailable", "vault_ref", '"root"', "cost_cap"):
+                assert secret not in owner, (order_id, secret)
+            assert any(s in staff for s in ("ProductUnavailable", "vault_ref"))
+        shredded = ivy.get(f"/orders/{fine}/history").json()[-1]
+        assert (shredded["type"], shredded["actor"]) == ("KeysShredded", "staff")
