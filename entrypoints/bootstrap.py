@@ -32,6 +32,7 @@ from adapters.mail import OutboxMailer, ResendMailer
 from adapters.metrics import Counters
 from adapters.nowpayments import NowPaymentsClient
 from adapters.rate_limit import RateLimiter
+from adapters.revocations import MemoryRevocations, RedisRevocations
 from adapters.s3_vault import S3Vault
 from adapters.vault import FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
@@ -46,6 +47,7 @@ from application.process_manager import ProcessManager
 from application.refunds import Refunds
 from application.sweeper import Sweeper
 from application.webhooks import WebhookInbox
+from entrypoints.http.auth import Tokens
 from entrypoints.settings import Settings
 from projections.catalog import all_projections
 from projections.queries import STUCK_LIMIT as SWEEP_LIMIT
@@ -118,6 +120,17 @@ class Engine:
             clock=clock,
         )
         self.reveal_limit = RateLimiter(settings.reveals_per_minute, per_seconds=60.0)
+        self._revocations = (
+            RedisRevocations(settings.redis_url, settings.broker_namespace)
+            if settings.redis_url
+            else MemoryRevocations()
+        )
+        self.tokens = Tokens(
+            settings.jwt_secret,
+            self._revocations,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
         self.broker = make_broker(settings.redis_url, settings.broker_namespace)
         actors = declare_actors(
             self.broker,
@@ -163,6 +176,8 @@ class Engine:
         for part in reversed(self._background):
             part.stop()
         self.broker.close()
+        if isinstance(self._revocations, RedisRevocations):
+            self._revocations.close()
         self._kinguin_http.close()
         if self._mail_http is not None:
             self._mail_http.close()

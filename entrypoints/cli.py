@@ -228,7 +228,7 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     if hours is None:
         hours = ADMIN_TOKEN_TTL.total_seconds() / 3600 if args.role == "admin" else 24.0
     ttl = timedelta(hours=hours)
-    print(mint_token(settings.jwt_secret, args.sub, args.role, ttl))
+    print(_mint(settings, args.sub, args.role, ttl))
     return 0
 
 
@@ -260,14 +260,25 @@ def _print_banner(settings: Settings) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _mint(settings: Settings, sub: str, role: str, ttl: timedelta = timedelta(days=1)) -> str:
+    return mint_token(
+        settings.jwt_secret,
+        sub,
+        role,
+        ttl,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+
+
 def _banner_tokens(settings: Settings) -> list[str]:
     """Tokens only when they are signed with the engine's own generated local secret: a
     configured ``JWT_SECRET`` is a real deployment, whose logs must not make readers admins."""
     if "JWT_SECRET" not in settings.defaulted:
         return ["  tokens:   JWT_SECRET is configured, so none is printed; mint one with",
                 "            bitloot token --sub NAME --role user|admin"]  # fmt: skip
-    user = mint_token(settings.jwt_secret, "alice", "user")
-    admin = mint_token(settings.jwt_secret, "admin", "admin", ADMIN_TOKEN_TTL)
+    user = _mint(settings, "alice", "user")
+    admin = _mint(settings, "admin", "admin", ADMIN_TOKEN_TTL)
     return [
         "  user token (sub alice):",
         f"    {user}",
@@ -278,7 +289,7 @@ def _banner_tokens(settings: Settings) -> list[str]:
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     base = (args.url or settings.public_base_url).rstrip("/")
-    token = mint_token(settings.jwt_secret, f"demo-{secrets.token_hex(4)}", "user")
+    token = _mint(settings, f"demo-{secrets.token_hex(4)}", "user")
     with httpx.Client(
         base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=15
     ) as http:

@@ -68,6 +68,9 @@ class Settings:
     supplier_price_tolerance_percent: float = 2.0
     kinguin_sandbox_products: int = 0
     fulfillment_attempts: int = 12
+    jwt_issuer: str | None = None
+    trusted_proxies: frozenset[str] = frozenset()
+    jwt_audience: str | None = None
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 60.0
     defaulted: tuple[str, ...] = field(default=())
@@ -159,6 +162,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         supplier_price_tolerance_percent=env.number("SUPPLIER_PRICE_TOLERANCE_PERCENT", 2.0),
         kinguin_sandbox_products=env.integer("KINGUIN_SANDBOX_PRODUCTS", 0),
         fulfillment_attempts=env.integer("FULFILLMENT_ATTEMPTS", 12, minimum=1),
+        jwt_issuer=env.optional("JWT_ISSUER"),
+        trusted_proxies=frozenset(
+            p.strip() for p in (env.optional("TRUSTED_PROXIES") or "").split(",") if p.strip()
+        ),
+        jwt_audience=env.optional("JWT_AUDIENCE"),
         retry_backoff_s=env.number("RETRY_BACKOFF_S", 0.5),
         retry_backoff_max_s=env.number("RETRY_BACKOFF_MAX_S", 60.0),
         defaulted=tuple(env.defaulted),

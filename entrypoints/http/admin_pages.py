@@ -1,11 +1,13 @@
 """The admin pages in a browser: ``GET /admin`` serves one small HTML page whose script calls the
 JSON admin API under ``/admin/...``.
 
-Login is a bearer header, or a one-time ``?token=`` that is swapped (303) for an HttpOnly,
-SameSite=Strict cookie. The page's own API calls carry that cookie; :class:`AdminCookieAuth`
-turns it into a bearer header before the JWT middleware runs, and, against CSRF, only lets a
-state-changing request through with ``X-Requested-With: bitloot-admin`` (which a cross-site form
-cannot send).
+Login is a bearer header, or the sign-in form (``POST /admin/login``, the token in the body, never
+in a URL) that answers 303 with an HttpOnly, SameSite=Strict cookie, ``Secure`` unless the page
+is used over plain HTTP on loopback (``X-Forwarded-Proto`` counts only from ``TRUSTED_PROXIES``).
+Signing out (``POST /admin/logout``) revokes the token until it expires. The page's own API
+calls carry that cookie; :class:`AdminCookieAuth` turns it into a bearer header before the JWT
+middleware runs, and, against CSRF, only lets a state-changing request through with
+``X-Requested-With: bitloot-admin`` (which a cross-site form cannot send).
 """
 
 from __future__ import annotations
@@ -21,14 +23,13 @@ from litestar import Request, Response, Router, get, post
 from litestar.config.app import AppConfig
 from litestar.datastructures import CacheControlHeader, Cookie
 from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from application.orders import Viewer
-from entrypoints.http.auth import ALGORITHM, BitLootToken, retrieve_viewer
-from entrypoints.http.deps import SettingsDep
+from entrypoints.http.auth import retrieve_viewer
+from entrypoints.http.deps import EngineDep
 
 COOKIE = "bitloot_admin"
 CSRF_HEADER = b"x-requested-with"
@@ -93,15 +94,13 @@ def install_cookie_auth(app_config: AppConfig) -> AppConfig:
 
 
 @get(PAGE_PATH, include_in_schema=False, sync_to_thread=False)
-def admin_page(request: Request[Any, Any, Any], settings: SettingsDep) -> Response[Any]:
-    """The admin page for an admin; a one-time ``?token=`` becomes the session cookie."""
-    secret = settings.jwt_secret
-    if "token" in request.query_params:
-        return _login(request, request.query_params["token"], secret)
+def admin_page(request: Request[Any, Any, Any], engine: EngineDep) -> Response[Any]:
+    """The admin page for an admin (bearer header or session cookie); else the sign-in form.
+    A token in the URL is never taken: URLs end up in histories and proxy logs."""
     credential = _bearer(request) or request.cookies.get(COOKIE)
     if not credential:
         return denied(401)
-    token = _decode(credential, secret)
+    token = engine.tokens.decode(credential)
     viewer = retrieve_viewer(token, request) if token else None
     if viewer is None:
         return _forget(denied(401))
@@ -111,15 +110,62 @@ def admin_page(request: Request[Any, Any, Any], settings: SettingsDep) -> Respon
 
 
 @post(
+    f"{PAGE_PATH}/login",
+    include_in_schema=False,
+    exclude_from_auth=True,
+    status_code=303,
+)
+async def login(request: Request[Any, Any, Any], engine: EngineDep) -> Response[Any]:
+    """The sign-in form: an admin token in the body becomes the session cookie."""
+    form = await request.form()
+    credential = str(form.get("token") or "").strip()
+    token = engine.tokens.decode(credential) if credential else None
+    viewer = retrieve_viewer(token, request) if token else None
+    if token is None or viewer is None:
+        return denied(401)
+    if not viewer.is_admin:
+        return denied(403)
+    max_age = max(int((token.exp - datetime.now(UTC)).total_seconds()), 1)
+    session = Cookie(
+        key=COOKIE,
+        value=credential,
+        path="/",
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=not plain_local_http(request, engine.settings.trusted_proxies),
+    )
+    return Redirect(PAGE_PATH, status_code=303, headers=PAGE_HEADERS, cookies=[session])
+
+
+@post(
     f"{PAGE_PATH}/logout",
     include_in_schema=False,
     exclude_from_auth=True,
     status_code=303,
-    sync_to_thread=False,
+    sync_to_thread=True,
 )
-def logout() -> Response[Any]:
-    """Forget the session cookie and go back to the login page."""
+def logout(request: Request[Any, Any, Any], engine: EngineDep) -> Response[Any]:
+    """Revoke the session's token (until it expires), forget the cookie, back to sign-in."""
+    credential = request.cookies.get(COOKIE) or _bearer(request)
+    token = engine.tokens.decode(credential) if credential else None
+    if token is not None:
+        engine.tokens.revoke(token)
     return _forget(Redirect(PAGE_PATH, status_code=303, headers=PAGE_HEADERS))
+
+
+def plain_local_http(request: Request[Any, Any, Any], trusted_proxies: frozenset[str]) -> bool:
+    """Whether the page is used over plain HTTP on this machine (the one case a cookie may go
+    without ``Secure``); a proxy's ``X-Forwarded-Proto`` counts only from a trusted proxy."""
+    scheme = request.url.scheme
+    client = request.client.host if request.client else ""
+    if client in trusted_proxies:
+        scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
+    host = request.url.hostname or ""
+    return scheme == "http" and host in _LOOPBACK_HOSTS
+
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 def page(viewer: Viewer) -> Response[bytes]:
@@ -151,26 +197,6 @@ def static_files() -> Router:
     )
 
 
-def _login(request: Request[Any, Any, Any], credential: str, secret: str) -> Response[Any]:
-    token = _decode(credential, secret)
-    viewer = retrieve_viewer(token, request) if token else None
-    if token is None or viewer is None:
-        return denied(401)
-    if not viewer.is_admin:
-        return denied(403)
-    max_age = max(int((token.exp - datetime.now(UTC)).total_seconds()), 1)
-    session = Cookie(
-        key=COOKIE,
-        value=credential,
-        path="/",
-        max_age=max_age,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    return Redirect(PAGE_PATH, status_code=303, headers=PAGE_HEADERS, cookies=[session])
-
-
 def _forget(response: Response[Any]) -> Response[Any]:
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -181,24 +207,16 @@ def _bearer(request: Request[Any, Any, Any]) -> str | None:
     return credential.strip() if scheme.lower() == "bearer" else None
 
 
-def _decode(credential: str, secret: str) -> BitLootToken | None:
-    try:
-        return BitLootToken.decode(credential, secret, ALGORITHM)
-    except NotAuthorizedException:
-        return None
-
-
 _DENIED = {
     401: (
         "Sign in to BitLoot admin",
-        "Open <code>/admin?token=&lt;admin token&gt;</code> once with an admin token (made with "
-        "<code>bitloot token --sub you --role admin</code>); it is swapped for a session cookie "
-        "that lasts as long as the token. A bearer header with an admin token works too.",
+        "Paste an admin token (made with <code>bitloot token --sub you --role admin</code>); it "
+        "becomes a session cookie that lasts as long as the token. A bearer header with an "
+        "admin token works too.",
     ),
     403: (
         "Admins only",
-        "This token is valid but its role is not <code>admin</code>. Sign in with an admin token: "
-        "<code>/admin?token=&lt;admin token&gt;</code>.",
+        "This token is valid but its role is not <code>admin</code>. Sign in with an admin token.",
     ),
 }
 
@@ -215,6 +233,11 @@ _DENIED_PAGE = """<!doctype html>
 <main id="main">
 <h1>{title}</h1>
 <p>{text}</p>
+<form class="login" method="post" action="/admin/login">
+<label for="token">Admin token</label>
+<input id="token" name="token" type="password" autocomplete="off" required>
+<button type="submit">Sign in</button>
+</form>
 <p class="muted">HTTP {status}</p>
 </main>
 </body>

@@ -18,7 +18,6 @@ from application.orders import Viewer
 from entrypoints.bootstrap import Engine
 from entrypoints.http import admin_pages, catalog, keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
-from entrypoints.http.auth import jwt_auth
 from entrypoints.http.metrics import RequestCounter, metrics
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
@@ -53,7 +52,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
         finally:
             await to_thread.run_sync(engine.stop)
 
-    auth = jwt_auth(engine.settings.jwt_secret, exclude=PUBLIC_PATHS)
+    auth = engine.tokens.middleware(exclude=PUBLIC_PATHS)
     return Litestar(
         route_handlers=[
             *orders.ROUTES,
@@ -65,6 +64,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
             *ops.ROUTES,
             ADMIN,
             admin_pages.admin_page,
+            admin_pages.login,
             admin_pages.logout,
             admin_pages.static_files(),
             *sandboxes(engine.settings),

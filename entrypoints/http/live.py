@@ -1,25 +1,27 @@
 """Live order status over websockets: ``/ws/orders/{id}`` for its owner (or an admin) and
 ``/ws/admin`` for admins. The token comes as ``?token=``. On connect the socket receives the
 current status, then every change ``{"order_id","status","version","at"}``; a caller who may not
-see the order is closed with code 4403 before any message (4401 for a missing or bad token)."""
+see the order is closed with code 4403 before any message (4401 for a missing or bad token, and
+4401 again when the token expires while the socket is open)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from anyio import to_thread
 from litestar import WebSocket, websocket
-from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
+from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
 from adapters.live import Message, Subscription
 from application.orders import Viewer
 from domain.errors import OrderNotFound
 from entrypoints.bootstrap import Engine
-from entrypoints.http.auth import ALGORITHM, BitLootToken, retrieve_viewer
+from entrypoints.http.auth import retrieve_viewer
 from entrypoints.http.deps import EngineDep
 
 CLOSE_UNAUTHORIZED = 4401
@@ -33,9 +35,10 @@ async def order_updates(
 ) -> None:
     """Status changes of one order, for its owner or an admin."""
     await socket.accept()
-    viewer = await _viewer(socket, engine)
-    if viewer is None:
+    session = await _session(socket, engine)
+    if session is None:
         return
+    viewer, expires_at = session
     parsed = _uuid(order_id)
     subscription = engine.live.subscribe(lambda m: m.get("order_id") == order_id)
     try:
@@ -44,7 +47,7 @@ async def order_updates(
             await socket.close(code=CLOSE_FORBIDDEN, reason="not your order")
             return
         await socket.send_json(current)
-        await _forward(socket, subscription, after=current["version"])
+        await _forward(socket, subscription, after=current["version"], expires_at=expires_at)
     finally:
         engine.live.unsubscribe(subscription)
 
@@ -53,9 +56,10 @@ async def order_updates(
 async def admin_updates(socket: WebSocket[Any, Any, Any], engine: EngineDep) -> None:
     """Every order's status changes and the projections' state, for admins."""
     await socket.accept()
-    viewer = await _viewer(socket, engine)
-    if viewer is None:
+    session = await _session(socket, engine)
+    if session is None:
         return
+    viewer, expires_at = session
     if not viewer.is_admin:
         await socket.close(code=CLOSE_FORBIDDEN, reason="admin role required")
         return
@@ -68,7 +72,7 @@ async def admin_updates(socket: WebSocket[Any, Any, Any], engine: EngineDep) -> 
                 {"projection": state.name, "version": state.generation, "state": state.state,
                  "position": state.position, "head": head}
             )  # fmt: skip
-        await _forward(socket, subscription, after=None)
+        await _forward(socket, subscription, after=None, expires_at=expires_at)
     finally:
         engine.live.unsubscribe(subscription)
 
@@ -77,16 +81,26 @@ ROUTES = [order_updates, admin_updates]
 
 
 async def _forward(
-    socket: WebSocket[Any, Any, Any], subscription: Subscription, after: int | None
+    socket: WebSocket[Any, Any, Any],
+    subscription: Subscription,
+    after: int | None,
+    expires_at: datetime,
 ) -> None:
-    """Relay messages until the client goes away (or the server shuts down)."""
+    """Relay messages until the client goes away, its token expires (closed with 4401), or the
+    server shuts down."""
     gone = asyncio.ensure_future(_until_closed(socket))
+    seconds_left = (expires_at - datetime.now(UTC)).total_seconds()
+    expired = asyncio.ensure_future(asyncio.sleep(max(seconds_left, 0.0)))
     try:
         while True:
             message = asyncio.ensure_future(subscription.queue.get())
-            await asyncio.wait({message, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({message, gone, expired}, return_when=asyncio.FIRST_COMPLETED)
             if gone.done():
                 message.cancel()
+                return
+            if expired.done():
+                message.cancel()
+                await socket.close(code=CLOSE_UNAUTHORIZED, reason="token expired")
                 return
             change: Message = message.result()
             if "order_id" in change:
@@ -98,6 +112,7 @@ async def _forward(
         return
     finally:
         gone.cancel()
+        expired.cancel()
 
 
 async def _until_closed(socket: WebSocket[Any, Any, Any]) -> None:
@@ -107,16 +122,16 @@ async def _until_closed(socket: WebSocket[Any, Any, Any]) -> None:
             await socket.receive_data(mode="text")
 
 
-async def _viewer(socket: WebSocket[Any, Any, Any], engine: Engine) -> Viewer | None:
-    token = socket.query_params.get("token", "")
-    try:
-        decoded = BitLootToken.decode(token, engine.settings.jwt_secret, ALGORITHM)
-    except NotAuthorizedException:
-        decoded = None
+async def _session(
+    socket: WebSocket[Any, Any, Any], engine: Engine
+) -> tuple[Viewer, datetime] | None:
+    """Who is asking and until when their token holds; closed with 4401 without one."""
+    decoded = engine.tokens.decode(socket.query_params.get("token", ""))
     viewer = retrieve_viewer(decoded, socket) if decoded else None
-    if viewer is None:
+    if decoded is None or viewer is None:
         await socket.close(code=CLOSE_UNAUTHORIZED, reason="a valid ?token= is required")
-    return viewer
+        return None
+    return viewer, decoded.exp
 
 
 async def _current(engine: Engine, order_id: UUID, viewer: Viewer) -> dict[str, Any] | None:

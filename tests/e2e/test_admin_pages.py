@@ -1,6 +1,7 @@
 """The admin pages in a real browser — Debian's Chromium driven by Playwright — against a real
-engine process: one-time ``?token=`` login, dashboard, orders with their timeline, webhook
-replay, a projection rebuild followed to the end; and who is kept out (401, 403, CSRF)."""
+engine process: the sign-in form (POST, the token in the body), dashboard, orders with their
+timeline, webhook replay, a projection rebuild followed to the end; and who is kept out (401, 403,
+CSRF), and signing out revokes the token."""
 
 from __future__ import annotations
 
@@ -75,8 +76,14 @@ def settled(engine: RunningEngine, order_id: str) -> None:
 
 
 def log_in(page: Page, engine: RunningEngine) -> None:
-    """The one-time ``?token=`` login: a 303 to ``/admin`` that sets the session cookie."""
-    response = page.goto(f"/admin?token={engine.token('ops', 'admin')}")
+    """The sign-in form: the token is POSTed, and a 303 to ``/admin`` sets the cookie."""
+    signed_out = page.goto("/admin")
+    assert signed_out is not None
+    assert signed_out.status == 401
+    page.get_by_label("Admin token").fill(engine.token("ops", "admin"))
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Sign in").click()
+    response = navigation.value
     assert response is not None
     assert response.status == 200
     assert page.url == f"{engine.url}/admin"
@@ -173,18 +180,18 @@ def rebuild_orders(page: Page) -> None:
 
 @EMBEDDED
 def test_admin_pages_in_a_browser(engine: RunningEngine, context: BrowserContext) -> None:
-    """Log in with ?token=, read the dashboard, an order's timeline, replay a webhook, rebuild a
+    """Sign in with the form, read the dashboard, an order's timeline, replay a webhook, rebuild a
     projection; a cookie-authenticated POST without the CSRF header is refused; sign out."""
     with engine.client("gina") as gina:
         order_id = fulfilled_and_revealed(engine, gina)
     settled(engine, order_id)
     page = context.new_page()
+    log_in(page, engine)  # (the sign-in page itself answers 401, which the console reports)
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     ARTIFACTS.mkdir(exist_ok=True)
 
-    log_in(page, engine)
     see_dashboard(page)
     see_order(page, order_id)
     see_reads_and_reservation(page, order_id)
@@ -207,12 +214,15 @@ def test_admin_page_keeps_out_whoever_is_not_an_admin(engine: RunningEngine) -> 
         nobody = anyone.get("/admin")
         assert nobody.status_code == 401
         assert nobody.headers["content-type"].startswith("text/html")
-        assert "/admin?token=" in nobody.text
+        assert 'action="/admin/login"' in nobody.text
         assert {k: nobody.headers[k] for k in PAGE_HEADERS} == PAGE_HEADERS
-        user = anyone.get("/admin", params={"token": engine.token("mallory")})
+        user = anyone.post("/admin/login", data={"token": engine.token("mallory")})
         assert user.status_code == 403
         assert "set-cookie" not in user.headers
-        assert anyone.get("/admin", params={"token": "not-a-jwt"}).status_code == 401
+        assert anyone.post("/admin/login", data={"token": "not-a-jwt"}).status_code == 401
+        in_url = anyone.get("/admin", params={"token": engine.token("ops", "admin")})
+        assert in_url.status_code == 401  # a token in a URL is never taken
+        assert "set-cookie" not in in_url.headers
         bearer = {"Authorization": f"Bearer {engine.token('mallory')}"}
         assert anyone.get("/admin", headers=bearer).status_code == 403
         admin_bearer = {"Authorization": f"Bearer {engine.token('ops', 'admin')}"}
@@ -223,9 +233,11 @@ def test_admin_page_keeps_out_whoever_is_not_an_admin(engine: RunningEngine) -> 
         script = anyone.get("/admin/static/admin.js")
         assert script.status_code == 200
         assert script.headers["cache-control"] == "no-cache"
-        logout = anyone.post("/admin/logout")
+        logout = anyone.post("/admin/logout", headers=admin_bearer)
         assert logout.status_code == 303
         assert f"{COOKIE}=" in logout.headers["set-cookie"]
+        assert anyone.get("/admin", headers=admin_bearer).status_code == 401  # revoked
+        assert anyone.get("/admin/dashboard", headers=admin_bearer).status_code == 401
 
 
 @EMBEDDED

@@ -63,6 +63,7 @@ class Cluster:
             "KINGUIN_SANDBOX_FAULTS": FAULTS,
             "STUCK_ORDER_AFTER_S": "3",
             "FULFILLMENT_ATTEMPTS": "40",  # 30% of calls fail: a budget no order exhausts
+            "RETRY_BACKOFF_MAX_S": "2",
         }
         self.api = start_process([BITLOOT, "serve", "--no-worker"], self.env, tmp_path / "api.log")
         wait_healthy(self.url, self.api, tmp_path / "api.log")
@@ -91,10 +92,12 @@ def place_paid_orders(url: str) -> list[tuple[str, int]]:
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
         ) as c:
-            order = c.post("/orders", json={
+            placed = c.post("/orders", json={
                 "email": "c@example.com", "currency": "eur",
                 "items": [{"product_id": product, "quantity": quantity}],
-            }).json()  # fmt: skip
+            })  # fmt: skip
+            assert placed.status_code == 201, placed.text
+            order = placed.json()
             payment = c.post("/payments/create", json={"order_id": order["id"]}).json()
             c.post(
                 f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",

@@ -4,13 +4,21 @@ Unicode digits or NUL characters."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
+from entrypoints.http.auth import mint_token
 from tests.e2e.conftest import (
     BITLOOT,
+    JWT_SECRET,
     RunningEngine,
     embedded_engine,
     start_process,
@@ -81,3 +89,46 @@ def test_customers_see_a_customer_view_of_their_history(tmp_path: Path) -> None:
             assert any(s in staff for s in ("ProductUnavailable", "vault_ref"))
         shredded = ivy.get(f"/orders/{fine}/history").json()[-1]
         assert (shredded["type"], shredded["actor"]) == ("KeysShredded", "staff")
+
+
+def test_tokens_are_bound_to_this_service(tmp_path: Path) -> None:
+    """With JWT_ISSUER and JWT_AUDIENCE set, a token must carry both, with these values."""
+    with embedded_engine(tmp_path, JWT_ISSUER="bitloot-test", JWT_AUDIENCE="shop-api") as shop:
+
+        def status(**claims: str) -> int:
+            token = mint_token(JWT_SECRET, "ops", "admin", **claims)  # type: ignore[arg-type]
+            bearer = {"Authorization": f"Bearer {token}"}
+            return httpx.get(f"{shop.url}/admin/dashboard", headers=bearer).status_code
+
+        assert status(issuer="bitloot-test", audience="shop-api") == 200
+        assert status() == 401
+        assert status(issuer="bitloot-test", audience="another-api") == 401
+        assert status(issuer="someone-else", audience="shop-api") == 401
+
+
+def test_a_websocket_closes_when_its_token_expires(tmp_path: Path) -> None:
+    """The socket hears the current status, then is closed with 4401 at the token's exp."""
+    with embedded_engine(tmp_path) as shop, shop.client("jo") as jo:
+        order = jo.post("/orders", json={"email": "j@example.com", "items": [
+            {"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 1}]}).json()  # fmt: skip
+        token = mint_token(JWT_SECRET, "jo", "user", timedelta(seconds=2))
+        url = f"{shop.url.replace('http://', 'ws://')}/ws/orders/{order['id']}?token={token}"
+        started = time.monotonic()
+        with connect(url) as socket:
+            assert json.loads(socket.recv(timeout=5))["status"] == "created"
+            with pytest.raises(ConnectionClosed) as closed:
+                socket.recv(timeout=10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4401
+        assert 1.0 < time.monotonic() - started < 6
+
+
+def test_signing_out_revokes_the_token_across_processes(engine: RunningEngine) -> None:
+    """After ``POST /admin/logout`` the token is refused by the API (Redis on PostgreSQL)."""
+    token = engine.token("ops", "admin")
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{engine.url}/admin/dashboard", headers=bearer).status_code == 200
+    assert httpx.post(f"{engine.url}/admin/logout", headers=bearer).status_code == 303
+    assert httpx.get(f"{engine.url}/admin/dashboard", headers=bearer).status_code == 401
+    with engine.client("ops", "admin") as fresh:
+        assert fresh.get("/admin/dashboard").status_code == 200

@@ -98,7 +98,7 @@
     }
     const body = await response.json().catch(() => null);
     if (response.status === 401) {
-      say("session-status", "Your session has ended. Open /admin?token=<admin token> to sign in again.", true);
+      say("session-status", "Your session has ended. Reload the page to sign in again.", true);
     }
     const message = response.ok ? "" : problemText(response.status, body);
     return { ok: response.ok, status: response.status, body, message };

@@ -1,0 +1,50 @@
+"""Revoked tokens: the ``jti`` of every token signed out before it expired, kept until it
+would have expired anyway. In memory for the embedded default (one process), in Redis for the
+PostgreSQL + Redis wiring, so that a sign-out holds in every API process."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+
+
+class MemoryRevocations:
+    """Revocations of this process."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def revoke(self, jti: str, expires_at: float) -> None:
+        """Refuse the token with this id until ``expires_at`` (a Unix time)."""
+        with self._lock:
+            now = time.time()
+            self._until = {k: v for k, v in self._until.items() if v > now}
+            self._until[jti] = expires_at
+
+    def is_revoked(self, jti: str) -> bool:
+        """Whether the token with this id was signed out."""
+        return self._until.get(jti, 0.0) > time.time()
+
+
+class RedisRevocations:
+    """Revocations shared by every process through Redis keys that expire with the token."""
+
+    def __init__(self, url: str, namespace: str) -> None:
+        self._redis = redis.Redis.from_url(url)
+        self._prefix = f"{namespace}:revoked:"
+
+    def revoke(self, jti: str, expires_at: float) -> None:
+        """Refuse the token with this id until ``expires_at`` (a Unix time)."""
+        seconds = max(int(expires_at - time.time()) + 1, 1)
+        self._redis.set(self._prefix + jti, b"1", ex=seconds)
+
+    def is_revoked(self, jti: str) -> bool:
+        """Whether the token with this id was signed out."""
+        return bool(self._redis.exists(self._prefix + jti))
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._redis.close()
