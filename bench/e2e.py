@@ -118,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the engine's JWT_SECRET, to mint a user token (default: env JWT_SECRET)",
     )
     parser.add_argument("--token", help="a bearer token to use instead of minting one")
+    parser.add_argument("--admin-token", help="an admin token (the payment simulator needs one)")
     parser.add_argument("--workers", type=int, default=8, help="thread pool size (1-64)")
     parser.add_argument("--deadline", type=float, default=120.0, help="overall limit, seconds")
     parser.add_argument("--poll-interval", type=float, default=0.05, help="seconds between polls")
@@ -131,14 +132,15 @@ def _check_loopback(url: str) -> None:
         raise BenchError(f"--url must be an http(s) loopback address, not {url!r}")
 
 
-def _token(args: argparse.Namespace) -> str:
-    if args.token:
-        return str(args.token)
+def _token(args: argparse.Namespace, role: str = "user") -> str:
+    given = args.token if role == "user" else args.admin_token
+    if given:
+        return str(given)
     if not args.jwt_secret:
-        raise BenchError("give --token, or --jwt-secret / JWT_SECRET to mint one")
+        raise BenchError(f"give --{'admin-' if role == 'admin' else ''}token, or --jwt-secret")
     from entrypoints.http.auth import mint_token  # noqa: PLC0415 - only when minting
 
-    return mint_token(args.jwt_secret, f"bench-{secrets.token_hex(4)}", "user")
+    return mint_token(args.jwt_secret, f"bench-{secrets.token_hex(4)}", role)
 
 
 def run(args: argparse.Namespace, token: str) -> list[tuple[str, str]]:
@@ -164,7 +166,8 @@ def run(args: argparse.Namespace, token: str) -> list[tuple[str, str]]:
         phases.mark("place_seconds")
         invoice_ids = _map(pool, lambda oid: _pay(http, oid), order_ids, deadline)
         phases.mark("payments_create_seconds")
-        _map(pool, lambda iid: _simulate(http, iid), invoice_ids, deadline)
+        admin = {"Authorization": f"Bearer {_token(args, 'admin')}"}
+        _map(pool, lambda iid: _simulate(http, iid, admin), invoice_ids, deadline)
         phases.mark("ipn_send_seconds")
         poll = max(args.poll_interval, 0.01)
         outcomes = _map(pool, lambda oid: _await(http, oid, poll, deadline), order_ids, deadline)
@@ -210,9 +213,9 @@ def _pay(http: httpx.Client, order_id: str) -> str:
     return str(_ok(http.post("/payments/create", json={"order_id": order_id}))["payment_id"])
 
 
-def _simulate(http: httpx.Client, invoice_id: str) -> None:
+def _simulate(http: httpx.Client, invoice_id: str, admin: dict[str, str]) -> None:
     path = f"/sandbox/nowpayments/payments/{invoice_id}/simulate"
-    result = _ok(http.post(path, json={"status": "finished"}))
+    result = _ok(http.post(path, json={"status": "finished"}, headers=admin))
     if result.get("ipn_status_code") != 200:
         raise BenchError(f"IPN for invoice {invoice_id} answered {result.get('ipn_status_code')}")
 

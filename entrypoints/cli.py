@@ -233,8 +233,9 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 SANDBOX_WARNING = [
-    "  note: the built-in sandboxes are mounted under /sandbox, where anyone can simulate a",
-    "        payment; set KINGUIN_BASE_URL and NOWPAYMENTS_BASE_URL to use the real providers",
+    "  note: the built-in sandboxes are mounted under /sandbox (their controls, such as simulating",
+    "        a payment, need an admin token); set KINGUIN_BASE_URL and NOWPAYMENTS_BASE_URL to use",
+    "        the real providers",
 ]
 
 
@@ -255,7 +256,7 @@ def _print_banner(settings: Settings) -> None:
         "  try:  make demo    (or: .venv/bin/bitloot demo)",
         "",
     ]
-    if settings.kinguin_base_url is None or settings.nowpayments_base_url is None:
+    if settings.sandboxes:
         lines[-2:-2] = SANDBOX_WARNING
     print("\n".join(lines), flush=True)
 
@@ -290,13 +291,15 @@ def _banner_tokens(settings: Settings) -> list[str]:
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     base = (args.url or settings.public_base_url).rstrip("/")
     token = _mint(settings, f"demo-{secrets.token_hex(4)}", "user")
+    # The sandbox's payment simulator is an admin control.
+    admin = {"Authorization": f"Bearer {_mint(settings, 'demo-admin', 'admin', ADMIN_TOKEN_TTL)}"}
     with httpx.Client(
         base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=15
     ) as http:
-        return _run_demo(http, args.timeout)
+        return _run_demo(http, admin, args.timeout)
 
 
-def _run_demo(http: httpx.Client, timeout: float) -> int:
+def _run_demo(http: httpx.Client, admin: dict[str, str], timeout: float) -> int:
     started = time.monotonic()
     product = _ok(http.get(f"/products/{DEMO_PRODUCT}"))
     print(
@@ -311,6 +314,7 @@ def _run_demo(http: httpx.Client, timeout: float) -> int:
         http.post(
             f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
             json={"status": "finished"},
+            headers=admin,
         )
     )
     status = _await_fulfilled(http, order["id"], timeout)

@@ -69,6 +69,11 @@ class Settings:
     kinguin_sandbox_products: int = 0
     fulfillment_attempts: int = 12
     jwt_issuer: str | None = None
+    sandboxes: frozenset[str] = frozenset()
+    """The built-in sandboxes this engine mounts (``kinguin``, ``nowpayments``)."""
+    sandbox_ipn_secret: str = ""
+    """What the mounted NOWPayments sandbox signs its IPNs with: a secret of its own, accepted
+    only while that sandbox is mounted."""
     trusted_proxies: frozenset[str] = frozenset()
     jwt_audience: str | None = None
     retry_backoff_s: float = 0.5
@@ -163,6 +168,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         kinguin_sandbox_products=env.integer("KINGUIN_SANDBOX_PRODUCTS", 0),
         fulfillment_attempts=env.integer("FULFILLMENT_ATTEMPTS", 12, minimum=1),
         jwt_issuer=env.optional("JWT_ISSUER"),
+        sandboxes=_sandboxes(env.optional("SANDBOXES"), environ),
+        sandbox_ipn_secret=local.get(
+            "NOWPAYMENTS_SANDBOX_IPN_SECRET", lambda: secrets.token_urlsafe(48)
+        ),
         trusted_proxies=frozenset(
             p.strip() for p in (env.optional("TRUSTED_PROXIES") or "").split(",") if p.strip()
         ),
@@ -172,8 +181,48 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         defaulted=tuple(env.defaulted),
     )
     _check_complete(settings)
+    _check_sandboxes(settings)
     local.save()
     return settings
+
+
+SANDBOX_NAMES = frozenset({"kinguin", "nowpayments"})
+
+
+def _sandboxes(named: str | None, environ: Mapping[str, str]) -> frozenset[str]:
+    """``SANDBOXES`` (a comma list, or ``none``); unset: both, but only when no real provider is
+    configured at all."""
+    if named is None:
+        real = environ.get("KINGUIN_BASE_URL") or environ.get("NOWPAYMENTS_BASE_URL")
+        return frozenset() if real else SANDBOX_NAMES
+    chosen = frozenset(n.strip().lower() for n in named.split(",") if n.strip()) - {"none"}
+    unknown = chosen - SANDBOX_NAMES
+    if unknown:
+        raise ConfigError(
+            f"SANDBOXES names {', '.join(sorted(unknown))}; known: kinguin, nowpayments"
+        )
+    return chosen
+
+
+def _check_sandboxes(settings: Settings) -> None:
+    """Every provider is real or a mounted sandbox; a real supplier is never paid through the
+    sandbox payment provider (anyone could then buy real keys with simulated payments)."""
+    providers = {"kinguin": settings.kinguin_base_url, "nowpayments": settings.nowpayments_base_url}
+    for name, base_url in providers.items():
+        variable = f"{name.upper()}_BASE_URL"
+        if base_url is None and name not in settings.sandboxes:
+            raise ConfigError(
+                f"{variable} must be set: the {name} sandbox is not mounted (SANDBOXES)"
+            )
+        if base_url is not None and name in settings.sandboxes:
+            raise ConfigError(
+                f"{variable} is set but SANDBOXES mounts the {name} sandbox: choose one"
+            )
+    if "nowpayments" in settings.sandboxes and "kinguin" not in settings.sandboxes:
+        raise ConfigError(
+            "refusing to pay a real Kinguin through the NOWPayments sandbox: set "
+            "NOWPAYMENTS_BASE_URL, or mount both sandboxes (SANDBOXES=kinguin,nowpayments)"
+        )
 
 
 def _faults(environ: Mapping[str, str], sandbox: SandboxName) -> Faults:

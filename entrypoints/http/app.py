@@ -3,12 +3,14 @@ built-in Kinguin and NOWPayments sandboxes, all wired to one engine."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from anyio import to_thread
 from litestar import Litestar, Request
+from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -18,8 +20,10 @@ from application.orders import Viewer
 from entrypoints.bootstrap import Engine
 from entrypoints.http import admin_pages, catalog, keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
+from entrypoints.http.auth import Tokens, retrieve_viewer
 from entrypoints.http.metrics import RequestCounter, metrics
 from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.sandboxes.control import ControlCheck
 from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
 from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
 from entrypoints.settings import Settings
@@ -67,7 +71,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
             admin_pages.login,
             admin_pages.logout,
             admin_pages.static_files(),
-            *sandboxes(engine.settings),
+            *sandboxes(engine),
         ],
         dependencies={
             "engine": Provide(lambda: engine, sync_to_thread=False),
@@ -87,18 +91,38 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
     )
 
 
-def sandboxes(settings: Settings) -> list[ControllerRouterHandler]:
-    """The built-in sandboxes for whichever provider has no real base URL configured."""
+def sandboxes(engine: Engine) -> list[ControllerRouterHandler]:
+    """The built-in sandboxes the settings mount (``SANDBOXES``), their controls for admins."""
+    settings = engine.settings
+    check = admin_check(engine.tokens)
     routers: list[ControllerRouterHandler] = []
-    if settings.kinguin_base_url is None:
-        routers.append(kinguin_sandbox(kinguin_sandbox_config(settings)))
-    if settings.nowpayments_base_url is None:
-        routers.append(nowpayments_sandbox(nowpayments_sandbox_config(settings)))
+    if "kinguin" in settings.sandboxes:
+        kinguin = dataclasses.replace(kinguin_sandbox_config(settings), control_check=check)
+        routers.append(kinguin_sandbox(kinguin))
+    if "nowpayments" in settings.sandboxes:
+        nowpayments = dataclasses.replace(
+            nowpayments_sandbox_config(settings),
+            ipn_secret=settings.sandbox_ipn_secret,
+            control_check=check,
+        )
+        routers.append(nowpayments_sandbox(nowpayments))
     return routers
 
 
+def admin_check(tokens: Tokens) -> ControlCheck:
+    """Whether a request carries an admin bearer token (for the sandboxes' controls)."""
+
+    def check(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+        scheme, _, credential = connection.headers.get("authorization", "").partition(" ")
+        token = tokens.decode(credential.strip()) if scheme.lower() == "bearer" else None
+        viewer = retrieve_viewer(token, connection) if token else None
+        return viewer is not None and viewer.is_admin
+
+    return check
+
+
 def kinguin_sandbox_config(settings: Settings) -> KinguinSandboxConfig:
-    """The Kinguin sandbox as the settings describe it."""
+    """The Kinguin sandbox as the settings describe it (controls open: see ``sandboxes``)."""
     return KinguinSandboxConfig(
         api_key=settings.kinguin_api_key,
         webhook_secret=settings.kinguin_webhook_secret,
@@ -110,7 +134,8 @@ def kinguin_sandbox_config(settings: Settings) -> KinguinSandboxConfig:
 
 
 def nowpayments_sandbox_config(settings: Settings) -> NowPaymentsSandboxConfig:
-    """The NOWPayments sandbox as the settings describe it."""
+    """The NOWPayments sandbox as the settings describe it, signing with the IPN secret (the
+    standalone sandbox is the provider; the mounted one signs with a secret of its own)."""
     return NowPaymentsSandboxConfig(
         api_key=settings.nowpayments_api_key,
         ipn_secret=settings.nowpayments_ipn_secret,

@@ -19,6 +19,7 @@ from adapters import nowpayments_signature
 from adapters.kinguin import MalformedWebhook, read_order_status, read_product_update
 from adapters.nowpayments import MalformedNotification, read_ipn
 from entrypoints.http.deps import InboxDep, SettingsDep
+from entrypoints.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ async def nowpayments_ipn(
     """Verify an IPN's ``x-nowpayments-sig``, then record it once."""
     raw = await request.body()
     signature = request.headers.get("x-nowpayments-sig")
-    if not nowpayments_signature.verify(settings.nowpayments_ipn_secret, raw, signature):
+    if not any(
+        nowpayments_signature.verify(secret, raw, signature) for secret in ipn_secrets(settings)
+    ):
         _reject(request, "nowpayments", "bad or missing x-nowpayments-sig")
     try:
         order_id, notice, delivery = read_ipn(raw, {"x-nowpayments-sig": signature or ""})
@@ -70,6 +73,13 @@ async def kinguin_webhook(
 
 
 ROUTES = [nowpayments_ipn, kinguin_webhook]
+
+
+def ipn_secrets(settings: Settings) -> tuple[str, ...]:
+    """NOWPayments' IPN secret, and the mounted sandbox's own while it is mounted."""
+    if "nowpayments" in settings.sandboxes:
+        return (settings.nowpayments_ipn_secret, settings.sandbox_ipn_secret)
+    return (settings.nowpayments_ipn_secret,)
 
 
 def _reject(request: Request[Any, Any, Any], provider: str, reason: str) -> None:

@@ -79,7 +79,9 @@ from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
 from entrypoints.sandboxes.control import (
     CONTROL_OPT,
+    ControlCheck,
     SandboxControlError,
+    control_guards,
     fault_routes,
     is_control_route,
     on_control_error,
@@ -157,6 +159,8 @@ class KinguinSandboxConfig:
     extra_products: int = 0
     initial_balance: float = DEFAULT_BALANCE_EUR
     clock: Callable[[], datetime] | None = field(default=None, compare=False, repr=False)
+    control_check: ControlCheck | None = field(default=None, compare=False, repr=False)
+    """Who may use the control routes; None: anyone (standalone and test sandboxes)."""
 
 
 # --- wire types -------------------------------------------------------------------------------
@@ -380,6 +384,7 @@ class _KinguinSandbox:
         self._kinguin_order_ids = itertools.count(10_000_001)
         self._tasks: set[asyncio.Task[None]] = set()
         self._releases: dict[str, asyncio.Event] = {}
+        self.control_check = config.control_check
         self.faults = FaultSwitch("kinguin", config.faults, config.rng, self._on_faults_changed)
         self._catalog = build_catalog(self.now(), config.extra_products)
         start_balance = config.faults.balance
@@ -1043,7 +1048,10 @@ def kinguin_sandbox(config: KinguinSandboxConfig) -> Router:
 
     return Router(
         path="/sandbox/kinguin",
-        route_handlers=[*_route_handlers(sandbox), *fault_routes(sandbox.faults)],
+        route_handlers=[
+            *_route_handlers(sandbox),
+            *fault_routes(sandbox.faults, control_guards(config.control_check)),
+        ],
         before_request=guard,
         exception_handlers={
             KinguinApiError: _on_api_error,
@@ -1144,7 +1152,12 @@ def _order_routes(sandbox: _KinguinSandbox) -> list[HTTPRouteHandler]:
 def _control_routes(sandbox: _KinguinSandbox) -> list[HTTPRouteHandler]:
     """The sandbox's own controls besides ``/faults``: no API key, no injected faults."""
 
-    @post("/products/{product_id:str}/release", status_code=200, opt={CONTROL_OPT: True})
+    @post(
+        "/products/{product_id:str}/release",
+        status_code=200,
+        opt={CONTROL_OPT: True},
+        guards=control_guards(sandbox.control_check),
+    )
     async def release_product(product_id: FromPath[str]) -> KinguinProduct:
         return sandbox.release(product_id)
 

@@ -48,7 +48,9 @@ from litestar.params import FromPath, FromQuery, RawBody
 
 from adapters.nowpayments_signature import canonical_body, sign
 from entrypoints.sandboxes.control import (
+    ControlCheck,
     SandboxControlError,
+    control_guards,
     fault_routes,
     on_control_error,
 )
@@ -102,6 +104,8 @@ class NowPaymentsSandboxConfig:
     faults: Faults = NO_FAULTS
     timeout_s: float = DEFAULT_TIMEOUT_S
     rng: random.Random | None = field(default=None, compare=False, repr=False)
+    control_check: ControlCheck | None = field(default=None, compare=False, repr=False)
+    """Who may simulate payments and set faults; None: anyone (standalone and test sandboxes)."""
 
 
 # --- wire types -------------------------------------------------------------------------------
@@ -519,6 +523,7 @@ def _invoice_html(invoice: _Invoice, base_url: str) -> str:
     price = f"{_amount_text(invoice.request.price_amount)} {invoice.request.price_currency}"
     command = (
         f"curl -X POST {base_url}/sandbox/nowpayments/payments/{invoice.id}/simulate "
+        "-H 'Authorization: Bearer <admin token, where the engine mounts this sandbox>' "
         "-H 'Content-Type: application/json' -d '{\"status\": \"finished\"}'"
     )
     return (
@@ -626,7 +631,11 @@ def nowpayments_sandbox(config: NowPaymentsSandboxConfig) -> Router:
     )
     return Router(
         path="/sandbox/nowpayments",
-        route_handlers=[api, *_control_handlers(sandbox), *fault_routes(sandbox.faults)],
+        route_handlers=[
+            api,
+            *_control_handlers(sandbox, config.control_check),
+            *fault_routes(sandbox.faults, control_guards(config.control_check)),
+        ],
         exception_handlers={SandboxControlError: on_control_error},
         tags=["sandbox: nowpayments"],
     )
@@ -650,8 +659,11 @@ def _api_handlers(sandbox: _NowPaymentsSandbox) -> list[HTTPRouteHandler]:
     return [status, create_invoice, get_payment]
 
 
-def _control_handlers(sandbox: _NowPaymentsSandbox) -> list[HTTPRouteHandler]:
-    """The customer-side routes: the invoice page and the payment simulator."""
+def _control_handlers(
+    sandbox: _NowPaymentsSandbox, check: ControlCheck | None
+) -> list[HTTPRouteHandler]:
+    """The customer-side routes: the invoice page and the payment simulator (guarded by
+    ``check``: with it anyone could mark an order paid)."""
 
     @get("/payment", media_type=MediaType.HTML)
     async def invoice_page(iid: FromQuery[str | None] = None) -> Response[str]:
@@ -660,7 +672,7 @@ def _control_handlers(sandbox: _NowPaymentsSandbox) -> list[HTTPRouteHandler]:
             return Response("<p>Unknown invoice</p>", status_code=404, media_type=MediaType.HTML)
         return Response(page, media_type=MediaType.HTML)
 
-    @post("/payments/{invoice_id:str}/simulate", status_code=200)
+    @post("/payments/{invoice_id:str}/simulate", status_code=200, guards=control_guards(check))
     async def simulate(invoice_id: FromPath[str], body: RawBody) -> NowPaymentsSimulateResult:
         request = _decode_control(body, NowPaymentsSimulateRequest)
         return await sandbox.simulate(invoice_id, request)

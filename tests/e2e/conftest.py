@@ -49,6 +49,11 @@ class RunningEngine:
         return b"".join(path.read_bytes() for path in self.logs if path.exists())
 
 
+def sandbox_admin() -> dict[str, str]:
+    """Headers for the mounted sandboxes' controls (simulate, faults, release): an admin token."""
+    return {"Authorization": f"Bearer {mint_token(JWT_SECRET, 'sandbox-admin', 'admin')}"}
+
+
 def start_process(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from adapters.nowpayments_signature import canonical_body, sign
-from tests.e2e.conftest import RunningEngine
+from tests.e2e.conftest import RunningEngine, sandbox_admin
 from tests.e2e.test_pipeline import await_event, await_status, place_and_pay
 
 
@@ -40,6 +40,7 @@ def fulfilled_and_revealed(engine: RunningEngine, owner: httpx.Client) -> str:
     owner.post(
         f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
         json={"status": "finished"},
+        headers=sandbox_admin(),
     )
     assert await_status(owner, order["id"])[-1] == "fulfilled"
     await_event(owner, order["id"], "CustomerNotified")  # nothing more happens on its own after

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import BITLOOT, RunningEngine, embedded_engine
+from tests.e2e.conftest import BITLOOT, RunningEngine, embedded_engine, sandbox_admin
 
 CS_SOURCE = "5c9b5f6b2539a4e8f172916a"  # cheapest offer 5.79 EUR: sold at 6.99 by default rules
 SOLD_OUT = "0000000000000000000000e0"
@@ -42,6 +42,7 @@ def paid_order(client: httpx.Client, product: str = CS_SOURCE, quantity: int = 1
     simulated = client.post(
         f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
         json={"status": "finished"},
+        headers=sandbox_admin(),
     )
     assert simulated.status_code < 300, simulated.text
     return str(order.json()["id"])
@@ -59,7 +60,7 @@ def await_status(client: httpx.Client, order_id: str, wanted: str, timeout: floa
 
 
 def set_faults(url: str, **faults: object) -> None:
-    answer = httpx.post(f"{url}/sandbox/kinguin/faults", json=faults)
+    answer = httpx.post(f"{url}/sandbox/kinguin/faults", json=faults, headers=sandbox_admin())
     assert answer.status_code < 300, answer.text
 
 
@@ -179,7 +180,9 @@ def test_a_preorder_stays_reserved_until_its_release(shop: RunningEngine) -> Non
         await_status(erin, order_id, "reserved")
         time.sleep(2)  # the sweeper polls Kinguin meanwhile: still processing
         assert erin.get(f"/fulfillment/{order_id}/status").json()["status"] == "reserved"
-        released = httpx.post(f"{shop.url}/sandbox/kinguin/products/{PREORDER}/release")
+        released = httpx.post(
+            f"{shop.url}/sandbox/kinguin/products/{PREORDER}/release", headers=sandbox_admin()
+        )
         assert released.status_code == 200, released.text
         await_status(erin, order_id, "fulfilled")
 

@@ -28,6 +28,7 @@ from tests.e2e.conftest import (
     BITLOOT,
     E2E_REDIS_URL,
     JWT_SECRET,
+    sandbox_admin,
     start_process,
     stop_processes,
     wait_healthy,
@@ -102,6 +103,7 @@ def place_paid_orders(url: str) -> list[tuple[str, int]]:
             c.post(
                 f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
                 json={"status": "finished"},
+                headers=sandbox_admin(),
             )
         return order["id"], quantity
 

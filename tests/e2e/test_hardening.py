@@ -132,3 +132,21 @@ def test_signing_out_revokes_the_token_across_processes(engine: RunningEngine) -
     assert httpx.get(f"{engine.url}/admin/dashboard", headers=bearer).status_code == 401
     with engine.client("ops", "admin") as fresh:
         assert fresh.get("/admin/dashboard").status_code == 200
+
+
+def test_sandbox_controls_need_an_admin(engine: RunningEngine) -> None:
+    """Simulating a payment, and reading or setting faults, need an admin bearer token."""
+    with engine.client("kai") as kai, engine.client("root", "admin") as admin:
+        order = kai.post("/orders", json={"email": "k@example.com", "items": [
+            {"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 1}]}).json()  # fmt: skip
+        payment = kai.post("/payments/create", json={"order_id": order["id"]}).json()
+        simulate = f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate"
+        assert httpx.post(f"{engine.url}{simulate}", json={"status": "finished"}).status_code == 401
+        assert kai.post(simulate, json={"status": "finished"}).status_code == 401
+        for path in ("/sandbox/kinguin/faults", "/sandbox/nowpayments/faults"):
+            assert kai.get(path).status_code == 401
+            assert kai.post(path, json={}).status_code == 401
+            assert admin.get(path).status_code == 200
+        assert kai.get(f"/fulfillment/{order['id']}/status").json()["status"] == "pending_payment"
+        assert admin.post(simulate, json={"status": "finished"}).json()["ipn_status_code"] == 200
+        await_status(kai, order["id"], "fulfilled")

@@ -13,7 +13,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.e2e.conftest import RunningEngine
+from tests.e2e.conftest import RunningEngine, sandbox_admin
 from tests.e2e.test_pipeline import place_and_pay
 
 
@@ -65,6 +65,7 @@ def test_owner_hears_each_status_and_others_hear_nothing(engine: RunningEngine) 
             kim.post(
                 f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
                 json={"status": "finished"},
+                headers=sandbox_admin(),
             )
             owner_thread.join(40)
             admin_thread.join(40)

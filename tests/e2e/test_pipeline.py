@@ -15,7 +15,7 @@ import psycopg
 
 from entrypoints.http.views import customer_view
 from tests.conftest import POSTGRES_URL
-from tests.e2e.conftest import BITLOOT, RunningEngine
+from tests.e2e.conftest import BITLOOT, RunningEngine, sandbox_admin
 
 ORDER = {
     "email": "alice@example.com",
@@ -74,6 +74,7 @@ def test_order_is_fulfilled_end_to_end(engine: RunningEngine) -> None:
         paid = alice.post(
             f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
             json={"status": "finished"},
+            headers=sandbox_admin(),
         )
         assert paid.json()["ipn_status_code"] == 200
         seen = await_status(alice, order["id"])
@@ -185,9 +186,11 @@ def test_hostile_and_repeated_ipns(engine: RunningEngine) -> None:
         assert b"rejected nowpayments webhook from 127.0.0.1" in engine.logged()
 
         simulate = f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate"
-        assert carol.post(simulate, json={"status": "waiting"}).json()["ipn_status_code"] == 200
-        carol.post(simulate, json={"status": "finished"})
-        carol.post(simulate, json={"status": "finished"})
+        admin = sandbox_admin()
+        waiting = carol.post(simulate, json={"status": "waiting"}, headers=admin)
+        assert waiting.json()["ipn_status_code"] == 200
+        carol.post(simulate, json={"status": "finished"}, headers=admin)
+        carol.post(simulate, json={"status": "finished"}, headers=admin)
         assert await_status(carol, order["id"])[-1] == "fulfilled"
         types = [e["type"] for e in carol.get(f"/orders/{order['id']}/history").json()]
         assert types.count("OrderPaid") == 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from entrypoints.http.webhooks import ipn_secrets
 from entrypoints.settings import ConfigError, load_settings
 
 
@@ -70,3 +71,36 @@ def test_key_list_allows_rotation(tmp_path: Path) -> None:
     keys = [base64.b64encode(bytes([i]) * 32).decode() for i in (1, 2)]
     settings = load_settings({"VAR_DIR": str(tmp_path), "KEY_ENCRYPTION_KEY": ",".join(keys)})
     assert settings.master_keys == (bytes([1]) * 32, bytes([2]) * 32)
+
+
+def test_sandboxes_are_all_or_nothing(tmp_path: Path) -> None:
+    """Both sandboxes without real providers; none once one is configured, unless named; a real
+    Kinguin paid through the NOWPayments sandbox is refused at start-up."""
+    base = {"VAR_DIR": str(tmp_path)}
+    assert load_settings(base).sandboxes == {"kinguin", "nowpayments"}
+    kinguin = {**base, "KINGUIN_BASE_URL": "https://gateway.kinguin.net/esa/api"}
+    with pytest.raises(ConfigError, match="NOWPAYMENTS_BASE_URL must be set"):
+        load_settings(kinguin)
+    with pytest.raises(ConfigError, match="refusing to pay a real Kinguin"):
+        load_settings({**kinguin, "SANDBOXES": "nowpayments"})
+    real = {**kinguin, "NOWPAYMENTS_BASE_URL": "https://api.nowpayments.io/v1"}
+    assert load_settings(real).sandboxes == frozenset()
+    fake_supplier = {**base, "NOWPAYMENTS_BASE_URL": "https://api.nowpayments.io/v1",
+                     "SANDBOXES": "kinguin"}  # fmt: skip
+    assert load_settings(fake_supplier).sandboxes == {"kinguin"}
+    with pytest.raises(ConfigError, match="SANDBOXES names"):
+        load_settings({**base, "SANDBOXES": "kinguin,stripe"})
+    with pytest.raises(ConfigError, match="choose one"):
+        load_settings({**real, "SANDBOXES": "kinguin,nowpayments"})
+
+
+def test_the_mounted_payment_sandbox_signs_with_a_secret_of_its_own(tmp_path: Path) -> None:
+    """Its IPN secret is accepted only while it is mounted."""
+    mounted = load_settings({"VAR_DIR": str(tmp_path / "a")})
+    assert mounted.sandbox_ipn_secret not in ("", mounted.nowpayments_ipn_secret)
+    assert ipn_secrets(mounted) == (mounted.nowpayments_ipn_secret, mounted.sandbox_ipn_secret)
+    real = load_settings({
+        "VAR_DIR": str(tmp_path / "b"), "SANDBOXES": "kinguin",
+        "NOWPAYMENTS_BASE_URL": "https://api.nowpayments.io/v1",
+    })  # fmt: skip
+    assert ipn_secrets(real) == (real.nowpayments_ipn_secret,)
