@@ -1,35 +1,29 @@
-"""A per-caller rate limit (token bucket) kept in this process's memory."""
+"""Per-caller rate limits on the ``limits`` library: a moving window of N actions per minute,
+counted in memory for the embedded default and in Redis for the PostgreSQL + Redis wiring, so
+that a limit holds across every API process."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
+
+from limits import RateLimitItemPerMinute
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 
 class RateLimiter:
-    """Allows ``capacity`` actions per ``per_seconds`` for each key, refilling steadily."""
+    """Allows ``per_minute`` actions per key in any 60 seconds."""
 
     def __init__(
-        self,
-        capacity: int,
-        per_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
+        self, per_minute: int, storage_uri: str = "memory://", namespace: str = ""
     ) -> None:
-        self._capacity = float(capacity)
-        self._rate = capacity / per_seconds
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+        self._item = RateLimitItemPerMinute(per_minute)
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._namespace = namespace
 
     def allow(self, key: str) -> float:
         """0 if ``key`` may act now (and count it), else the seconds until it may."""
-        with self._lock:
-            now = self._clock()
-            tokens, seen = self._buckets.get(key, (self._capacity, now))
-            tokens = min(self._capacity, tokens + (now - seen) * self._rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self._rate
+        if self._limiter.hit(self._item, self._namespace, key):
+            return 0.0
+        stats = self._limiter.get_window_stats(self._item, self._namespace, key)
+        return max(stats.reset_time - time.time(), 0.001)

@@ -119,7 +119,13 @@ class Engine:
             mailer=self._mailer(),
             clock=clock,
         )
-        self.reveal_limit = RateLimiter(settings.reveals_per_minute, per_seconds=60.0)
+        limits_storage = settings.redis_url or "memory://"
+        namespace = f"{settings.broker_namespace}:limits"
+        self.reveal_limit = RateLimiter(settings.reveals_per_minute, limits_storage, namespace)
+        self.order_limits = (
+            RateLimiter(settings.orders_per_minute, limits_storage, namespace),
+            RateLimiter(settings.orders_per_minute_per_ip, limits_storage, namespace),
+        )
         self._revocations = (
             RedisRevocations(settings.redis_url, settings.broker_namespace)
             if settings.redis_url

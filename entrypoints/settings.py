@@ -64,6 +64,8 @@ class Settings:
     nowpayments_faults: Faults = NO_FAULTS
     single_use_links: bool = False
     reveals_per_minute: int = 30
+    orders_per_minute: int = 60
+    orders_per_minute_per_ip: int = 600
     catalog_sync_interval_s: float = 300.0
     supplier_price_tolerance_percent: float = 2.0
     kinguin_sandbox_products: int = 0
@@ -163,6 +165,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         nowpayments_faults=_faults(environ, "nowpayments"),
         single_use_links=env.flag("DOWNLOAD_LINK_SINGLE_USE", default=False),
         reveals_per_minute=env.integer("REVEALS_PER_MINUTE", 30, minimum=1),
+        orders_per_minute=env.integer("ORDERS_PER_MINUTE", 60, minimum=1),
+        orders_per_minute_per_ip=env.integer("ORDERS_PER_MINUTE_PER_IP", 600, minimum=1),
         catalog_sync_interval_s=env.number("CATALOG_SYNC_INTERVAL_S", 300.0),
         supplier_price_tolerance_percent=env.number("SUPPLIER_PRICE_TOLERANCE_PERCENT", 2.0),
         kinguin_sandbox_products=env.integer("KINGUIN_SANDBOX_PRODUCTS", 0),

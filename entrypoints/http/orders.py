@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from litestar import get, post
-from litestar.exceptions import ValidationException
+from litestar import Request, get, post
+from litestar.exceptions import TooManyRequestsException, ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from application.fulfillment import Fulfillment
@@ -17,6 +17,7 @@ from domain.catalog import LineRequest
 from domain.errors import OrderNotFound
 from domain.events import DomainEvent
 from domain.order import fold
+from entrypoints.bootstrap import Engine
 from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
 from entrypoints.http.views import (
     OrderIn,
@@ -34,9 +35,15 @@ MAX_VERSION = 2**31 - 1  # beyond any order's history; keeps the database's inte
 
 @post("/orders", sync_to_thread=True)
 def create_order(
-    data: JSONBody[OrderIn], fulfillment: FulfillmentDep, viewer: ViewerDep
+    data: JSONBody[OrderIn],
+    fulfillment: FulfillmentDep,
+    viewer: ViewerDep,
+    engine: EngineDep,
+    request: Request[Any, Any, Any],
 ) -> dict[str, Any]:
-    """Place an order for the caller, priced by the shop from the catalog."""
+    """Place an order for the caller, priced by the shop from the catalog (rate-limited per
+    user and per address)."""
+    _limit(engine, "order", viewer, request)
     lines = [
         LineRequest(
             product_id=i.product_id,
@@ -78,9 +85,15 @@ def get_history(
 
 @post("/payments/create", sync_to_thread=True)
 def create_payment(
-    data: JSONBody[PaymentIn], fulfillment: FulfillmentDep, viewer: ViewerDep
+    data: JSONBody[PaymentIn],
+    fulfillment: FulfillmentDep,
+    viewer: ViewerDep,
+    engine: EngineDep,
+    request: Request[Any, Any, Any],
 ) -> dict[str, Any]:
-    """Get the caller's order an invoice (the same one when asked again)."""
+    """Get the caller's order an invoice (the same one when asked again); rate-limited like
+    orders, as each new invoice is a call to NOWPayments."""
+    _limit(engine, "invoice", viewer, request)
     order = fulfillment.create_payment(_uuid(data.order_id, "order_id"), viewer)
     return payment_view(order)
 
@@ -102,6 +115,21 @@ ROUTES = [
     create_payment,
     fulfillment_status,
 ]
+
+
+def _limit(engine: Engine, action: str, viewer: Viewer, request: Request[Any, Any, Any]) -> None:
+    """429 with ``Retry-After`` once the caller, or their address, did this too often."""
+    per_user, per_address = engine.order_limits
+    address = request.client.host if request.client else "unknown"
+    wait = max(
+        per_user.allow(f"{action}:user:{viewer.sub}"),
+        per_address.allow(f"{action}:ip:{address}"),
+    )
+    if wait:
+        raise TooManyRequestsException(
+            f"too many {action} requests; try again shortly",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
 
 
 def _history_as_of(

@@ -150,3 +150,19 @@ def test_sandbox_controls_need_an_admin(engine: RunningEngine) -> None:
         assert kai.get(f"/fulfillment/{order['id']}/status").json()["status"] == "pending_payment"
         assert admin.post(simulate, json={"status": "finished"}).json()["ipn_status_code"] == 200
         await_status(kai, order["id"], "fulfilled")
+
+
+def test_order_and_invoice_creation_are_rate_limited(tmp_path: Path) -> None:
+    """Per user: the fourth order in a minute answers 429 with Retry-After; so do invoices."""
+    with embedded_engine(tmp_path, ORDERS_PER_MINUTE="3") as shop, shop.client("lou") as lou:
+        body = {"email": "l@example.com", "items": [
+            {"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 1}]}  # fmt: skip
+        placed = [lou.post("/orders", json=body) for _ in range(4)]
+        assert [r.status_code for r in placed] == [201, 201, 201, 429]
+        assert 1 <= int(placed[-1].headers["retry-after"]) <= 61
+        assert placed[-1].headers["content-type"].startswith("application/problem+json")
+        with shop.client("max") as other:
+            assert other.post("/orders", json=body).status_code == 201
+        order_id = placed[0].json()["id"]
+        invoices = [lou.post("/payments/create", json={"order_id": order_id}) for _ in range(4)]
+        assert [r.status_code for r in invoices] == [201, 201, 201, 429]

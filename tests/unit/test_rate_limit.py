@@ -1,25 +1,29 @@
-"""The per-user reveal limit: a token bucket that refills steadily."""
+"""Per-caller rate limits: a moving window of N actions a minute, per key."""
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
+
 from adapters.rate_limit import RateLimiter
+from tests.conftest import REDIS_URL
 
 
-class Ticks:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_bucket_empties_then_refills() -> None:
-    """Three per minute: the fourth waits 20 s, and after 20 s one more is allowed."""
-    ticks = Ticks()
-    limiter = RateLimiter(3, per_seconds=60, clock=ticks)
+@pytest.mark.parametrize("storage", ["memory://", REDIS_URL])
+def test_the_window_fills_per_key(storage: str) -> None:
+    """Three a minute: the fourth waits up to a minute; another key is unaffected."""
+    limiter = RateLimiter(3, storage, namespace=f"test-{uuid.uuid4().hex}")
     assert [limiter.allow("alice") for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert limiter.allow("alice") == 20.0
+    assert 0 < limiter.allow("alice") <= 60
     assert limiter.allow("bob") == 0.0
-    ticks.now = 20.0
-    assert limiter.allow("alice") == 0.0
-    assert limiter.allow("alice") > 0
+
+
+def test_two_limiters_on_redis_share_the_count() -> None:
+    """Two processes' limiters on one Redis count together: the limit holds across them."""
+    namespace = f"test-{uuid.uuid4().hex}"
+    first, second = (RateLimiter(2, REDIS_URL, namespace) for _ in range(2))
+    assert first.allow("carol") == 0.0
+    assert second.allow("carol") == 0.0
+    assert first.allow("carol") > 0
+    assert second.allow("carol") > 0
