@@ -128,9 +128,10 @@ def test_order_is_fulfilled_end_to_end(engine: RunningEngine) -> None:
             assert [customer_view(e, "alice") for e in staff_view] == history
             assert staff_view[0]["data"]["items"][0]["cost_cap"] == "5.90"
 
-    placed = history[0]["data"]
+    placed = staff_view[0]["data"]
     assert placed["email"] == ""
     assert placed["email_sealed"]
+    assert "email_sealed" not in history[0]["data"]  # not in the customer's view
     assert_no_plaintext(engine, [k["serial"] for k in keys] + ["alice@example.com"])
 
 
