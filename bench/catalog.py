@@ -46,6 +46,7 @@ from adapters.kinguin import KinguinClient
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
 from application.catalog import Catalog, SyncReport
 from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
+from entrypoints.settings import postgres_env
 from projections.products import ProductsProjection
 from projections.runner import ProjectionRunner
 
@@ -140,16 +141,7 @@ def open_backend(database: str) -> Iterator[tuple[RecorderEventStore, ViewDataba
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        parts = psycopg.conninfo.conninfo_to_dict(database)
-        env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": str(parts.get("dbname", "")),
-            "POSTGRES_HOST": str(parts.get("host", "127.0.0.1")),
-            "POSTGRES_PORT": str(parts.get("port", "5432")),
-            "POSTGRES_USER": str(parts.get("user", "postgres")),
-            "POSTGRES_PASSWORD": str(parts.get("password", "")),
-            "POSTGRES_SCHEMA": schema,
-        }
+        env = postgres_env(database, schema)
         with _opened(open_event_store(env), PostgresViews(database, schema)) as pair:
             yield pair
     finally:

@@ -33,6 +33,7 @@ from domain import order as rules
 from domain import payments
 from domain.events import DomainEvent, LineItem
 from domain.payments import PaymentNotice
+from entrypoints.settings import postgres_env
 from projections.orders import OrdersProjection
 from projections.runner import ProjectionRunner
 
@@ -72,16 +73,7 @@ def open_backend(
         with psycopg.connect(database, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
-    parts = psycopg.conninfo.conninfo_to_dict(database)
-    env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": str(parts.get("dbname", "")),
-        "POSTGRES_HOST": str(parts.get("host", "127.0.0.1")),
-        "POSTGRES_PORT": str(parts.get("port", "5432")),
-        "POSTGRES_USER": str(parts.get("user", "postgres")),
-        "POSTGRES_PASSWORD": str(parts.get("password", "")),
-        "POSTGRES_SCHEMA": schema,
-    }
+    env = postgres_env(database, schema)
     return open_event_store(env), PostgresViews(database, schema), drop
 
 

@@ -115,7 +115,7 @@ class Settings:
         if not self.database_url or self.database_url.startswith("sqlite"):
             path = _sqlite_path(self.database_url) or str(self.var_dir / "bitloot.db")
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path}
-        return _postgres_env(self.database_url, self.database_schema)
+        return postgres_env(self.database_url, self.database_schema)
 
     def postgres_conninfo(self) -> str | None:
         """A libpq connection string, when the store is PostgreSQL."""
@@ -363,7 +363,8 @@ def _sqlite_path(url: str | None) -> str | None:
     return url.removeprefix("sqlite:///") or None
 
 
-def _postgres_env(url: str, schema: str | None) -> dict[str, str]:
+def postgres_env(url: str, schema: str | None) -> dict[str, str]:
+    """``eventsourcing`` settings for a ``postgresql://`` URL and schema (benchmarks use it too)."""
     parts = urlsplit(url)
     if not parts.hostname or not parts.path.strip("/"):
         raise ConfigError("DATABASE_URL must name a host and a database")
