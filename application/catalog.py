@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
 import msgspec
 
@@ -110,16 +111,11 @@ class Catalog:
 
     def set_rules(self, pricing: PricingRules, *, by: str) -> int:
         """Record new margin rules and reprice every product; return how many changed price."""
-        for _ in range(MAX_ATTEMPTS):
-            current = self._store.latest(rules.PRICING_ID)
-            version = current.originator_version if current else 0
-            events = rules.rules_set(version, pricing, by=by, now=self._clock.now())
-            try:
-                self._store.save(events)
-            except ConcurrencyConflict:
-                continue
-            return self.reprice_all(pricing)
-        raise ConcurrencyConflict("pricing rules: too many concurrent writers")
+        self._append_next(
+            rules.PRICING_ID,
+            lambda version: rules.rules_set(version, pricing, by=by, now=self._clock.now()),
+        )
+        return self.reprice_all(pricing)
 
     def reprice_all(self, pricing: PricingRules) -> int:
         """Reprice every product under ``pricing``; return how many changed."""
@@ -170,23 +166,33 @@ class Catalog:
         raise ConcurrencyConflict(f"product {product_id}: too many concurrent writers")
 
     def _record_sync(self, mode: str, started: datetime, seen: int, changed: int) -> None:
+        self._append_next(
+            rules.SYNC_ID,
+            lambda version: [
+                CatalogSynced(
+                    originator_id=rules.SYNC_ID,
+                    originator_version=version + 1,
+                    timestamp=self._clock.now(),
+                    mode=mode,
+                    started_at=started,
+                    seen=seen,
+                    changed=changed,
+                )
+            ],
+        )
+        log.info("catalog sync (%s): %d products seen, %d changed", mode, seen, changed)
+
+    def _append_next(self, aggregate_id: UUID, make: Callable[[int], list[DomainEvent]]) -> None:
+        """Append to a singleton aggregate (pricing rules, sync record) after its newest event
+        (``make`` gets that event's version); on a lost race, read the version again."""
         for _ in range(MAX_ATTEMPTS):
-            last = self._store.latest(rules.SYNC_ID)
-            event = CatalogSynced(
-                originator_id=rules.SYNC_ID,
-                originator_version=(last.originator_version if last else 0) + 1,
-                timestamp=self._clock.now(),
-                mode=mode,
-                started_at=started,
-                seen=seen,
-                changed=changed,
-            )
+            latest = self._store.latest(aggregate_id)
             try:
-                self._store.save([event])
+                self._store.save(make(latest.originator_version if latest else 0))
             except ConcurrencyConflict:
                 continue
-            log.info("catalog sync (%s): %d products seen, %d changed", mode, seen, changed)
             return
+        raise ConcurrencyConflict(f"aggregate {aggregate_id}: too many concurrent writers")
 
 
 class Reconciler:

@@ -20,7 +20,7 @@ from entrypoints.http import catalog
 from entrypoints.http.deps import EngineDep, FulfillmentDep, InboxDep, KeysDep, ViewerDep
 from entrypoints.http.ops import admin_only
 from entrypoints.http.views import order_view
-from projections.queries import BadQuery, Page
+from projections.queries import Page
 from projections.runner import ProjectionRunner, ProjectionState
 
 Limit = FromQuery[int]
@@ -35,7 +35,7 @@ def list_orders(
     cursor: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     """Orders by status (``?status=fulfillment_failed`` for the ones needing a hand)."""
-    return _page(lambda: engine.read_models.orders(status=status, limit=limit, cursor=cursor))
+    return _listed(engine.read_models.orders(status=status, limit=limit, cursor=cursor))
 
 
 @post("/orders/{order_id:uuid}/retry", sync_to_thread=True, status_code=202)
@@ -102,8 +102,8 @@ def list_reservations(
     cursor: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     """Kinguin purchases, newest first; ``?status=`` filters on Kinguin's status."""
-    return _page(
-        lambda: engine.read_models.reservations(
+    return _listed(
+        engine.read_models.reservations(
             status=status, order_id=order_id, limit=limit, cursor=cursor
         )
     )
@@ -120,8 +120,8 @@ def list_webhook_logs(
     cursor: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     """Stored webhook deliveries, newest first."""
-    return _page(
-        lambda: engine.read_models.webhook_logs(
+    return _listed(
+        engine.read_models.webhook_logs(
             provider=provider, outcome=outcome, order_id=order_id, limit=limit, cursor=cursor
         )
     )
@@ -242,11 +242,7 @@ def _runner(runners: dict[str, ProjectionRunner], name: str) -> ProjectionRunner
     return runners[name]
 
 
-def _page(read: Any) -> dict[str, Any]:
-    try:
-        page: Page = read()
-    except BadQuery as bad:
-        raise ValidationException(str(bad)) from None
+def _listed(page: Page) -> dict[str, Any]:
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 

@@ -28,7 +28,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from application.orders import Viewer
-from entrypoints.http.auth import retrieve_viewer
+from entrypoints.http.auth import bearer_credential, retrieve_viewer
 from entrypoints.http.deps import EngineDep
 
 COOKIE = "bitloot_admin"
@@ -97,7 +97,7 @@ def install_cookie_auth(app_config: AppConfig) -> AppConfig:
 def admin_page(request: Request[Any, Any, Any], engine: EngineDep) -> Response[Any]:
     """The admin page for an admin (bearer header or session cookie); else the sign-in form.
     A token in the URL is never taken: URLs end up in histories and proxy logs."""
-    credential = _bearer(request) or request.cookies.get(COOKIE)
+    credential = bearer_credential(request) or request.cookies.get(COOKIE)
     if not credential:
         return denied(401)
     token = engine.tokens.decode(credential)
@@ -147,7 +147,7 @@ async def login(request: Request[Any, Any, Any], engine: EngineDep) -> Response[
 )
 def logout(request: Request[Any, Any, Any], engine: EngineDep) -> Response[Any]:
     """Revoke the session's token (until it expires), forget the cookie, back to sign-in."""
-    credential = request.cookies.get(COOKIE) or _bearer(request)
+    credential = request.cookies.get(COOKIE) or bearer_credential(request)
     token = engine.tokens.decode(credential) if credential else None
     if token is not None:
         engine.tokens.revoke(token)
@@ -200,11 +200,6 @@ def static_files() -> Router:
 def _forget(response: Response[Any]) -> Response[Any]:
     response.delete_cookie(COOKIE, path="/")
     return response
-
-
-def _bearer(request: Request[Any, Any, Any]) -> str | None:
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    return credential.strip() if scheme.lower() == "bearer" else None
 
 
 _DENIED = {

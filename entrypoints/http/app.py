@@ -20,7 +20,7 @@ from application.orders import Viewer
 from entrypoints.bootstrap import Engine
 from entrypoints.http import admin_pages, catalog, keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
-from entrypoints.http.auth import Tokens, retrieve_viewer
+from entrypoints.http.auth import Tokens, bearer_credential, retrieve_viewer
 from entrypoints.http.metrics import RequestCounter, metrics
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.sandboxes.control import ControlCheck
@@ -113,8 +113,8 @@ def admin_check(tokens: Tokens) -> ControlCheck:
     """Whether a request carries an admin bearer token (for the sandboxes' controls)."""
 
     def check(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
-        scheme, _, credential = connection.headers.get("authorization", "").partition(" ")
-        token = tokens.decode(credential.strip()) if scheme.lower() == "bearer" else None
+        credential = bearer_credential(connection)
+        token = tokens.decode(credential) if credential else None
         viewer = retrieve_viewer(token, connection) if token else None
         return viewer is not None and viewer.is_admin
 

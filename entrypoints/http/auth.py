@@ -131,6 +131,12 @@ class Tokens:
         )
 
 
+def bearer_credential(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The credential of an ``Authorization: Bearer …`` header, if there is one."""
+    scheme, _, credential = connection.headers.get("authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" else None
+
+
 def mint_token(
     secret: str,
     sub: str,

@@ -9,12 +9,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import get, put
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from domain.catalog import CURRENCY, PricingRules
 from entrypoints.http.deps import EngineDep, ViewerDep
-from projections.queries import BadQuery, Page
 
 ProductId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
@@ -39,9 +38,7 @@ def list_products(
     cursor: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     """Products for sale, by name; ``?q=`` searches names and platforms."""
-    page = _page(
-        lambda: engine.read_models.products(query=q, in_stock=in_stock, limit=limit, cursor=cursor)
-    )
+    page = engine.read_models.products(query=q, in_stock=in_stock, limit=limit, cursor=cursor)
     return {"items": [public_view(p) for p in page.items], "next_cursor": page.next_cursor}
 
 
@@ -63,11 +60,7 @@ def admin_catalog(
     cursor: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     """Every product with its cost, sale price, margin, rule and stock; and the last sync."""
-    page = _page(
-        lambda: engine.read_models.products(
-            query=q, for_sale_only=False, limit=limit, cursor=cursor
-        )
-    )
+    page = engine.read_models.products(query=q, for_sale_only=False, limit=limit, cursor=cursor)
     last = engine.catalog.last_sync()
     sync = None if last is None else {
         "mode": last.mode, "started_at": last.started_at.isoformat(),
@@ -133,11 +126,3 @@ def pricing_view(rules: PricingRules) -> dict[str, Any]:
         "overrides": {product: str(price) for product, price in rules.overrides.items()},
         "currency": CURRENCY.upper(),
     }
-
-
-def _page(read: Any) -> Page:
-    try:
-        page: Page = read()
-    except BadQuery as bad:
-        raise ValidationException(str(bad)) from None
-    return page

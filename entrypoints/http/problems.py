@@ -34,6 +34,7 @@ from domain.errors import (
     ProductNotSold,
     TransitionRefused,
 )
+from projections.queries import BadQuery
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -94,6 +95,11 @@ def on_not_sellable(request: Request[Any, Any, Any], error: NotSellable) -> Resp
     return problem(409, "Product not for sale", str(error), **extra)
 
 
+def on_bad_query(request: Request[Any, Any, Any], error: BadQuery) -> Response[Any]:
+    """A list asked for with a cursor this API did not hand out, or a value no column holds."""
+    return problem(400, "Bad Request", str(error), instance=request.url.path)
+
+
 def on_domain_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     """Domain and application refusals mapped to their status."""
     if isinstance(error, NotSellable):
@@ -133,5 +139,6 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     DomainError: on_domain_error,
     ApplicationError: on_domain_error,
     VaultError: on_domain_error,
+    BadQuery: on_bad_query,
     Exception: on_unexpected,
 }
