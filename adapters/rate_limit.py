@@ -4,11 +4,15 @@ that a limit holds across every API process."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from limits import RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 
 class RateLimiter:
@@ -22,8 +26,15 @@ class RateLimiter:
         self._namespace = namespace
 
     def allow(self, key: str) -> float:
-        """0 if ``key`` may act now (and count it), else the seconds until it may."""
-        if self._limiter.hit(self._item, self._namespace, key):
+        """0 if ``key`` may act now (and count it), else the seconds until it may. While the
+        shared storage (Redis) is unreachable the limit is not enforced — one WARNING line per
+        refused lookup — rather than every order answering 500."""
+        try:
+            allowed = self._limiter.hit(self._item, self._namespace, key)
+        except RedisError as failure:
+            log.warning("rate limit not checked, Redis unreachable: %r", failure)
+            return 0.0
+        if allowed:
             return 0.0
         stats = self._limiter.get_window_stats(self._item, self._namespace, key)
         return max(stats.reset_time - time.time(), 0.001)

@@ -4,10 +4,14 @@ PostgreSQL + Redis wiring, so that a sign-out holds in every API process."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 
 class MemoryRevocations:
@@ -42,8 +46,13 @@ class RedisRevocations:
         self._redis.set(self._prefix + jti, b"1", ex=seconds)
 
     def is_revoked(self, jti: str) -> bool:
-        """Whether the token with this id was signed out."""
-        return bool(self._redis.exists(self._prefix + jti))
+        """Whether the token with this id was signed out. While Redis is unreachable a token is
+        taken as not revoked (one WARNING line), so that an outage does not sign everyone out."""
+        try:
+            return bool(self._redis.exists(self._prefix + jti))
+        except RedisError as failure:
+            log.warning("token revocation not checked, Redis unreachable: %r", failure)
+            return False
 
     def close(self) -> None:
         """Release the connection."""

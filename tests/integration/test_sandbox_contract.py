@@ -439,8 +439,14 @@ def test_unknown_order_is_order_not_found(kinguin: httpx.Client) -> None:
         assert response.json()["kind"] == "OrderNotFound"
 
 
-def test_search_filters_and_paginates(kinguin: httpx.Client) -> None:
-    """GET /v1/order filters by orderId and status and counts all matches across pages."""
+def test_search_filters_and_paginates() -> None:
+    """GET /v1/order filters by orderId and status and counts all matches across pages (orders
+    that stay processing for the whole test: a slow machine must not see them complete)."""
+    with sandboxes(delay_s=30) as stack, stack.kinguin() as kinguin:
+        _search_filters_and_paginates(kinguin)
+
+
+def _search_filters_and_paginates(kinguin: httpx.Client) -> None:
     placed = [place(kinguin, order_body(external_id=f"ext-search-{n}")) for n in range(3)]
     page = kinguin.get("/v1/order", params={"limit": 2, "status": "processing"}).json()
     assert set(page) == {"results", "item_count"}

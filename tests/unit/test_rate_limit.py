@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from adapters.rate_limit import RateLimiter
+from adapters.revocations import RedisRevocations
 from tests.conftest import REDIS_URL
 
 
@@ -27,3 +28,11 @@ def test_two_limiters_on_redis_share_the_count() -> None:
     assert second.allow("carol") == 0.0
     assert first.allow("carol") > 0
     assert second.allow("carol") > 0
+
+
+def test_an_unreachable_redis_lets_requests_through(caplog: pytest.LogCaptureFixture) -> None:
+    """A Redis outage must not turn every order into a 500: the limit is skipped, and said so."""
+    limiter = RateLimiter(1, "redis://127.0.0.1:1/0", namespace="down")
+    assert [limiter.allow("dan") for _ in range(2)] == [0.0, 0.0]
+    assert "rate limit not checked" in caplog.text
+    assert not RedisRevocations("redis://127.0.0.1:1/0", "down").is_revoked("some-jti")
