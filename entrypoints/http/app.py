@@ -130,6 +130,7 @@ def kinguin_sandbox_config(settings: Settings) -> KinguinSandboxConfig:
         delay_s=settings.kinguin_sandbox_delay,
         faults=settings.kinguin_faults,
         extra_products=settings.kinguin_sandbox_products,
+        state_dir=settings.var_dir / "sandbox",
     )
 
 
@@ -141,6 +142,7 @@ def nowpayments_sandbox_config(settings: Settings) -> NowPaymentsSandboxConfig:
         ipn_secret=settings.nowpayments_ipn_secret,
         public_base_url=settings.public_base_url,
         faults=settings.nowpayments_faults,
+        state_dir=settings.var_dir / "sandbox",
     )
 
 

@@ -68,6 +68,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -93,9 +94,11 @@ from entrypoints.sandboxes.faults import (
     Faults,
     FaultSwitch,
 )
+from entrypoints.sandboxes.journal import Journal
 from entrypoints.sandboxes.kinguin_catalog import (
     MIN_NAME_QUERY,
     SORT_FIELDS,
+    Catalog,
     CatalogOffer,
     CatalogProduct,
     KinguinProduct,
@@ -161,6 +164,8 @@ class KinguinSandboxConfig:
     clock: Callable[[], datetime] | None = field(default=None, compare=False, repr=False)
     control_check: ControlCheck | None = field(default=None, compare=False, repr=False)
     """Who may use the control routes; None: anyone (standalone and test sandboxes)."""
+    state_dir: Path | None = None
+    """Where the sandbox journals its state across restarts; None: memory only."""
 
 
 # --- wire types -------------------------------------------------------------------------------
@@ -374,6 +379,87 @@ class _Purchase:
     price: float
 
 
+# --- journal: the state changes that outlive a restart -----------------------------------------
+
+
+class _Started(msgspec.Struct, tag="started"):
+    at: datetime  # the catalog's start: the pre-order's release date follows from it
+
+
+class _KeyRecord(msgspec.Struct):
+    id: str
+    serial: str
+    status: str
+    type: str
+
+
+class _LineRecord(msgspec.Struct):
+    product_id: str
+    offer_id: str
+    qty: int
+    price: float
+    request_price: float
+    is_preorder: bool
+    text: bool
+    keys: list[_KeyRecord]
+
+
+class _Placed(msgspec.Struct, tag="placed"):
+    order_id: str
+    external_id: str | None
+    kinguin_order_id: int
+    created_at: datetime
+    lines: list[_LineRecord]
+    balance: float  # after the charge
+
+
+class _Completed(msgspec.Struct, tag="completed"):
+    order_id: str
+    at: datetime
+
+
+class _Returned(msgspec.Struct, tag="returned"):
+    order_id: str
+    at: datetime
+    balance: float  # after the credit
+
+
+class _Released(msgspec.Struct, tag="released"):
+    product_id: str
+    at: datetime
+
+
+class _BalanceSet(msgspec.Struct, tag="balance"):
+    balance: float
+
+
+_Record = _Started | _Placed | _Completed | _Returned | _Released | _BalanceSet
+
+
+def _placed_record(order: _Order, balance: float) -> _Placed:
+    lines = [
+        _LineRecord(
+            product_id=line.product.product_id,
+            offer_id=line.offer.offer_id,
+            qty=line.qty,
+            price=line.price,
+            request_price=line.request_price,
+            is_preorder=line.is_preorder,
+            text=line.text,
+            keys=[_KeyRecord(key.id, key.serial, key.status, key.type) for key in line.keys],
+        )
+        for line in order.lines
+    ]
+    return _Placed(
+        order.order_id,
+        order.external_id,
+        order.kinguin_order_id,
+        order.created_at,
+        lines,
+        balance,
+    )
+
+
 class _KinguinSandbox:
     """Catalog, balance, orders, their keys and the background work of one sandbox instance."""
 
@@ -381,14 +467,19 @@ class _KinguinSandbox:
         self._config = config
         self._orders: dict[str, _Order] = {}
         self._by_external_id: dict[str, str] = {}
-        self._kinguin_order_ids = itertools.count(10_000_001)
         self._tasks: set[asyncio.Task[None]] = set()
         self._releases: dict[str, asyncio.Event] = {}
+        self._resumed = False
         self.control_check = config.control_check
         self.faults = FaultSwitch("kinguin", config.faults, config.rng, self._on_faults_changed)
-        self._catalog = build_catalog(self.now(), config.extra_products)
         start_balance = config.faults.balance
         self.balance = _money(config.initial_balance if start_balance is None else start_balance)
+        state = config.state_dir / "kinguin.jsonl" if config.state_dir is not None else None
+        self._journal: Journal[_Record] = Journal(state, _Record)
+        self._catalog = self._restore(self._journal.replay())
+        self._kinguin_order_ids = itertools.count(
+            max((order.kinguin_order_id for order in self._orders.values()), default=10_000_000) + 1
+        )
 
     def now(self) -> datetime:
         """The sandbox's "now": the configured clock, else the system's (UTC)."""
@@ -408,6 +499,48 @@ class _KinguinSandbox:
         if fault is not None:
             raise _fault_error(fault)
         return None
+
+    # --- restart ---
+
+    def _restore(self, records: list[_Record]) -> Catalog:
+        """Rebuild the catalog, orders and balance from the journal (a fresh one: now)."""
+        started = next((r.at for r in records if isinstance(r, _Started)), None)
+        if started is None:
+            started = self.now()
+            self._journal.append(_Started(started))
+        catalog = build_catalog(started, self._config.extra_products)
+        for record in records:
+            self._apply(catalog, record)
+        return catalog
+
+    def _apply(self, catalog: Catalog, record: _Record) -> None:
+        if isinstance(record, _Placed):
+            self._add(_restored_order(catalog, record))
+            self.balance = record.balance
+        elif isinstance(record, _Completed):
+            self._orders[record.order_id].complete(record.at)
+            self._orders[record.order_id].done.set()
+        elif isinstance(record, _Returned):
+            _refund(self._orders[record.order_id], record.at)
+            self.balance = record.balance
+        elif isinstance(record, _Released):
+            catalog.products[record.product_id].release(record.at)
+        elif isinstance(record, _BalanceSet):
+            self.balance = record.balance
+
+    def resume(self) -> None:
+        """Once, at the first request after a restart: finish the orders still under way."""
+        if self._resumed:
+            return
+        self._resumed = True
+        for order in self._orders.values():
+            if order.status == "processing":
+                self._schedule(order)
+
+    def _add(self, order: _Order) -> None:
+        self._orders[order.order_id] = order
+        if order.external_id is not None:
+            self._by_external_id[order.external_id] = order.order_id
 
     # --- catalog ---
 
@@ -433,7 +566,9 @@ class _KinguinSandbox:
         product = self._catalog.get(product_id)
         if product is None:
             raise SandboxControlError(404, f'Product "{product_id}" not found')
-        product.release(self.now())
+        now = self.now()
+        self._journal.append(_Released(product_id, now))
+        product.release(now)
         self._touch([product])
         waiters = self._releases.pop(product_id, None)
         if waiters is not None:
@@ -467,9 +602,8 @@ class _KinguinSandbox:
             created_at=self.now(),
             lines=[_buy(purchase) for purchase in purchases],
         )
-        self._orders[order.order_id] = order
-        if external_id is not None:
-            self._by_external_id[external_id] = order.order_id
+        self._journal.append(_placed_record(order, self.balance))
+        self._add(order)
         self._schedule(order)
         self._touch(line.product for line in order.lines)
         if external_id is not None and self.faults.current.duplicate_external_id:
@@ -513,10 +647,10 @@ class _KinguinSandbox:
         order = self._order(order_id)
         now = self.now()
         _check_returnable(order, now)
-        order.refund(max(now, (order.updated_at or order.created_at) + _EVENT_TICK))
-        for line in order.lines:
-            line.offer.restore(line.qty, text=line.text)
+        at = max(now, (order.updated_at or order.created_at) + _EVENT_TICK)
         self.balance = _money(self.balance + order.total())
+        self._journal.append(_Returned(order.order_id, at, self.balance))
+        _refund(order, at)
         event = _status_event(order, order.status, order.updated_at or now)
         self._spawn(self._send_status_webhook(event))
         self._touch(line.product for line in order.lines)
@@ -604,6 +738,7 @@ class _KinguinSandbox:
         """A faults set carrying ``balance`` sets it; a new ``price_jump`` changes every product."""
         if current.balance is not None:
             self.balance = _money(current.balance)
+            self._journal.append(_BalanceSet(self.balance))
         if current.price_jump != previous.price_jump:
             self._touch(self._catalog.products.values())
 
@@ -640,7 +775,9 @@ class _KinguinSandbox:
     async def _complete_later(self, order: _Order) -> None:
         await self._released(order)
         await asyncio.sleep(self._config.delay_s)
-        order.complete(max(self.now(), order.created_at + _EVENT_TICK))
+        at = max(self.now(), order.created_at + _EVENT_TICK)
+        self._journal.append(_Completed(order.order_id, at))
+        order.complete(at)
         order.done.set()
 
     async def _released(self, order: _Order) -> None:
@@ -804,6 +941,40 @@ def _buy(purchase: _Purchase) -> _Line:
         text=text,
         keys=[_new_key(text=text, status=status) for _ in range(request.qty)],
     )
+
+
+def _restored_order(catalog: Catalog, record: _Placed) -> _Order:
+    """An order as placed, its keys drawn from the restored catalog's stock again."""
+    lines = []
+    for line in record.lines:
+        product = catalog.products[line.product_id]
+        offer = product.offer(line.offer_id)
+        if offer is None:
+            raise ValueError(f"journal names offer {line.offer_id} that product lacks")
+        offer.draw(line.qty, text=line.text)
+        keys = [_Key(key.id, key.serial, key.status, key.type) for key in line.keys]
+        lines.append(
+            _Line(
+                product=product,
+                offer=offer,
+                qty=line.qty,
+                price=line.price,
+                request_price=line.request_price,
+                is_preorder=line.is_preorder,
+                text=line.text,
+                keys=keys,
+            )
+        )
+    return _Order(
+        record.order_id, record.external_id, record.kinguin_order_id, record.created_at, lines
+    )
+
+
+def _refund(order: _Order, at: datetime) -> None:
+    """Refund the order and put its keys back in stock."""
+    order.refund(at)
+    for line in order.lines:
+        line.offer.restore(line.qty, text=line.text)
 
 
 def _hex_id() -> str:
@@ -1044,6 +1215,7 @@ def kinguin_sandbox(config: KinguinSandboxConfig) -> Router:
     sandbox = _KinguinSandbox(config)
 
     async def guard(request: Request[Any, Any, Any]) -> Response[dict[str, object]] | None:
+        sandbox.resume()
         return None if is_control_route(request) else await sandbox.admit(request)
 
     return Router(

@@ -37,6 +37,7 @@ import string
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
@@ -61,6 +62,7 @@ from entrypoints.sandboxes.faults import (
     Faults,
     FaultSwitch,
 )
+from entrypoints.sandboxes.journal import Journal
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +108,8 @@ class NowPaymentsSandboxConfig:
     rng: random.Random | None = field(default=None, compare=False, repr=False)
     control_check: ControlCheck | None = field(default=None, compare=False, repr=False)
     """Who may simulate payments and set faults; None: anyone (standalone and test sandboxes)."""
+    state_dir: Path | None = None
+    """Where the sandbox journals its invoices and payments across restarts; None: memory only."""
 
 
 # --- wire types -------------------------------------------------------------------------------
@@ -279,6 +283,36 @@ class _Invoice:
     payment: _Payment | None = None
 
 
+# --- journal: the state changes that outlive a restart -----------------------------------------
+
+
+class _InvoiceCreated(msgspec.Struct, tag="invoice"):
+    id: str
+    token_id: str
+    request: NowPaymentsInvoiceRequest
+    created_at: datetime
+
+
+class _PaymentOpened(msgspec.Struct, tag="payment"):
+    invoice_id: str
+    payment_id: int
+    purchase_id: str
+    pay_currency: str
+    pay_address: str
+    pay_amount: float
+    created_at: datetime
+
+
+class _StatusSet(msgspec.Struct, tag="status"):
+    payment_id: int
+    status: str
+    actually_paid: float
+    updated_at: datetime | None
+
+
+_Record = _InvoiceCreated | _PaymentOpened | _StatusSet
+
+
 class _NowPaymentsSandbox:
     """Invoices and their payments of one sandbox instance."""
 
@@ -288,6 +322,32 @@ class _NowPaymentsSandbox:
         self._invoices: dict[str, _Invoice] = {}
         self._payments: dict[int, tuple[_Invoice, _Payment]] = {}
         self.faults = FaultSwitch("nowpayments", config.faults, config.rng)
+        state = config.state_dir / "nowpayments.jsonl" if config.state_dir is not None else None
+        self._journal: Journal[_Record] = Journal(state, _Record)
+        for record in self._journal.replay():
+            self._apply(record)
+
+    def _apply(self, record: _Record) -> None:
+        """Replay one journal record."""
+        if isinstance(record, _InvoiceCreated):
+            invoice = _Invoice(record.id, record.token_id, record.request, record.created_at)
+            self._invoices[invoice.id] = invoice
+        elif isinstance(record, _PaymentOpened):
+            invoice = self._invoices[record.invoice_id]
+            invoice.payment = _Payment(
+                payment_id=record.payment_id,
+                purchase_id=record.purchase_id,
+                pay_currency=record.pay_currency,
+                pay_address=record.pay_address,
+                pay_amount=record.pay_amount,
+                created_at=record.created_at,
+            )
+            self._payments[record.payment_id] = (invoice, invoice.payment)
+        else:
+            payment = self._payments[record.payment_id][1]
+            payment.status = record.status
+            payment.actually_paid = record.actually_paid
+            payment.updated_at = record.updated_at
 
     def authorized(self, api_key: str | None) -> bool:
         """Tell whether the request carries the configured ``x-api-key``."""
@@ -308,6 +368,9 @@ class _NowPaymentsSandbox:
         """Store a new invoice and describe it as the vendor does."""
         invoice_id = _fresh_id(self._invoices)
         invoice = _Invoice(str(invoice_id), _token_id(), request, _now())
+        self._journal.append(
+            _InvoiceCreated(invoice.id, invoice.token_id, request, invoice.created_at)
+        )
         self._invoices[invoice.id] = invoice
         return _invoice_view(invoice, self.invoice_url(invoice.id))
 
@@ -339,6 +402,11 @@ class _NowPaymentsSandbox:
             raise SandboxControlError(404, f"Invoice {invoice_id} not found")
         payment = invoice.payment or self._open_payment(invoice)
         _apply_status(payment, request)
+        self._journal.append(
+            _StatusSet(
+                payment.payment_id, payment.status, payment.actually_paid, payment.updated_at
+            )
+        )
         return NowPaymentsSimulateResult(
             invoice_id=invoice.id,
             payment_id=payment.payment_id,
@@ -356,6 +424,17 @@ class _NowPaymentsSandbox:
             pay_address="tb1q" + "".join(secrets.choice(_BECH32) for _ in range(38)),
             pay_amount=round(invoice.request.price_amount / _rate(pay_currency), 8),
             created_at=_now(),
+        )
+        self._journal.append(
+            _PaymentOpened(
+                invoice.id,
+                payment.payment_id,
+                payment.purchase_id,
+                payment.pay_currency,
+                payment.pay_address,
+                payment.pay_amount,
+                payment.created_at,
+            )
         )
         invoice.payment = payment
         self._payments[payment.payment_id] = (invoice, payment)

@@ -85,7 +85,7 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def _clear_redis() -> None:
+def clear_redis() -> None:
     client = redis.Redis.from_url(E2E_REDIS_URL)
     for key in client.scan_iter("bitloot*"):
         client.delete(key)
@@ -123,7 +123,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningEn
     logs = [tmp_path / "serve.log"]
     serve = [BITLOOT, "serve"]
     if request.param == "postgresql+redis":
-        _clear_redis()
+        clear_redis()
         env |= {
             "DATABASE_URL": POSTGRES_URL,
             "DATABASE_SCHEMA": request.getfixturevalue("pg_schema"),
@@ -146,4 +146,4 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningEn
     finally:
         stop_processes(processes)
         if request.param == "postgresql+redis":
-            _clear_redis()
+            clear_redis()

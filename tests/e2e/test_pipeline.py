@@ -136,11 +136,14 @@ def test_order_is_fulfilled_end_to_end(engine: RunningEngine) -> None:
 
 
 def assert_no_plaintext(engine: RunningEngine, serials: list[str]) -> None:
-    """No key appears in the event store, the vault or the logs."""
-    var = engine.env["VAR_DIR"]
+    """No key appears in the event store, the vault or the logs (the Kinguin sandbox's own
+    journal under ``sandbox/`` is the supplier's database, which holds them by nature)."""
+    var = Path(engine.env["VAR_DIR"])
     haystacks = [engine.logged()]
     haystacks += [
-        p.read_bytes() for p in Path(var).rglob("*") if p.is_file() and p.suffix != ".eml"
+        p.read_bytes()
+        for p in var.rglob("*")
+        if p.is_file() and p.suffix != ".eml" and (var / "sandbox") not in p.parents
     ]
     if engine.wiring.startswith("postgresql"):
         haystacks += bucket_objects(engine.env)
