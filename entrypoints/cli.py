@@ -126,10 +126,8 @@ def _rotate(engine: Engine, _args: argparse.Namespace) -> int:
 
 def _catalog_sync(engine: Engine, args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    report = engine.catalog.sync(
-        full=not args.changed,
-        progress=lambda done, total: maintenance.progress(done, total, "importing products"),
-    )
+    with maintenance.progress_bar("importing products") as progress:
+        report = engine.catalog.sync(full=not args.changed, progress=progress)
     elapsed = time.perf_counter() - started
     rate = report.seen / elapsed if elapsed else 0.0
     print(

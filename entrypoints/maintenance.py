@@ -3,15 +3,24 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
 from typing import Any, TextIO
 from uuid import UUID
 
 import msgspec
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from adapters.eventstore import topic_of
 from application.orders import Viewer
@@ -24,14 +33,24 @@ from projections.runner import ProjectionRunner, current_table
 PAGE = 500
 
 
-def progress(done: int, total: int, label: str, out: TextIO = sys.stderr) -> None:
-    """Draw a one-line progress bar."""
-    width = 30
-    filled = width if total == 0 else int(width * min(done, total) / total)
-    out.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done >= total:
-        out.write("\n")
-    out.flush()
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``rich`` progress bar on stderr, for as long as the block runs; the block reports
+    ``(done, total)`` through the function it is given."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, done))
+
+        yield update
 
 
 def order_ids(engine: Engine, event_type: type[DomainEvent]) -> list[UUID]:
@@ -52,11 +71,11 @@ def rotate_keys(engine: Engine) -> int:
     jobs = [partial(engine.keys.rotate, o) for o in orders]
     jobs += [partial(engine.customers.rotate, c) for c in customers]
     rewrapped = 0
-    for done, job in enumerate(jobs, start=1):
-        rewrapped += job()
-        progress(done, len(jobs), "re-wrapping data keys")
-    if not jobs:
-        progress(0, 0, "re-wrapping data keys")
+    with progress_bar("re-wrapping data keys") as progress:
+        progress(0, len(jobs))
+        for done, job in enumerate(jobs, start=1):
+            rewrapped += job()
+            progress(done, len(jobs))
     return rewrapped
 
 
@@ -70,18 +89,21 @@ def rebuild_projection(engine: Engine, name: str, timeout: float = 3600.0) -> No
     it, in which case the engine does the work and this command follows its progress."""
     runner = engine.projections[name]
     runner.request_rebuild()
-    with engine.views.try_lock(f"projection:{name}") as held:
+    with (
+        engine.views.try_lock(f"projection:{name}") as held,
+        progress_bar(f"rebuilding {name}") as progress,
+    ):
         deadline = time.monotonic() + timeout
         while (state := runner.state()).rebuild_generation is not None:
             if held:
                 runner.run_once()
             else:
                 time.sleep(0.2)
-            progress(state.rebuild_position or 0, state.rebuild_target or 0, f"rebuilding {name}")
+            progress(state.rebuild_position or 0, state.rebuild_target or 0)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"rebuild of {name} did not finish in {timeout:.0f} s")
-    state = runner.state()
-    progress(state.position, state.position, f"rebuilding {name}")
+        state = runner.state()
+        progress(state.position, state.position)
 
 
 def replay(engine: Engine, out: TextIO, *, order_id: UUID | None, since: datetime | None) -> int:
