@@ -71,7 +71,17 @@ MAX_QUANTITY_PER_LINE = 9  # Kinguin sells at most 9 keys of one offer per order
 MAX_LINES = 10  # and at most 10 products per order
 MAX_UNIT_PRICE = Decimal(100_000)
 MAX_PRICE_DECIMALS = 8
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The character classes are written out rather than as ``\s``: the same text is the pattern the
+# OpenAPI document states (entrypoints/http/views.py), where ``\s`` means a different set.
+# Python's white space (what ``str.strip`` removes):
+_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# An e-mail address: something@something.something, without "@", white space (Python's or
+# ECMAScript's) or control characters in the parts.
+_EMAIL_PART = r"[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+"
+EMAIL_PATTERN = rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$"
+NOT_BLANK_PATTERN = rf"[^{_SPACE}]"  # found anywhere: the text is not only white space
+_EMAIL = re.compile(EMAIL_PATTERN)
+_NOT_BLANK = re.compile(NOT_BLANK_PATTERN)
 _CURRENCY = re.compile(r"^[A-Za-z]{3,10}$")
 
 
@@ -366,14 +376,14 @@ def place(
 
 def check_order_content(email: str, currency: str, items: Sequence[LineItem]) -> None:
     """Refuse an order whose e-mail, currency or items break the rules."""
-    if not _EMAIL.match(email):
+    if not _EMAIL.fullmatch(email):
         raise InvalidOrder("email is not an e-mail address")
     if not _CURRENCY.match(currency):
         raise InvalidOrder("currency must be a currency code such as 'usd'")
     if not items or len(items) > MAX_LINES:
         raise InvalidOrder(f"an order has between 1 and {MAX_LINES} items")
     for item in items:
-        if not item.product_id.strip():
+        if not _NOT_BLANK.search(item.product_id):
             raise InvalidOrder("product_id must not be empty")
         if not 1 <= item.quantity <= MAX_QUANTITY_PER_LINE:
             raise InvalidOrder(f"quantity must be between 1 and {MAX_QUANTITY_PER_LINE}")

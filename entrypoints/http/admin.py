@@ -5,37 +5,48 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
 from anyio import to_thread
 from litestar import Router, get, post
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import Body, FromPath, FromQuery
+from litestar.params import Body, FromPath, PathParameter
 
 from adapters.kinguin import MalformedWebhook, read_order_status, read_product_update
 from adapters.nowpayments import MalformedNotification, read_ipn
+from domain.order import Status as OrderStatus
 from entrypoints.http import catalog
 from entrypoints.http.deps import EngineDep, FulfillmentDep, InboxDep, KeysDep, ViewerDep
 from entrypoints.http.ops import admin_only
+from entrypoints.http.schema import Cursor, Limit, query, text_filter
 from entrypoints.http.views import order_view
+from projections.catalog import all_projections
 from projections.queries import Page
 from projections.runner import ProjectionRunner, ProjectionState
 
-Limit = FromQuery[int]
+Provider = Literal["nowpayments", "kinguin"]
+PROJECTIONS = tuple(p.name for p in all_projections())  # the engine's runners, by name
+PROJECTION_ACTIONS = ("rebuild", "cancel", "retry", "skip")
+
+OrderIdFilter = Annotated[UUID | None, query("only this order's entries")]
 
 
 @get("/orders", sync_to_thread=True)
 def list_orders(
     engine: EngineDep,
     *,
-    status: FromQuery[str | None] = None,
+    status: Annotated[OrderStatus | None, query("only orders in this status")] = None,
     limit: Limit = 50,
-    cursor: FromQuery[str | None] = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Orders by status (``?status=fulfillment_failed`` for the ones needing a hand)."""
-    return _listed(engine.read_models.orders(status=status, limit=limit, cursor=cursor))
+    return _listed(
+        engine.read_models.orders(
+            status=status.value if status else None, limit=limit, cursor=cursor
+        )
+    )
 
 
 @post("/orders/{order_id:uuid}/retry", sync_to_thread=True, status_code=202)
@@ -96,15 +107,17 @@ def erase_customer(customer: FromPath[str], engine: EngineDep, viewer: ViewerDep
 def list_reservations(
     engine: EngineDep,
     *,
-    status: FromQuery[str | None] = None,
-    order_id: FromQuery[str | None] = None,
+    status: Annotated[
+        str | None, text_filter("Kinguin's status (processing, completed, canceled, refunded)")
+    ] = None,
+    order_id: OrderIdFilter = None,
     limit: Limit = 50,
-    cursor: FromQuery[str | None] = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Kinguin purchases, newest first; ``?status=`` filters on Kinguin's status."""
     return _listed(
         engine.read_models.reservations(
-            status=status, order_id=order_id, limit=limit, cursor=cursor
+            status=status, order_id=_text(order_id), limit=limit, cursor=cursor
         )
     )
 
@@ -113,16 +126,20 @@ def list_reservations(
 def list_webhook_logs(
     engine: EngineDep,
     *,
-    provider: FromQuery[str | None] = None,
-    outcome: FromQuery[str | None] = None,
-    order_id: FromQuery[str | None] = None,
+    provider: Annotated[Provider | None, query("only this provider's deliveries")] = None,
+    outcome: Annotated[str | None, text_filter('the outcome, e.g. "unknown order"')] = None,
+    order_id: OrderIdFilter = None,
     limit: Limit = 50,
-    cursor: FromQuery[str | None] = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Stored webhook deliveries, newest first."""
     return _listed(
         engine.read_models.webhook_logs(
-            provider=provider, outcome=outcome, order_id=order_id, limit=limit, cursor=cursor
+            provider=provider,
+            outcome=outcome,
+            order_id=_text(order_id),
+            limit=limit,
+            cursor=cursor,
         )
     )
 
@@ -184,7 +201,9 @@ def list_projections(engine: EngineDep) -> list[dict[str, Any]]:
 
 @post("/projections/{name:str}/{action:str}", sync_to_thread=True, status_code=202)
 def control_projection(
-    name: FromPath[str], action: FromPath[str], engine: EngineDep
+    name: Annotated[str, PathParameter(schema_extra={"enum": list(PROJECTIONS)})],
+    action: Annotated[str, PathParameter(schema_extra={"enum": list(PROJECTION_ACTIONS)})],
+    engine: EngineDep,
 ) -> dict[str, Any]:
     """``rebuild`` (a fresh copy beside the live one, swapped when caught up), ``cancel`` (a
     rebuild in progress), ``retry`` or ``skip`` (a failed event)."""
@@ -240,6 +259,10 @@ def _runner(runners: dict[str, ProjectionRunner], name: str) -> ProjectionRunner
     if name not in runners:
         raise NotFoundException(f"no projection {name!r}; known: {', '.join(runners)}")
     return runners[name]
+
+
+def _text(order_id: UUID | None) -> str | None:
+    return None if order_id is None else str(order_id)
 
 
 def _listed(page: Page) -> dict[str, Any]:

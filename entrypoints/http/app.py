@@ -23,6 +23,7 @@ from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import Tokens, bearer_credential, retrieve_viewer
 from entrypoints.http.metrics import RequestCounter, metrics
 from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.schema import OPENAPI_PLUGINS
 from entrypoints.sandboxes.control import ControlCheck
 from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
 from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
@@ -88,6 +89,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
         request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="BitLoot fulfillment engine", version="0.1.0"),
+        plugins=[*OPENAPI_PLUGINS],
     )
 
 

@@ -14,18 +14,58 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from domain.catalog import CURRENCY, PricingRules
 from entrypoints.http.deps import EngineDep, ViewerDep
+from entrypoints.http.schema import Cursor, Limit, documented
 
 ProductId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+# What ``domain.catalog.check_rules`` accepts (else 422 Invalid pricing rules), as decimal strings
+# without sign or exponent, or as numbers.
+MARGIN_PATTERN = r"^(?:1000(?:\.0+)?|[0-9]{1,3}(?:\.[0-9]+)?)$"  # 0 to 1000 (percent)
+MINIMUM_PATTERN = r"^(?:10000(?:\.0+)?|[0-9]{1,4}(?:\.[0-9]+)?)$"  # 0 to 10000 (EUR)
+ENDING_PATTERN = r"^0\.[0-9]{2}$"
+# A fixed price: positive, in cents, at most 100000 (strings only: a JSON number in cents is not
+# always one in binary floating point, so the document does not offer numbers here)
+FIXED_PRICE_PATTERN = (
+    r"^(?:[1-9][0-9]{0,4}(?:\.[0-9]{1,2})?|0\.(?:0[1-9]|[1-9][0-9]?)|100000(?:\.00?)?)$"
+)
+
+
+def _amount(description: str, pattern: str, maximum: int) -> msgspec.Meta:
+    return documented(
+        description,
+        type=None,
+        one_of=[
+            {"type": "string", "pattern": pattern},
+            {"type": "number", "minimum": 0, "maximum": maximum},
+        ],
+    )
 
 
 class PricingIn(msgspec.Struct, forbid_unknown_fields=True):
     """``PUT /admin/pricing``: margin in percent, minimum margin in EUR, the ending prices are
     rounded up to (``"0.99"``; null for plain cents) and fixed prices per product id."""
 
-    margin_percent: Decimal
-    minimum_margin: Decimal
-    rounding: str | None = "0.99"
-    overrides: dict[ProductId, Decimal] = msgspec.field(default_factory=dict)
+    margin_percent: Annotated[
+        Decimal, _amount("margin in percent, 0 to 1000", MARGIN_PATTERN, 1000)
+    ]
+    minimum_margin: Annotated[
+        Decimal, _amount("minimum margin in EUR, 0 to 10000", MINIMUM_PATTERN, 10_000)
+    ]
+    rounding: Annotated[
+        str | None,
+        documented(
+            'the ending prices are rounded up to ("0.99", "0.00"); null: to the cent',
+            one_of=[{"type": "string", "pattern": ENDING_PATTERN}, {"type": "null"}],
+        ),
+    ] = "0.99"
+    overrides: Annotated[
+        dict[ProductId, Decimal],
+        documented(
+            "fixed sale prices by product id: decimal strings in cents, up to 100000",
+            additional_properties={"type": "string", "pattern": FIXED_PRICE_PATTERN},
+            property_names={"minLength": 1, "maxLength": 64},
+        ),
+    ] = msgspec.field(default_factory=dict)
 
 
 @get("/products", sync_to_thread=True)
@@ -34,8 +74,8 @@ def list_products(
     *,
     q: FromQuery[str | None] = None,
     in_stock: FromQuery[bool] = False,
-    limit: FromQuery[int] = 50,
-    cursor: FromQuery[str | None] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Products for sale, by name; ``?q=`` searches names and platforms."""
     page = engine.read_models.products(query=q, in_stock=in_stock, limit=limit, cursor=cursor)
@@ -56,8 +96,8 @@ def admin_catalog(
     engine: EngineDep,
     *,
     q: FromQuery[str | None] = None,
-    limit: FromQuery[int] = 50,
-    cursor: FromQuery[str | None] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Every product with its cost, sale price, margin, rule and stock; and the last sync."""
     page = engine.read_models.products(query=q, for_sale_only=False, limit=limit, cursor=cursor)

@@ -3,16 +3,17 @@ the key-access audit. Every read is recorded with IP and user agent."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Request, Response, get, post
 from litestar.exceptions import TooManyRequestsException, ValidationException
-from litestar.params import FromPath
+from litestar.params import FromPath, PathParameter, QueryParameter
 
 from application.key_access import RevealedKey
 from domain.errors import LinkRefused
 from entrypoints.http.deps import EngineDep, FulfillmentDep, KeysDep, ViewerDep
+from entrypoints.http.schema import DIGITS_PATTERN
 from entrypoints.http.views import is_number
 
 LINK_PARAMS = frozenset({"lid", "exp", "sig"})
@@ -46,11 +47,38 @@ def download_link(
     return {"url": url, "expires_at": link.expires_at.isoformat()}
 
 
+def _link_part(description: str, **schema: Any) -> Any:
+    """A part of a download link: required in the document; a link without it (or with any
+    other parameter) is refused with 403 by the handler, not with Litestar's 400."""
+    return QueryParameter(
+        description=description,
+        required=True,
+        schema_extra={"one_of": None, "type": "string", **schema},
+    )
+
+
 @get("/downloads/{order_id:str}", sync_to_thread=True)
 def download(
-    order_id: FromPath[str], request: Request[Any, Any, Any], keys: KeysDep, engine: EngineDep
+    order_id: Annotated[
+        str, PathParameter(description="the order id of the link (a UUID; else 403)")
+    ],
+    request: Request[Any, Any, Any],
+    keys: KeysDep,
+    engine: EngineDep,
+    *,
+    lid: Annotated[str | None, _link_part("the link id")] = None,
+    exp: Annotated[
+        str | None,
+        _link_part(
+            "expiry, in seconds since 1970 (ASCII digits; anything else answers 400)",
+            pattern=DIGITS_PATTERN,
+        ),
+    ] = None,
+    sig: Annotated[str | None, _link_part("the link's signature")] = None,
 ) -> Response[dict[str, Any]]:
-    """Follow a download link: any change to it, or expiry, answers 403."""
+    """Follow a download link: any change to it, or expiry, answers 403. The link is read from
+    the query as received (``lid``, ``exp`` and ``sig`` once each, nothing else)."""
+    del lid, exp, sig  # declared for the document; read below, where repeats show
     params = request.query_params
     if set(params.keys()) != LINK_PARAMS or any(len(params.getall(k)) != 1 for k in LINK_PARAMS):
         raise LinkRefused("this download link is not valid")

@@ -3,13 +3,14 @@ calls and nothing more."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Request, get, post
 from litestar.exceptions import TooManyRequestsException, ValidationException
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from application.fulfillment import Fulfillment
 from application.orders import Viewer
@@ -19,6 +20,7 @@ from domain.events import DomainEvent
 from domain.order import fold
 from entrypoints.bootstrap import Engine
 from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
+from entrypoints.http.schema import DIGITS_PATTERN, query
 from entrypoints.http.views import (
     OrderIn,
     PaymentIn,
@@ -31,6 +33,23 @@ from entrypoints.http.views import (
 )
 
 MAX_VERSION = 2**31 - 1  # beyond any order's history; keeps the database's integer in range
+_VERSION_DIGITS = len(str(MAX_VERSION))
+# RFC 3339 parts ``datetime.fromisoformat`` does not take: a lower-case "z", a leap second
+_UTC_SUFFIX = re.compile(r"[Zz]\Z")
+_LEAP_SECOND = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}.[0-9]{2}:[0-9]{2}):60")
+
+AsOf = Annotated[
+    str | None,
+    query(
+        "a version (events 1 to N; 0 counts as 1, past the last gives the current state) or "
+        "an ISO 8601 / RFC 3339 time (without an offset it is UTC; before the order existed: "
+        "404); anything else answers 400",
+        one_of=[
+            {"type": "string", "pattern": DIGITS_PATTERN},
+            {"type": "string", "format": "date-time"},
+        ],
+    ),
+]
 
 
 @post("/orders", sync_to_thread=True)
@@ -63,7 +82,7 @@ def get_order(
     fulfillment: FulfillmentDep,
     viewer: ViewerDep,
     engine: EngineDep,
-    as_of: FromQuery[str | None] = None,
+    as_of: AsOf = None,
 ) -> dict[str, Any]:
     """The order now, or as it was at a version or instant (``?as_of=``)."""
     events = _history_as_of(fulfillment, order_id, viewer, as_of)
@@ -76,7 +95,7 @@ def get_history(
     order_id: FromPath[UUID],
     fulfillment: FulfillmentDep,
     viewer: ViewerDep,
-    as_of: FromQuery[str | None] = None,
+    as_of: AsOf = None,
 ) -> list[dict[str, Any]]:
     """The order's events, oldest first (``?as_of=`` cuts the list there)."""
     history = history_view(_history_as_of(fulfillment, order_id, viewer, as_of))
@@ -94,7 +113,7 @@ def create_payment(
     """Get the caller's order an invoice (the same one when asked again); rate-limited like
     orders, as each new invoice is a call to NOWPayments."""
     _limit(engine, "invoice", viewer, request)
-    order = fulfillment.create_payment(_uuid(data.order_id, "order_id"), viewer)
+    order = fulfillment.create_payment(data.order_id, viewer)
     return payment_view(order)
 
 
@@ -141,7 +160,9 @@ def _history_as_of(
     if as_of is None:
         return fulfillment.history(order_id, viewer)
     if is_number(as_of):
-        version = min(max(int(as_of), 1), MAX_VERSION)
+        digits = as_of.lstrip("0") or "0"
+        version = MAX_VERSION if len(digits) > _VERSION_DIGITS else int(digits)
+        version = min(max(version, 1), MAX_VERSION)
         return fulfillment.history(order_id, viewer, until_version=version)
     instant = _instant(as_of)
     events = [e for e in fulfillment.history(order_id, viewer) if e.timestamp <= instant]
@@ -151,8 +172,14 @@ def _history_as_of(
 
 
 def _instant(text: str) -> datetime:
+    """An ISO 8601 time as ``datetime.fromisoformat`` reads it, and the RFC 3339 forms it does
+    not (``z``; a leap second, read as the minute's last microsecond)."""
+    normalised = _UTC_SUFFIX.sub("+00:00", text)
+    leap = _LEAP_SECOND.match(normalised)
+    if leap:
+        normalised = f"{leap.group(1)}:59.999999{_drop_fraction(normalised[leap.end() :])}"
     try:
-        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        instant = datetime.fromisoformat(normalised)
     except ValueError:
         raise ValidationException(
             "as_of must be a version number or an ISO 8601 time",
@@ -161,11 +188,6 @@ def _instant(text: str) -> datetime:
     return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
-def _uuid(text: str, field: str) -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        raise ValidationException(
-            f"{field} must be an order id (UUID)",
-            extra=[{"key": field, "message": "not a UUID"}],
-        ) from None
+def _drop_fraction(rest: str) -> str:
+    """What follows the seconds of a time, without its fraction of a second."""
+    return re.sub(r"^\.[0-9]+", "", rest)

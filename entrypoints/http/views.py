@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 
+from domain.catalog import CURRENCY
 from domain.events import (
     CostCapRaised,
     DomainEvent,
@@ -27,9 +29,22 @@ from domain.events import (
     SupplierOrderStatusChanged,
     WebhookReceived,
 )
-from domain.order import Order
+from domain.order import (
+    EMAIL_PATTERN,
+    MAX_LINES,
+    MAX_QUANTITY_PER_LINE,
+    MAX_UNIT_PRICE,
+    NOT_BLANK_PATTERN,
+    Order,
+)
+from entrypoints.http.schema import documented, stated
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+# A positive amount up to MAX_UNIT_PRICE, as a decimal string (exactly what the domain accepts
+# as a shown price: any number of decimals, no exponent, no sign).
+PRICE_PATTERN = r"^(?:[1-9][0-9]{0,4}(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*|100000(?:\.0+)?)$"
+_MAX_PRICE = int(MAX_UNIT_PRICE)
 
 
 def is_number(text: str) -> bool:
@@ -43,24 +58,80 @@ class ItemIn(msgspec.Struct, forbid_unknown_fields=False):
     string such as "19.99", or a number), when sent, is the price the client showed, and must be
     the current sale price."""
 
-    product_id: Text
-    quantity: int
-    unit_price: Decimal | None = None
+    product_id: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=200,
+            examples=["5c9b5f6b2539a4e8f172916a"],
+            extra_json_schema=stated(
+                "a catalog product id (GET /products); one the catalog does not have answers "
+                "422 Unknown product; not only white space",
+                pattern=NOT_BLANK_PATTERN,
+            ),
+        ),
+    ]
+    quantity: Annotated[
+        int,
+        documented(
+            f"keys of this product, 1 to {MAX_QUANTITY_PER_LINE} (else 422 Invalid order)",
+            minimum=1,
+            maximum=MAX_QUANTITY_PER_LINE,
+        ),
+    ]
+    unit_price: Annotated[
+        Decimal | None,
+        documented(
+            "the sale price the client showed (decimal string or number): positive, at most "
+            f"{_MAX_PRICE} (else 422); a price other than the current one answers 409",
+            one_of=[
+                {"type": "string", "pattern": PRICE_PATTERN},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": _MAX_PRICE},
+                {"type": "null"},
+            ],
+        ),
+    ] = None
     offer_id: Text | None = None
 
 
 class OrderIn(msgspec.Struct):
     """``POST /orders``."""
 
-    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
-    items: list[ItemIn]
-    currency: Annotated[str, msgspec.Meta(min_length=3, max_length=10)] = "eur"
+    email: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=3,
+            max_length=254,
+            extra_json_schema=stated(
+                "the customer's e-mail address: name@domain.tld without white space or control "
+                "characters (else 422 Invalid order)",
+                pattern=EMAIL_PATTERN,
+            ),
+        ),
+    ]
+    items: Annotated[
+        list[ItemIn],
+        documented(
+            f"1 to {MAX_LINES} lines (else 422 Invalid order)", min_items=1, max_items=MAX_LINES
+        ),
+    ]
+    currency: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=3,
+            max_length=10,
+            extra_json_schema=stated(
+                "the shop sells in EUR (case-insensitive); any other currency answers 422",
+                enum=[CURRENCY, CURRENCY.upper()],
+            ),
+        ),
+    ] = CURRENCY
 
 
 class PaymentIn(msgspec.Struct):
     """``POST /payments/create``."""
 
-    order_id: str
+    order_id: UUID
 
 
 def order_view(order: Order, email: str | None) -> dict[str, Any]:
