@@ -1,20 +1,45 @@
 """The background loop shared by the log followers and the projection runners: run a batch of
 work; go again at once while batches come back full, else wait for a wake-up or the poll
 interval; survive a failing batch (log, pause, retry); and, when given a lock, work only while
-this process holds it, standing by otherwise (one worker per job across processes)."""
+this process holds it, standing by otherwise (one worker per job across processes).
+
+An outage of the database or Redis (``adapters.outages``) is expected: the failed batch, the
+lock that could not be taken and the lock that was lost are each one WARNING line saying when
+the loop tries again; anything else keeps its traceback. A lock whose connection died (a
+database restart) is no longer held, so the loop checks it every few seconds and after every
+failed batch, and stands by as soon as it is gone rather than working beside its successor."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Protocol
+
+from adapters.outages import log_failure
 
 log = logging.getLogger(__name__)
 
-Lock = Callable[[str], AbstractContextManager[bool]]
 STAND_BY_S = 2.0  # how often a process without the lock asks for it again
 PAUSE_AFTER_FAILURE_S = 1.0
+CHECK_LOCK_EVERY_S = 2.0  # how often a running loop makes sure it still holds its lock
+
+
+class Held(Protocol):
+    """What a lock yields: whether it was taken, and a check that it still is."""
+
+    def __bool__(self) -> bool:
+        """Whether this process took the lock."""
+        ...
+
+    def verify(self) -> None:
+        """Raise if the lock has been lost since it was taken (its connection died)."""
+        ...
+
+
+Lock = Callable[[str], AbstractContextManager[Held]]
 
 
 class BatchLoop:
@@ -56,22 +81,42 @@ class BatchLoop:
 
     def _run(self) -> None:
         if self._lock is None:
-            self._loop()
+            self._loop(None)
             return
         while not self._stopping.is_set():
-            with self._lock(self._name) as held:
-                if held:
-                    self._loop()
+            try:
+                with self._lock(self._name) as held:
+                    if held:
+                        self._loop(held)
+            except Exception as failure:  # noqa: BLE001 - logged; the thread outlives its lock
+                self._failed("cannot take its lock", failure, f"asking again in {STAND_BY_S:g} s")
             self._stopping.wait(STAND_BY_S)
 
-    def _loop(self) -> None:
+    def _loop(self, held: Held | None) -> None:
+        checked = time.monotonic()
         while not self._stopping.is_set():
             try:
                 handled = self._step()
-            except Exception:  # a loop must outlive a bad batch: log it, pause, try again
-                log.exception("%s: batch failed; retrying", self._name)
+            except Exception as failure:  # noqa: BLE001 - logged; the loop outlives a bad batch
+                self._failed("batch failed", failure, f"retrying in {PAUSE_AFTER_FAILURE_S:g} s")
                 handled = 0
+                checked = 0.0  # an outage may have taken the lock's connection too
                 self._stopping.wait(PAUSE_AFTER_FAILURE_S)
+            if held is not None and time.monotonic() - checked >= CHECK_LOCK_EVERY_S:
+                if not self._still_held(held):
+                    return
+                checked = time.monotonic()
             if handled < self._batch_size:
                 self._wake.wait(self._poll_interval)
                 self._wake.clear()
+
+    def _still_held(self, held: Held) -> bool:
+        try:
+            held.verify()
+        except Exception as failure:  # noqa: BLE001 - logged; a lost lock means stand by
+            self._failed("lost its lock", failure, f"standing by, asking again in {STAND_BY_S:g} s")
+            return False
+        return True
+
+    def _failed(self, what: str, failure: Exception, then: str) -> None:
+        log_failure(log, failure, f"{self._name}: {what}", then)

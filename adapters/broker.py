@@ -6,6 +6,11 @@ global one — so importing this module connects to nothing. They take order ids
 delegate to the use cases, which decide from the order's current state (idempotent).
 Transient failures raise and are retried with exponential backoff and jitter by Dramatiq's
 ``Retries`` middleware; an unknown order is not retried.
+
+An outage of the database or Redis (``adapters.outages``) is expected: an actor it fails logs
+one WARNING line — step, order, retry and when — and is retried on the same backoff, without
+Dramatiq's traceback; Redis going away under the broker is a connection error to Dramatiq (one
+line from its consumer), and a retry that cannot be queued is one WARNING line.
 """
 
 from __future__ import annotations
@@ -16,9 +21,15 @@ from typing import Any
 from uuid import UUID
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import compute_backoff
+from dramatiq.errors import ConnectionClosed
+from dramatiq.middleware import CurrentMessage, Retries, default_middleware
+from dramatiq.middleware.retries import DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF
 
+from adapters.outages import OutagesAsWarnings, one_line, outage_text, unavailable
 from domain.errors import OrderNotFound
 
 log = logging.getLogger(__name__)
@@ -26,16 +37,62 @@ log = logging.getLogger(__name__)
 QUEUE = "fulfillment"
 OrderActor = dramatiq.Actor[[str], None]
 MAX_RETRIES = 12
+MAX_BACKOFF_MS = 60_000
 GAVE_UP = "gave_up"
+GAVE_UP_RETRIES = 20  # Dramatiq's default
 
 
 def make_broker(redis_url: str | None, namespace: str = "bitloot") -> dramatiq.Broker:
     """A Redis broker when ``redis_url`` is given, else an in-process stub broker."""
+    middleware = [
+        *(_OutageTolerantRetries() if m is Retries else m() for m in default_middleware),
+        CurrentMessage(),  # the actors' outage handling reads the message's retry count
+    ]
     if redis_url:
-        return RedisBroker(url=redis_url, namespace=namespace)  # type: ignore[no-untyped-call]
-    broker = StubBroker()
+        return _RedisBroker(  # type: ignore[no-untyped-call]
+            url=redis_url, namespace=namespace, middleware=middleware
+        )
+    broker = StubBroker(middleware=middleware)
     broker.emit_after("process_boot")
     return broker
+
+
+class _RedisBroker(RedisBroker):
+    """Dramatiq's Redis broker, whose ``enqueue`` reports Redis unreachable as Dramatiq's own
+    connection error, like its consumers do (the worker then logs one line, not a traceback)."""
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        try:
+            return super().enqueue(message, delay=delay)
+        except (redis.ConnectionError, redis.TimeoutError) as failure:
+            raise ConnectionClosed(str(failure)) from failure  # type: ignore[no-untyped-call]
+
+
+class _OutageTolerantRetries(Retries):
+    """Dramatiq's ``Retries``; a retry that cannot be queued because Redis is unreachable is one
+    WARNING line (the sweeper sends stuck orders' work again) instead of a traceback."""
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        try:
+            super().after_process_message(  # type: ignore[no-untyped-call]
+                broker, message, result=result, exception=exception
+            )
+        except Exception as failure:
+            if unavailable(failure) is None:
+                raise
+            log.warning(
+                "%s of %s: retry not queued, %s; left to the sweeper",
+                message.actor_name,
+                _subject_of(tuple(message.args)),
+                outage_text(failure),
+            )
 
 
 class Actors:
@@ -79,9 +136,21 @@ def declare_actors(
         give_up(order_id, f"{message['actor_name']} gave up after {retry_info['retries']} retries")
 
     declare = dramatiq.actor(
-        broker=broker, actor_name=GAVE_UP, queue_name=QUEUE, throws=(OrderNotFound,)
+        broker=broker,
+        actor_name=GAVE_UP,
+        queue_name=QUEUE,
+        throws=(OrderNotFound,),
+        # Dramatiq's defaults, spelled out: recording the failure may wait a long outage out
+        max_retries=GAVE_UP_RETRIES,
+        min_backoff=DEFAULT_MIN_BACKOFF,
+        max_backoff=DEFAULT_MAX_BACKOFF,
     )
-    declare(gave_up)
+    declare(
+        _outages_retried(
+            GAVE_UP, "order", gave_up, max_retries=GAVE_UP_RETRIES,
+            min_backoff_ms=DEFAULT_MIN_BACKOFF, max_backoff_ms=DEFAULT_MAX_BACKOFF,
+        )
+    )  # fmt: skip
     return Actors(
         reserve=_actor(broker, "reserve", reserve_order, max_retries, min_backoff_ms),
         deliver=_actor(broker, "deliver", deliver_order, max_retries, min_backoff_ms),
@@ -110,10 +179,61 @@ def _actor(
         throws=(OrderNotFound,),
         max_retries=max_retries,
         min_backoff=min_backoff_ms,  # doubles per retry, with jitter
-        max_backoff=60_000,
+        max_backoff=MAX_BACKOFF_MS,
         on_retry_exhausted=GAVE_UP if give_up else None,
     )
-    return declare(fn)
+    subject = "product" if name == "refresh_product" else "order"
+    backoff = {"min_backoff_ms": min_backoff_ms, "max_backoff_ms": MAX_BACKOFF_MS}
+    return declare(_outages_retried(name, subject, fn, max_retries=max_retries, **backoff))
+
+
+def _outages_retried(
+    name: str,
+    subject: str,
+    fn: Callable[..., None],
+    *,
+    max_retries: int,
+    min_backoff_ms: int,
+    max_backoff_ms: int,
+) -> Callable[..., None]:
+    """``fn``, with an outage of the database or Redis logged as one WARNING line and raised
+    as Dramatiq's ``Retry`` (which Dramatiq does not log) with the backoff ``Retries`` would
+    have used; the retries count as before, and ``gave_up`` follows the last one. Any other
+    exception propagates as it is, traceback and all."""
+
+    def run(*args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as failure:
+            if unavailable(failure) is None:
+                raise
+            message = CurrentMessage.get_current_message()
+            retries: int = message.options.get("retries", 0) if message is not None else 0
+            about = f"{name} of {subject} {_subject_of(args)}"
+            if retries >= max_retries:
+                log.warning(
+                    "%s: %s; %d retries spent, giving up", about, outage_text(failure), retries
+                )
+                raise dramatiq.Retry(one_line(failure)) from failure
+            _, delay_ms = compute_backoff(
+                retries, factor=min_backoff_ms, max_backoff=max_backoff_ms
+            )
+            log.warning(
+                "%s: %s; retry %d of %d in %.1f s",
+                about, outage_text(failure), retries + 1, max_retries, delay_ms / 1000,
+            )  # fmt: skip
+            raise dramatiq.Retry(one_line(failure), delay=delay_ms) from failure
+
+    return run
+
+
+def _subject_of(args: tuple[Any, ...]) -> str:
+    """The order (or product) a message is about: its first argument, or for ``gave_up`` the
+    first argument of the message that gave up."""
+    first = args[0] if args else "?"
+    if isinstance(first, dict):
+        return str(first.get("args", ["?"])[0])
+    return str(first)
 
 
 class DramatiqDispatcher:
@@ -151,6 +271,11 @@ class BackgroundWorker:
 
     def __init__(self, broker: dramatiq.Broker, threads: int = 4) -> None:
         self._worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=250)
+        # Dramatiq's consumers log Redis going away as CRITICAL: an outage is a WARNING here.
+        for queue in (*broker.get_declared_queues(), *broker.get_declared_delay_queues()):
+            consumer = logging.getLogger(f"dramatiq.worker.ConsumerThread({queue})")
+            if not any(isinstance(f, OutagesAsWarnings) for f in consumer.filters):
+                consumer.addFilter(OutagesAsWarnings())
 
     def start(self) -> None:
         """Start consuming."""

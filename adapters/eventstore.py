@@ -2,11 +2,13 @@
 application's ``EventStore`` port, with events encoded by msgspec.
 
 Errors: ``eventsourcing.persistence.IntegrityError`` (a version already taken) becomes
-``application.errors.ConcurrencyConflict``; anything else from the database propagates.
+``application.errors.ConcurrencyConflict``; anything else from the database propagates (an
+outage as the library's ``OperationalError``, see ``adapters.outages``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
@@ -16,10 +18,13 @@ from eventsourcing.persistence import (
     ApplicationRecorder,
     InfrastructureFactory,
     IntegrityError,
+    InterfaceError,
     Notification,
+    OperationalError,
     StoredEvent,
     TrackingRecorder,
 )
+from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment, get_topic, resolve_topic
 
 from application.errors import ConcurrencyConflict
@@ -27,6 +32,8 @@ from domain.events import DomainEvent
 
 APP_NAME = "bitloot"
 ORIGINATOR_PAGE = 1000
+INSERT_ATTEMPTS = 10  # as the library's own retry of an insert: 10 tries, 0.2 s apart
+INSERT_RETRY_WAIT_S = 0.2
 
 
 class MsgspecMapper:
@@ -66,6 +73,7 @@ class RecorderEventStore:
     def __init__(self, factory: InfrastructureFactory[TrackingRecorder]) -> None:
         self._factory = factory
         self.recorder: ApplicationRecorder = factory.application_recorder()
+        self._tracking: TrackingRecorder | None = None
         self.mapper = MsgspecMapper()
         self._listeners: list[Callable[[], None]] = []
 
@@ -93,15 +101,59 @@ class RecorderEventStore:
             position = page[-1].id
 
     def save(self, events: Sequence[DomainEvent]) -> int | None:
-        """Append all events in one transaction; a taken version is a concurrency conflict."""
+        """Append all events in one transaction; a taken version is a concurrency conflict —
+        unless an earlier try of this very save had its connection cut (a database restart)
+        after the commit: the versions then hold these events, byte for byte, and the save
+        succeeded (with no position to return)."""
         stored = [self.mapper.to_stored_event(e) for e in events]
-        try:
-            ids = self.recorder.insert_events(stored)
-        except IntegrityError as conflict:
-            raise ConcurrencyConflict(str(conflict)) from conflict
+        ids = self._insert(stored)
         for listener in self._listeners:
             listener()
         return ids[-1] if ids else None
+
+    def _insert(self, stored: Sequence[StoredEvent]) -> Sequence[int]:
+        """The recorder's insert, retried as the library retries it (on its Operational- and
+        InterfaceError), but here, so that a conflict after a cut attempt can be told from a
+        writer that came first."""
+        once = getattr(type(self.recorder).insert_events, "__wrapped__", None)
+        cut = False
+        for attempt in range(1, INSERT_ATTEMPTS + 1):
+            try:
+                # without the library's retry around it (a recorder that has none: as it is)
+                ids: Sequence[int] | None = (
+                    self.recorder.insert_events(stored)
+                    if once is None
+                    else once(self.recorder, stored)
+                )
+            except (OperationalError, InterfaceError):
+                if once is None or attempt == INSERT_ATTEMPTS:
+                    raise
+                cut = True  # the cut may have come after the commit: we cannot know yet
+                time.sleep(INSERT_RETRY_WAIT_S)
+            except IntegrityError as conflict:
+                if cut and self._already_stored(stored):
+                    return []
+                raise ConcurrencyConflict(str(conflict)) from conflict
+            else:
+                return ids or []
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _already_stored(self, stored: Sequence[StoredEvent]) -> bool:
+        """Whether every one of these events is in the store, byte for byte."""
+        for originator_id in {s.originator_id for s in stored}:
+            mine = sorted(
+                (s for s in stored if s.originator_id == originator_id),
+                key=lambda s: int(s.originator_version),
+            )
+            versions = [int(s.originator_version) for s in mine]
+            found = self.recorder.select_events(
+                originator_id, gt=min(versions) - 1, lte=max(versions)
+            )
+            if [(f.originator_version, f.topic, bytes(f.state)) for f in found] != [
+                (s.originator_version, s.topic, bytes(s.state)) for s in mine
+            ]:
+                return False
+        return True
 
     def on_append(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every append made through this store (in this process)."""
@@ -122,8 +174,11 @@ class RecorderEventStore:
         return self.recorder.max_notification_id() or 0
 
     def tracking_recorder(self) -> TrackingRecorder:
-        """A recorder of followers' positions, in the same database."""
-        return self._factory.tracking_recorder()
+        """The recorder of followers' positions, in the same database (made, and its table
+        created, on first use)."""
+        if self._tracking is None:
+            self._tracking = self._factory.tracking_recorder()
+        return self._tracking
 
     def close(self) -> None:
         """Release the database connections."""
@@ -131,7 +186,15 @@ class RecorderEventStore:
 
 
 def open_event_store(env: dict[str, str]) -> RecorderEventStore:
-    """Build the store from ``eventsourcing`` settings (``PERSISTENCE_MODULE`` and friends)."""
+    """Build the store from ``eventsourcing`` settings (``PERSISTENCE_MODULE`` and friends).
+
+    ``POSTGRES_APPLICATION_NAME``, which the library does not know, names the connections of
+    its PostgreSQL pool (as ``fallback_application_name``: PGAPPNAME still wins)."""
     settings = Environment(APP_NAME, {**env, "ORIGINATOR_ID_TYPE": "uuid"})
     factory = InfrastructureFactory[TrackingRecorder].construct(settings)
+    name = env.get("POSTGRES_APPLICATION_NAME")
+    kwargs = factory.datastore.pool.kwargs if isinstance(factory, PostgresFactory) else None
+    if name and isinstance(kwargs, dict):
+        # The pool connects lazily, with these keyword arguments, from the first query on.
+        kwargs["fallback_application_name"] = name
     return RecorderEventStore(factory)

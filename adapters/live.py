@@ -19,9 +19,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from adapters.outages import log_failure, unavailable
+
 log = logging.getLogger(__name__)
 CHANNEL = "bitloot_live"
 QUEUE_LIMIT = 1000  # a subscriber this far behind is dropped rather than slowing everyone
+RECONNECT_S = 1.0  # how long the LISTEN thread waits after its connection failed
 
 Message = dict[str, Any]
 
@@ -103,16 +106,29 @@ class PostgresLiveBus:
         self._publish_lock = threading.Lock()
 
     def publish(self, message: Message) -> None:
-        """NOTIFY every engine process of a change."""
-        payload = json.dumps(message)
+        """NOTIFY every engine process of a change. A publishing connection that a database
+        restart cut is replaced and the change sent again once; an outage that lasts raises."""
+        notify = sql.SQL("SELECT pg_notify({}, {})").format(
+            sql.Literal(self._channel), sql.Literal(json.dumps(message))
+        )
         with self._publish_lock:
-            if self._publisher is None or self._publisher.closed:
-                self._publisher = psycopg.connect(self._conninfo, autocommit=True)
-            self._publisher.execute(
-                sql.SQL("SELECT pg_notify({}, {})").format(
-                    sql.Literal(self._channel), sql.Literal(payload)
-                )
-            )
+            try:
+                self._publishing_connection().execute(notify)
+            except psycopg.OperationalError as failure:
+                if unavailable(failure) is None:
+                    raise
+                self._close_publisher()
+                self._publishing_connection().execute(notify)
+
+    def _publishing_connection(self) -> psycopg.Connection[Any]:
+        if self._publisher is None or self._publisher.closed:
+            self._publisher = psycopg.connect(self._conninfo, autocommit=True)
+        return self._publisher
+
+    def _close_publisher(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
 
     def start(self) -> None:
         """Start listening."""
@@ -123,8 +139,7 @@ class PostgresLiveBus:
         self._stopping.set()
         self._thread.join(timeout=5)
         with self._publish_lock:
-            if self._publisher is not None:
-                self._publisher.close()
+            self._close_publisher()
 
     def _listen_forever(self) -> None:
         while not self._stopping.is_set():
@@ -134,6 +149,7 @@ class PostgresLiveBus:
                     while not self._stopping.is_set():
                         for notice in conn.notifies(timeout=0.5):
                             self.hub.fan_out(json.loads(notice.payload))
-            except psycopg.Error:
-                log.warning("live LISTEN connection lost; reconnecting", exc_info=True)
-                self._stopping.wait(1.0)
+            except Exception as failure:  # noqa: BLE001 - logged; the listener reconnects
+                then = f"reconnecting in {RECONNECT_S:g} s"
+                log_failure(log, failure, f"live LISTEN on {self._channel} interrupted", then)
+                self._stopping.wait(RECONNECT_S)

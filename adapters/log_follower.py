@@ -17,9 +17,11 @@ from eventsourcing.persistence import Tracking
 
 from adapters.batch_loop import BatchLoop, Lock
 from adapters.eventstore import RecorderEventStore, topic_of
+from adapters.outages import log_failure
 from domain.events import DomainEvent
 
 log = logging.getLogger(__name__)
+RECONNECT_S = 1.0  # how long a LISTEN connection that failed waits before connecting again
 
 
 class LogFollower:
@@ -100,9 +102,10 @@ class PostgresWakeUp:
         while not self._stopping.is_set():
             try:
                 self._listen()
-            except psycopg.Error:
-                log.warning("LISTEN connection lost; reconnecting", exc_info=True)
-                self._stopping.wait(1.0)
+            except Exception as failure:  # noqa: BLE001 - logged; the listener reconnects
+                then = f"reconnecting in {RECONNECT_S:g} s"
+                log_failure(log, failure, f"LISTEN on {self._channel} interrupted", then)
+                self._stopping.wait(RECONNECT_S)
 
     def _listen(self) -> None:
         with psycopg.connect(self._conninfo, autocommit=True) as conn:

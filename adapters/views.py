@@ -10,16 +10,19 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from adapters.outages import unavailable
 
 Row = tuple[Any, ...]
+POOL_TIMEOUT_S = 5.0  # a query waits this long for a connection, then fails (the database is down)
 
 
 class Tx(Protocol):
@@ -48,12 +51,29 @@ class ViewDatabase(Protocol):
         ...
 
     def try_lock(self, name: str) -> Any:
-        """A context manager yielding whether this process holds ``name``'s runner lock."""
+        """A context manager yielding a ``HeldLock``: whether this process holds ``name``'s
+        runner lock (and a check that it still does)."""
         ...
 
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+class HeldLock:
+    """Whether a runner lock was taken; ``verify`` raises once it is no longer held."""
+
+    def __init__(self, taken: bool, probe: Callable[[], object] | None = None) -> None:
+        self.taken = taken
+        self._probe = probe
+
+    def __bool__(self) -> bool:
+        return self.taken
+
+    def verify(self) -> None:
+        """Raise if the lock was lost (on PostgreSQL: its connection is gone)."""
+        if self.taken and self._probe is not None:
+            self._probe()
 
 
 class _SQLiteTx:
@@ -101,7 +121,7 @@ class SQLiteViews:
             return _SQLiteTx(cursor).execute(statement, params)
 
     @contextmanager
-    def try_lock(self, name: str) -> Iterator[bool]:
+    def try_lock(self, name: str) -> Iterator[HeldLock]:
         """An exclusive lock file per name (so a CLI command and a running engine never both
         run the same projection)."""
         self._locks.mkdir(exist_ok=True)
@@ -109,10 +129,10 @@ class SQLiteViews:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                yield False
+                yield HeldLock(taken=False)
                 return
             try:
-                yield True
+                yield HeldLock(taken=True)
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -134,7 +154,11 @@ class _PostgresTx:
 
 
 class PostgresViews:
-    """Read models in PostgreSQL, in the given schema."""
+    """Read models in PostgreSQL, in the given schema.
+
+    A pooled connection is checked as it is handed out, so that connections a database restart
+    cut are replaced instead of failing the next statement; while the database is down, a query
+    waits ``POOL_TIMEOUT_S`` for a connection and then raises ``PoolTimeout``."""
 
     dialect = "postgres"
 
@@ -143,7 +167,13 @@ class PostgresViews:
         self._lock_prefix = f"bitloot:{schema or 'public'}:"  # one engine per schema
         self._conninfo = conninfo
         self._pool = ConnectionPool(
-            conninfo, min_size=1, max_size=8, kwargs={"options": search_path}, open=True
+            conninfo,
+            min_size=1,
+            max_size=8,
+            kwargs={"options": search_path},
+            check=ConnectionPool.check_connection,
+            timeout=POOL_TIMEOUT_S,
+            open=True,
         )
 
     @contextmanager
@@ -153,24 +183,49 @@ class PostgresViews:
             yield _PostgresTx(cursor)
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
-        """Read in a short transaction."""
+        """Read in a short transaction; a read whose connection a database restart cut is
+        tried once more on a fresh one (reads are harmless to repeat)."""
+        try:
+            with self.transaction() as tx:
+                return tx.execute(statement, params)
+        except psycopg.OperationalError as failure:
+            if unavailable(failure) is None or isinstance(failure, PoolTimeout):
+                raise  # not a cut connection, or no connection to be had at all
         with self.transaction() as tx:
             return tx.execute(statement, params)
 
     @contextmanager
-    def try_lock(self, name: str) -> Iterator[bool]:
+    def try_lock(self, name: str) -> Iterator[HeldLock]:
         """Hold a session advisory lock named after ``name`` while the block runs, if free.
 
         The lock lives on a connection of its own, outside the pool: a long-held lock must not
-        take a connection that queries need. Closing it (or the process dying) releases it.
+        take a connection that queries need. Closing it (or the process dying) releases it, and
+        so does a database restart: ``verify`` then raises (the connection is gone).
         """
         key = sql.SQL("SELECT pg_try_advisory_lock(hashtext({}))").format(
             sql.Literal(self._lock_prefix + name)
         )
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
             row = conn.execute(key).fetchone()
-            yield bool(row and row[0])
+            yield HeldLock(taken=bool(row and row[0]), probe=lambda: conn.execute("SELECT 1"))
 
     def close(self) -> None:
         """Close the pool."""
         self._pool.close()
+
+
+@contextmanager
+def schema_lock(conninfo: str | None, schema: str | None) -> Iterator[None]:
+    """On PostgreSQL, one process of a deployment at a time creates or updates its tables (the
+    event store's, the tracking table, the read models'): processes starting together would
+    otherwise run the same DDL at once, which PostgreSQL refuses (``tuple concurrently
+    updated``). A no-op on SQLite, whose writers are serialised anyway."""
+    if conninfo is None:
+        yield
+        return
+    key = sql.SQL("SELECT pg_advisory_lock(hashtext({}))").format(
+        sql.Literal(f"bitloot:{schema or 'public'}:schema")
+    )
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(key)
+        yield  # closing the connection releases the lock

@@ -14,7 +14,9 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from entrypoints.sandboxes.faults import (
     NO_FAULTS,
@@ -25,6 +27,8 @@ from entrypoints.sandboxes.faults import (
 )
 
 MIN_JWT_SECRET_BYTES = 32
+APPLICATION_NAME = "bitloot"
+CONNECT_TIMEOUT_S = 5  # a PostgreSQL that does not answer a new connection in 5 s is down
 
 
 class ConfigError(Exception):
@@ -118,10 +122,18 @@ class Settings:
         return postgres_env(self.database_url, self.database_schema)
 
     def postgres_conninfo(self) -> str | None:
-        """A libpq connection string, when the store is PostgreSQL."""
+        """A libpq connection string, when the store is PostgreSQL: ``DATABASE_URL`` with the
+        engine's application name (see ``application_name``) and a connect timeout, unless the
+        URL sets them itself."""
         if not self.database_url or self.database_url.startswith("sqlite"):
             return None
-        return self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        url = self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        given = conninfo_to_dict(url)
+        defaults = {
+            "fallback_application_name": application_name(url, self.database_schema),
+            "connect_timeout": str(CONNECT_TIMEOUT_S),
+        }
+        return make_conninfo(url, **{k: v for k, v in defaults.items() if k not in given})
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -377,7 +389,24 @@ def postgres_env(url: str, schema: str | None) -> dict[str, str]:
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
         "POSTGRES_POOL_SIZE": "10",
         "POSTGRES_MAX_OVERFLOW": "10",
+        # a pooled connection a database restart cut is replaced before it is handed out, and
+        # a query waits 5 s (not 30) for a connection before the library tries again
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S),
+        # not a setting of the library: adapters.eventstore gives its connections this name
+        "POSTGRES_APPLICATION_NAME": application_name(url, schema),
     }
     if schema:
         env["POSTGRES_SCHEMA"] = schema
     return env
+
+
+def application_name(url: str, schema: str | None) -> str:
+    """The name every PostgreSQL connection of the engine shows in ``pg_stat_activity``:
+    ``application_name`` of ``DATABASE_URL`` if it sets one, else ``bitloot`` — or
+    ``bitloot:<schema>`` with a ``DATABASE_SCHEMA``, so that deployments sharing a database
+    are told apart (PGAPPNAME, when set, still wins)."""
+    given = parse_qs(urlsplit(url).query).get("application_name")
+    if given:
+        return given[0]
+    return f"{APPLICATION_NAME}:{schema}"[:63] if schema else APPLICATION_NAME

@@ -17,6 +17,7 @@ import msgspec
 
 from adapters.batch_loop import BatchLoop
 from adapters.eventstore import RecorderEventStore, topic_of
+from adapters.outages import log_failure, unavailable
 from adapters.views import Tx, ViewDatabase
 from domain.events import DomainEvent
 from projections.base import Change, Projection, table_name
@@ -238,8 +239,9 @@ class ProjectionRunner:
         for change in changes:
             try:
                 self._publish(change)
-            except Exception:  # live updates are best effort; the view itself is committed
-                log.warning("projection %s: live update not published", self.name, exc_info=True)
+            except Exception as failure:  # noqa: BLE001 - logged; live updates are best effort
+                what = f"projection {self.name}: live update not published"
+                log_failure(log, failure, what, "its subscribers miss it")
 
     def _apply_one_by_one(
         self, state: ProjectionState, table: str, batch: Sequence[tuple[Any, DomainEvent]]
@@ -302,13 +304,16 @@ class ProjectionRunner:
         self, tx: Tx, table: str, batch: Sequence[tuple[Any, DomainEvent]]
     ) -> list[Change]:
         """Apply a batch at once; a failure names the batch's first event (the runner then
-        goes event by event to find the one that fails)."""
+        goes event by event to find the one that fails). An outage of the database is no fault
+        of an event: it propagates as it is, and the loop tries the batch again."""
         if not batch:
             return []
         events = [(notification.id, event) for notification, event in batch]
         try:
             return self.projection.apply_batch(tx, table, events)
-        except Exception as cause:  # any failure of a handler stops the projection, named
+        except Exception as cause:  # any other failure of a handler stops the projection, named
+            if unavailable(cause) is not None:
+                raise
             raise ProjectionFailed(events[0][0], events[0][1], cause) from cause
 
     def _advance(

@@ -11,6 +11,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from adapters.outages import outage_text, unavailable
 from adapters.vault import VaultError
 from application.errors import (
     ApplicationError,
@@ -38,6 +39,8 @@ from projections.queries import BadQuery
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_S = 2  # what a 503 for an outage of the database or Redis asks the client to wait
+CLIENT_GONE = "client disconnected prematurely"  # Litestar's 500 when the body never arrives
 
 _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (OrderNotFound, 404, "Order not found"),
@@ -69,6 +72,12 @@ def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Resp
     """Litestar's own errors (404 route, 401, 405, 413, …) as problem details; a 5xx of its
     own is a fault of ours, answered like any other (see ``on_unexpected``)."""
     if error.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
+        if error.detail == CLIENT_GONE:
+            # A client that gave up (its timeout, during an outage) before its body arrived:
+            # no fault of ours, and nobody is left to read an answer.
+            log.warning("%s %s: the client hung up before sending its body; not answered",
+                        request.method, request.url.path)  # fmt: skip
+            return problem(400, "Bad Request", "the request body never arrived")
         return on_unexpected(request, error)
     extra: dict[str, Any] = {"instance": request.url.path}
     if isinstance(error, ValidationException) and error.extra:
@@ -110,9 +119,30 @@ def on_domain_error(request: Request[Any, Any, Any], error: Exception) -> Respon
     return on_unexpected(request, error)
 
 
+def on_unavailable(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    """The database or Redis is unreachable (a restart, an outage): one WARNING line, and a
+    503 the client may send again after ``Retry-After`` seconds."""
+    service = unavailable(error) or "service"
+    log.warning(
+        "%s %s answered 503: %s; the client may retry in %d s",
+        request.method, request.url.path, outage_text(error), RETRY_AFTER_S,
+    )  # fmt: skip
+    response = problem(
+        503,
+        "Service unavailable",
+        f"the {service} is unavailable for a moment; try again",
+        instance=request.url.path,
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     """Anything else: logged with its trace under a request id, answered with that id and
-    nothing of the exception's own text."""
+    nothing of the exception's own text (an outage of the database or Redis is expected:
+    ``on_unavailable``)."""
+    if unavailable(error) is not None:
+        return on_unavailable(request, error)
     request_id = uuid4().hex
     log.error(
         "unhandled error on %s %s (request %s)",

@@ -1,0 +1,109 @@
+"""On a real PostgreSQL: every connection of the engine carries its application name, and a
+runner whose lock connection is terminated (as by a database restart) notices that it no longer
+holds the lock, says so in one WARNING line, and takes the lock again."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from adapters import batch_loop
+from adapters.batch_loop import BatchLoop
+from adapters.eventstore import RecorderEventStore, open_event_store
+from adapters.outages import unavailable
+from adapters.views import PostgresViews
+from entrypoints.settings import Settings, load_settings
+from tests.conftest import POSTGRES_URL
+
+
+@pytest.fixture
+def settings(pg_schema: str, tmp_path: Path) -> Settings:
+    return load_settings(
+        {"VAR_DIR": str(tmp_path), "DATABASE_URL": POSTGRES_URL, "DATABASE_SCHEMA": pg_schema}
+    )
+
+
+@pytest.fixture
+def views(settings: Settings, pg_schema: str) -> Iterator[PostgresViews]:
+    conninfo = settings.postgres_conninfo()
+    assert conninfo is not None
+    opened = PostgresViews(conninfo, pg_schema)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[RecorderEventStore]:
+    opened = open_event_store(settings.eventsourcing_env())
+    yield opened
+    opened.close()
+
+
+def _backends(name: str) -> list[tuple[int, str]]:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid, backend_type FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = %s",
+            (name,),
+        ).fetchall()
+    return [(int(pid), str(kind)) for pid, kind in rows]
+
+
+def _terminate(name: str) -> int:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        return len(
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = %s",
+                (name,),
+            ).fetchall()
+        )
+
+
+def test_the_engine_names_its_connections(
+    store: RecorderEventStore, views: PostgresViews, pg_schema: str
+) -> None:
+    """The event store's pool, the read models' pool and a runner's lock all show up as
+    ``bitloot:<schema>`` in pg_stat_activity (operators and the restart tests find them so)."""
+    store.head()
+    views.query("SELECT 1")
+    with views.try_lock("projection:orders") as held:
+        assert held
+        assert len(_backends(f"bitloot:{pg_schema}")) >= 3
+
+
+def test_a_terminated_lock_connection_is_noticed_and_the_lock_taken_again(
+    views: PostgresViews, pg_schema: str, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(batch_loop, "CHECK_LOCK_EVERY_S", 0.1)
+    monkeypatch.setattr(batch_loop, "STAND_BY_S", 0.1)
+    monkeypatch.setattr(batch_loop, "PAUSE_AFTER_FAILURE_S", 0.1)
+    with views.try_lock("x") as held:
+        _terminate(f"bitloot:{pg_schema}")
+        with pytest.raises(psycopg.OperationalError) as lost:
+            held.verify()
+        assert unavailable(lost.value) == "database"
+
+    loop = BatchLoop("sweeper", lambda: 0, batch_size=1, poll_interval=0.05, lock=views.try_lock)
+    loop.start()
+    try:
+        time.sleep(0.5)
+        assert _terminate(f"bitloot:{pg_schema}") >= 1
+        deadline = time.monotonic() + 5
+        while not any("lost its lock" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # stand by, then take the lock again on a new connection
+        with views.try_lock("sweeper") as other:
+            assert not other, "the loop holds its lock again"
+    finally:
+        loop.stop()
+    lines = [r for r in caplog.records if r.name == "adapters.batch_loop"]
+    assert lines
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
