@@ -35,7 +35,7 @@ from adapters.rate_limit import RateLimiter
 from adapters.revocations import MemoryRevocations, RedisRevocations
 from adapters.s3_vault import S3Vault
 from adapters.vault import FileVault
-from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
+from adapters.views import PostgresViews, SQLiteViews, ViewDatabase, schema_lock
 from application.catalog import Catalog, Reconciler
 from application.customers import CustomerData
 from application.fulfillment import Fulfillment, RetryPolicy
@@ -72,7 +72,9 @@ class Engine:
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
-        self.store: RecorderEventStore = open_event_store(settings.eventsourcing_env())
+        with schema_lock(settings.postgres_conninfo(), settings.database_schema):
+            self.store: RecorderEventStore = open_event_store(settings.eventsourcing_env())
+            self.store.tracking_recorder()  # its table too, while this process has the lock
         self.vault = open_vault(settings)
         self._kinguin_http = httpx.Client(
             base_url=settings.kinguin_url,
@@ -162,8 +164,9 @@ class Engine:
             p.name: ProjectionRunner(self.store, self.views, p, publish=self.live_bus.publish)
             for p in all_projections()
         }
-        for runner in self.projections.values():
-            runner.ensure()
+        with schema_lock(conninfo, settings.database_schema):
+            for runner in self.projections.values():
+                runner.ensure()
         self.sweeper = Sweeper(self.read_models, dispatcher, clock, settings.stuck_order_after_s)
         self._background: list[Startable] = []
 

@@ -1,10 +1,12 @@
-"""On a real PostgreSQL: every connection of the engine carries its application name, and a
-runner whose lock connection is terminated (as by a database restart) notices that it no longer
-holds the lock, says so in one WARNING line, and takes the lock again."""
+"""On a real PostgreSQL: every connection of the engine carries its application name; a runner
+whose lock connection is terminated (as by a database restart) notices that it no longer holds
+the lock, says so in one WARNING line, and takes the lock again; processes starting together
+create the schema one at a time."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from adapters import batch_loop
 from adapters.batch_loop import BatchLoop
 from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.outages import unavailable
-from adapters.views import PostgresViews
+from adapters.views import PostgresViews, schema_lock
 from entrypoints.settings import Settings, load_settings
 from tests.conftest import POSTGRES_URL
 
@@ -107,3 +109,33 @@ def test_a_terminated_lock_connection_is_noticed_and_the_lock_taken_again(
     lines = [r for r in caplog.records if r.name == "adapters.batch_loop"]
     assert lines
     assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
+
+
+def test_processes_starting_together_create_the_schema_one_at_a_time(
+    settings: Settings, pg_schema: str
+) -> None:
+    """Workers starting at once on a new schema each create the event store's tables (its
+    ``CREATE OR REPLACE FUNCTION`` among them), which PostgreSQL refuses to run concurrently
+    ("tuple concurrently updated"): under the schema lock every one of them starts."""
+    conninfo = settings.postgres_conninfo()
+    failures: list[BaseException] = []
+    stores: list[RecorderEventStore] = []
+
+    def start() -> None:
+        try:
+            with schema_lock(conninfo, pg_schema):
+                store = open_event_store(settings.eventsourcing_env())
+                store.tracking_recorder()
+            stores.append(store)
+        except Exception as failure:  # noqa: BLE001 - collected for the assertion
+            failures.append(failure)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    assert failures == []
+    assert len(stores) == 6
