@@ -109,6 +109,20 @@ def embedded_engine(tmp_path: Path, **settings: str) -> Iterator[RunningEngine]:
         stop_processes([process])
 
 
+def distributed_env(request: pytest.FixtureRequest, bucket: str) -> dict[str, str]:
+    """The settings of the PostgreSQL + Redis wiring: the test's schema, the e2e Redis database
+    and a bucket of the test's S3 server."""
+    return {
+        "DATABASE_URL": POSTGRES_URL,
+        "DATABASE_SCHEMA": request.getfixturevalue("pg_schema"),
+        "REDIS_URL": E2E_REDIS_URL,
+        "R2_ENDPOINT": request.getfixturevalue("s3_endpoint"),
+        "R2_BUCKET": bucket,
+        "R2_ACCESS_KEY_ID": "test",
+        "R2_SECRET_ACCESS_KEY": "test-secret",
+    }
+
+
 @pytest.fixture(params=["sqlite+in-process", "postgresql+redis"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningEngine]:
     """A running engine on the embedded default, or on PostgreSQL + Redis with a worker process."""
@@ -124,15 +138,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningEn
     serve = [BITLOOT, "serve"]
     if request.param == "postgresql+redis":
         clear_redis()
-        env |= {
-            "DATABASE_URL": POSTGRES_URL,
-            "DATABASE_SCHEMA": request.getfixturevalue("pg_schema"),
-            "REDIS_URL": E2E_REDIS_URL,
-            "R2_ENDPOINT": request.getfixturevalue("s3_endpoint"),
-            "R2_BUCKET": f"e2e-{port}",
-            "R2_ACCESS_KEY_ID": "test",
-            "R2_SECRET_ACCESS_KEY": "test-secret",
-        }
+        env |= distributed_env(request, f"e2e-{port}")
         serve.append("--no-worker")
     processes = [start_process(serve, env, logs[0])]
     url = f"http://127.0.0.1:{port}"

@@ -22,12 +22,11 @@ import httpx
 import pytest
 
 from entrypoints.http.auth import mint_token
-from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import (
     BITLOOT,
-    E2E_REDIS_URL,
     JWT_SECRET,
     clear_redis,
+    distributed_env,
     sandbox_admin,
     start_process,
     stop_processes,
@@ -85,15 +84,7 @@ def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
     }
     if request.param == "postgresql+redis":
         clear_redis()
-        env |= {
-            "DATABASE_URL": POSTGRES_URL,
-            "DATABASE_SCHEMA": request.getfixturevalue("pg_schema"),
-            "REDIS_URL": E2E_REDIS_URL,
-            "R2_ENDPOINT": request.getfixturevalue("s3_endpoint"),
-            "R2_BUCKET": f"crash-{port}",
-            "R2_ACCESS_KEY_ID": "test",
-            "R2_SECRET_ACCESS_KEY": "test-secret",
-        }
+        env |= distributed_env(request, f"crash-{port}")
     running = Shop(tmp_path, env, f"http://127.0.0.1:{port}")
     running.start()
     yield running
