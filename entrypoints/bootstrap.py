@@ -7,6 +7,7 @@ The HTTP app, the worker and the CLI all start here; nothing connects anywhere b
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,6 +32,7 @@ from adapters.log_follower import LogFollower, PostgresWakeUp
 from adapters.mail import OutboxMailer, ResendMailer
 from adapters.metrics import Counters
 from adapters.nowpayments import NowPaymentsClient
+from adapters.outages import log_failure, unavailable
 from adapters.rate_limit import RateLimiter
 from adapters.revocations import MemoryRevocations, RedisRevocations
 from adapters.s3_vault import S3Vault
@@ -57,6 +59,8 @@ from projections.runner import ProjectionRunner
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 RECONCILE_POLL_S = 1.0  # how often the reconciliation loop asks whether a sync is due
+STARTUP_WAIT_S = 60.0  # how long a starting process waits for PostgreSQL or Redis
+STARTUP_RETRY_S = 1.0
 
 
 class SystemClock:
@@ -303,5 +307,15 @@ def open_views(settings: Settings) -> ViewDatabase:
 
 
 def bootstrap(settings: Settings, clock: Clock | None = None) -> Engine:
-    """Build the engine for these settings."""
-    return Engine(settings, clock or SystemClock())
+    """Build the engine for these settings; while PostgreSQL or Redis is not there yet (a
+    process starting with, or during a restart of, its services), wait for it, one WARNING line
+    a try, for up to STARTUP_WAIT_S, then let the outage through."""
+    deadline = time.monotonic() + STARTUP_WAIT_S
+    while True:
+        try:
+            return Engine(settings, clock or SystemClock())
+        except Exception as failure:
+            if unavailable(failure) is None or time.monotonic() >= deadline:
+                raise
+            log_failure(log, failure, "engine start-up", f"retrying in {STARTUP_RETRY_S:g} s")
+            time.sleep(STARTUP_RETRY_S)

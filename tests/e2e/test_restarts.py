@@ -31,9 +31,8 @@ import pytest
 
 from entrypoints.http.auth import mint_token
 from tests.conftest import POSTGRES_URL
-from tests.e2e import test_chaos
+from tests.e2e.cluster import Cluster, RedisServer, check, place_paid_orders
 from tests.e2e.conftest import JWT_SECRET
-from tests.e2e.test_chaos import Cluster, RedisServer, check, place_paid_orders
 from tests.support import free_port
 
 ORDERS = 60  # enough to keep every part busy across the outages, few enough to stay quick
@@ -43,11 +42,10 @@ REDIS_DOWN_S = 4.0  # how long Redis stays away
 
 
 @pytest.fixture
-def redis_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisServer]:
-    """A Redis of the test's own (nothing shared with other tests), and ORDERS orders a run."""
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis of the test's own (nothing shared with other tests)."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server binary not installed")
-    monkeypatch.setattr(test_chaos, "ORDERS", ORDERS)
     server = RedisServer(free_port())
     yield server
     server.stop()
@@ -83,7 +81,7 @@ def test_database_connections_dropped_mid_run(
     cluster = Cluster(tmp_path, pg_schema, redis_server.url)
     try:
         placing = ThreadPoolExecutor(max_workers=1)
-        placed = placing.submit(place_paid_orders, cluster.url)
+        placed = placing.submit(place_paid_orders, cluster.url, ORDERS)
         killed = []
         for _ in range(RESTARTS):
             time.sleep(1.5)
@@ -168,17 +166,16 @@ def _close(sock: socket.socket) -> None:
 
 
 def test_database_stopped_for_seconds_mid_run(
-    tmp_path: Path, pg_schema: str, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pg_schema: str, redis_server: RedisServer
 ) -> None:
     """PostgreSQL away for DATABASE_DOWN_S seconds while paid orders are being bought and
     delivered: the actors, loops and listeners wait it out, and a read-model request that cannot
     get a connection meanwhile answers 503."""
     proxy = PostgresProxy(POSTGRES_URL)
-    monkeypatch.setattr(test_chaos, "POSTGRES_URL", proxy.url)
-    cluster = Cluster(tmp_path, pg_schema, redis_server.url)
+    cluster = Cluster(tmp_path, pg_schema, redis_server.url, database_url=proxy.url)
     admin = {"Authorization": f"Bearer {mint_token(JWT_SECRET, 'restarts-admin', 'admin')}"}
     try:
-        orders = place_paid_orders(cluster.url)
+        orders = place_paid_orders(cluster.url, ORDERS)
         proxy.down()
         cut = time.monotonic()
         try:
@@ -205,7 +202,7 @@ def test_redis_restarted_empty_without_a_traceback(
     cluster = Cluster(tmp_path, pg_schema, redis_server.url)
     try:
         placing = ThreadPoolExecutor(max_workers=1)
-        placed = placing.submit(place_paid_orders, cluster.url)
+        placed = placing.submit(place_paid_orders, cluster.url, ORDERS)
         time.sleep(2)
         redis_server.stop()
         time.sleep(REDIS_DOWN_S)

@@ -38,7 +38,9 @@ from adapters.views import HeldLock, SQLiteViews, Tx
 from application.errors import ConcurrencyConflict
 from domain import order as rules
 from domain.events import DomainEvent, LineItem
+from entrypoints import bootstrap as composition
 from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.settings import load_settings
 from projections.base import Projection
 from projections.orders import OrdersProjection
 from projections.runner import ProjectionRunner
@@ -439,3 +441,49 @@ def test_a_client_hanging_up_before_its_body_arrives_is_one_warning(
     assert line.getMessage() == (
         "POST /echo: the client hung up before sending its body; not answered"
     )
+
+
+_BUILT = object()  # what the stand-in engine class builds
+
+
+class _EngineAfterOutages:
+    """An engine class whose first ``outages`` constructions find the database away."""
+
+    built = 0
+
+    def __init__(self, outages: int) -> None:
+        self.outages = outages
+
+    def __call__(self, *_args: object) -> Any:
+        type(self).built += 1
+        if type(self).built <= self.outages:
+            raise persistence.OperationalError("connection refused") from psycopg.OperationalError(
+                "connection failed: Connection refused"
+            )
+        return _BUILT
+
+
+def test_a_process_starting_before_its_database_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    _EngineAfterOutages.built = 0
+    monkeypatch.setattr(composition, "Engine", _EngineAfterOutages(2))
+    monkeypatch.setattr(composition, "STARTUP_RETRY_S", 0.0)
+    with caplog.at_level(logging.WARNING):
+        engine = composition.bootstrap(load_settings({"VAR_DIR": str(tmp_path)}))
+    assert engine is _BUILT
+    assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
+    assert "engine start-up, database unavailable" in caplog.records[0].getMessage()
+    assert caplog.records[0].exc_info is None
+
+
+def test_a_process_whose_database_stays_away_gives_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _EngineAfterOutages.built = 0
+    monkeypatch.setattr(composition, "Engine", _EngineAfterOutages(10))
+    monkeypatch.setattr(composition, "STARTUP_RETRY_S", 0.0)
+    monkeypatch.setattr(composition, "STARTUP_WAIT_S", 0.0)
+    with pytest.raises(persistence.OperationalError):
+        composition.bootstrap(load_settings({"VAR_DIR": str(tmp_path)}))
+    assert _EngineAfterOutages.built == 1

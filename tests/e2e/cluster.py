@@ -1,0 +1,225 @@
+"""A PostgreSQL + Redis cluster of engine processes — one API process and two workers — over a
+hostile Kinguin sandbox, the paid orders the chaos and restart tests push through it, and the
+audit that every order converged exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from entrypoints.http.auth import mint_token
+from tests.conftest import POSTGRES_URL
+from tests.e2e.conftest import (
+    BITLOOT,
+    JWT_SECRET,
+    sandbox_admin,
+    start_process,
+    stop_processes,
+    wait_healthy,
+)
+from tests.support import free_port
+
+OUT_OF_STOCK = "00000000000000000000dead"
+IN_STOCK = "5c9b5f6b2539a4e8f172916a"
+FAULTS = (
+    '{"error_rate": 0.3, "duplicate_webhooks": true, "reorder_webhooks": true, '
+    f'"drop_webhook_rate": 0.2, "out_of_stock": ["{OUT_OF_STOCK}"]}}'
+)
+TERMINAL = {"fulfilled", "fulfillment_failed", "payment_failed", "underpaid"}
+
+
+class Cluster:
+    """One API process (process manager, projections, sweeper) and two worker processes."""
+
+    def __init__(
+        self, tmp_path: Path, schema: str, redis_url: str, database_url: str = POSTGRES_URL
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp = tmp_path
+        self.env = {
+            **os.environ,
+            "VAR_DIR": str(tmp_path / "var"),
+            "PORT": str(self.port),
+            "JWT_SECRET": JWT_SECRET,
+            "DATABASE_URL": database_url,
+            "DATABASE_SCHEMA": schema,
+            "REDIS_URL": redis_url,
+            "KINGUIN_SANDBOX_DELAY": "0.2",
+            "KINGUIN_SANDBOX_FAULTS": FAULTS,
+            "STUCK_ORDER_AFTER_S": "3",
+            "FULFILLMENT_ATTEMPTS": "40",  # 30% of calls fail: a budget no order exhausts
+            "RETRY_BACKOFF_MAX_S": "2",
+        }
+        self.api = start_process([BITLOOT, "serve", "--no-worker"], self.env, tmp_path / "api.log")
+        wait_healthy(self.url, self.api, tmp_path / "api.log")
+        self.workers = [self.start_worker(i) for i in range(2)]
+
+    def start_worker(self, index: int) -> subprocess.Popen[bytes]:
+        log = self.tmp / f"worker-{index}-{time.monotonic_ns()}.log"
+        return start_process([BITLOOT, "worker", "--threads", "4"], self.env, log)
+
+    def kill_worker(self, index: int) -> None:
+        self.workers[index].send_signal(signal.SIGKILL)
+        self.workers[index].wait()
+        self.workers[index] = self.start_worker(index)
+
+    def stop(self) -> None:
+        stop_processes([*self.workers, self.api])
+
+
+def place_paid_orders(url: str, count: int) -> list[tuple[str, int]]:
+    """Place and pay ``count`` orders (every tenth is out of stock); return (id, quantity)."""
+
+    def one(i: int) -> tuple[str, int]:
+        product = OUT_OF_STOCK if i % 10 == 0 else IN_STOCK
+        quantity = 1 + i % 3
+        token = mint_token(JWT_SECRET, f"chaos-{i % 7}", "user")
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as c:
+            placed = c.post("/orders", json={
+                "email": "c@example.com", "currency": "eur",
+                "items": [{"product_id": product, "quantity": quantity}],
+            })  # fmt: skip
+            assert placed.status_code == 201, placed.text
+            order = placed.json()
+            payment = c.post("/payments/create", json={"order_id": order["id"]}).json()
+            c.post(
+                f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
+                json={"status": "finished"},
+                headers=sandbox_admin(),
+            )
+        return order["id"], quantity
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def await_all(url: str, orders: list[tuple[str, int]], timeout: float = 240) -> dict[str, str]:
+    admin = {"Authorization": f"Bearer {mint_token(JWT_SECRET, 'chaos-admin', 'admin')}"}
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=url, headers=admin, timeout=30) as c:
+        while True:
+            statuses = {o: c.get(f"/fulfillment/{o}/status").json()["status"] for o, _ in orders}
+            if all(s in TERMINAL for s in statuses.values()) or time.monotonic() > deadline:
+                return statuses
+            time.sleep(1.0)
+
+
+def audit(
+    cluster: Cluster, orders: list[tuple[str, int]], statuses: dict[str, str]
+) -> Counter[str]:
+    """Check every order's history and the supplier's purchases; count what was seen."""
+    admin = {"Authorization": f"Bearer {mint_token(JWT_SECRET, 'chaos-admin', 'admin')}"}
+    counts: Counter[str] = Counter()
+    secrets = json.loads((Path(cluster.env["VAR_DIR"]) / "secrets.json").read_text())
+    kinguin = {"X-Api-Key": secrets["KINGUIN_API_KEY"]}
+    with httpx.Client(base_url=cluster.url, headers=admin, timeout=30) as c:
+        for order_id, quantity in orders:
+            history: list[dict[str, Any]] = c.get(f"/orders/{order_id}/history").json()
+            types = Counter(e["type"] for e in history)
+            keys = [e["data"]["key_id"] for e in history if e["type"] == "KeyDelivered"]
+            assert [e["version"] for e in history] == list(range(1, len(history) + 1))
+            assert types["OrderPaid"] == 1, order_id
+            assert len(keys) == len(set(keys)), f"{order_id}: a key delivered twice"
+            purchases = _purchases(c, order_id, kinguin)
+            counts["kinguin purchases"] += purchases
+            counts[f"status {statuses[order_id]}"] += 1
+            counts["KeyDelivered"] += len(keys)
+            counts["webhooks recorded"] += types["WebhookReceived"]
+            if statuses[order_id] == "fulfilled":
+                assert purchases == 1, f"{order_id}: bought {purchases} times"
+                assert len(keys) == quantity
+                assert types["OrderFulfilled"] == 1
+            else:
+                assert purchases == 0
+                assert "ProductUnavailable" in (
+                    c.get(f"/orders/{order_id}").json()["failure_reason"] or ""
+                )
+    return counts
+
+
+def _purchases(client: httpx.Client, order_id: str, kinguin: dict[str, str]) -> int:
+    """How many Kinguin orders carry this order's id (faults may answer 5xx: ask again)."""
+    for _ in range(20):
+        answer = client.get(
+            "/sandbox/kinguin/v1/order", params={"orderExternalId": order_id}, headers=kinguin
+        )
+        if answer.status_code == 200:
+            count: int = answer.json()["item_count"]
+            return count
+    raise AssertionError("the Kinguin sandbox never answered the search")
+
+
+def check(cluster: Cluster, orders: list[tuple[str, int]]) -> Counter[str]:
+    statuses = await_all(cluster.url, orders)
+    counts = audit(cluster, orders, statuses)
+    print(f"\nchaos counts: {dict(sorted(counts.items()))}")  # noqa: T201 - the test reports its counts
+    out_of_stock = (len(orders) + 9) // 10  # orders 0, 10, 20, …
+    assert counts["status fulfilled"] == len(orders) - out_of_stock
+    assert counts["status fulfillment_failed"] == out_of_stock
+    assert counts["kinguin purchases"] == counts["status fulfilled"]
+    return counts
+
+
+class RedisServer:
+    """A Redis of the test's own, that keeps nothing on disk, so a restart empties it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._process = self.start_process()
+
+    def start_process(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(  # noqa: S603
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(self.url).ping()
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            else:
+                return process
+
+    def restart(self) -> None:
+        self.stop()
+        self._process = self.start_process()
+
+    def stop(self) -> None:
+        self._process.send_signal(signal.SIGKILL)
+        self._process.wait()
+
+
+def clear_redis(url: str) -> None:
+    """Remove the engine's keys from a shared Redis."""
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter("bitloot*"):
+        client.delete(key)
+    client.close()
