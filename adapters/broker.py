@@ -40,6 +40,15 @@ MAX_RETRIES = 12
 MAX_BACKOFF_MS = 60_000
 GAVE_UP = "gave_up"
 GAVE_UP_RETRIES = 20  # Dramatiq's default
+# How long one run of an actor may take before Dramatiq interrupts it (and retries it): a run
+# makes a few supplier or vault calls of at most 10 s each; recording a give-up is one save.
+TIME_LIMIT_MS = {
+    "reserve": 120_000,
+    "deliver": 120_000,
+    "notify": 60_000,
+    "refresh_product": 60_000,
+}
+GAVE_UP_TIME_LIMIT_MS = 30_000
 
 
 def make_broker(redis_url: str | None, namespace: str = "bitloot") -> dramatiq.Broker:
@@ -52,9 +61,7 @@ def make_broker(redis_url: str | None, namespace: str = "bitloot") -> dramatiq.B
         return _RedisBroker(  # type: ignore[no-untyped-call]
             url=redis_url, namespace=namespace, middleware=middleware
         )
-    broker = StubBroker(middleware=middleware)
-    broker.emit_after("process_boot")
-    return broker
+    return StubBroker(middleware=middleware)
 
 
 class _RedisBroker(RedisBroker):
@@ -144,6 +151,7 @@ def declare_actors(
         max_retries=GAVE_UP_RETRIES,
         min_backoff=DEFAULT_MIN_BACKOFF,
         max_backoff=DEFAULT_MAX_BACKOFF,
+        time_limit=GAVE_UP_TIME_LIMIT_MS,
     )
     declare(
         _outages_retried(
@@ -180,6 +188,7 @@ def _actor(
         max_retries=max_retries,
         min_backoff=min_backoff_ms,  # doubles per retry, with jitter
         max_backoff=MAX_BACKOFF_MS,
+        time_limit=TIME_LIMIT_MS[name],
         on_retry_exhausted=GAVE_UP if give_up else None,
     )
     subject = "product" if name == "refresh_product" else "order"
@@ -278,7 +287,9 @@ class BackgroundWorker:
                 consumer.addFilter(OutagesAsWarnings())
 
     def start(self) -> None:
-        """Start consuming."""
+        """Boot the broker's middleware (as Dramatiq's own command does: the time limits are
+        enforced from then on), then start consuming."""
+        self._worker.broker.emit_after("process_boot")
         self._worker.start()
 
     def stop(self) -> None:

@@ -7,6 +7,9 @@ import threading
 import time
 from uuid import UUID, uuid4
 
+import pytest
+
+from adapters import broker as broker_module
 from adapters.broker import BackgroundWorker, DramatiqDispatcher, declare_actors, make_broker
 from domain.errors import OrderNotFound
 from tests.conftest import REDIS_URL
@@ -90,6 +93,36 @@ def test_exhausted_retries_are_recorded_not_dropped(redis_namespace: str) -> Non
         DramatiqDispatcher(actors).reserve(order)
         assert done.wait(15)
         assert gave_up == [(order, "reserve gave up after 2 retries")]
+    finally:
+        worker.stop()
+        broker.close()
+
+
+def test_a_run_over_its_time_limit_is_interrupted_and_retried(
+    redis_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deliver stuck in a call is stopped at its actor's time limit and tried again."""
+    monkeypatch.setitem(broker_module.TIME_LIMIT_MS, "deliver", 300)
+    runs: list[str] = []
+    done = threading.Event()
+
+    def deliver(_order_id: UUID) -> None:
+        runs.append("started")
+        if len(runs) == 1:
+            for _ in range(100):  # a call that hangs (in steps, so the interrupt can land)
+                time.sleep(0.05)
+            runs.append("ran to the end")
+        done.set()
+
+    broker = make_broker(REDIS_URL, namespace=redis_namespace)
+    actors = declare_actors(broker, print, deliver, print, print, refresh_product=print)
+    assert all(broker.get_actor(name).options.get("time_limit") for name in broker.actors)
+    worker = BackgroundWorker(broker, threads=1)
+    worker.start()
+    try:
+        DramatiqDispatcher(actors).deliver(uuid4())
+        assert done.wait(10)
+        assert runs == ["started", "started"]
     finally:
         worker.stop()
         broker.close()
