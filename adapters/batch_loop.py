@@ -6,14 +6,14 @@ this process holds it, standing by otherwise (one worker per job across processe
 An outage of the database or Redis (``adapters.outages``) is expected: the failed batch, the
 lock that could not be taken and the lock that was lost are each one WARNING line saying when
 the loop tries again; anything else keeps its traceback. A lock whose connection died (a
-database restart) is no longer held, so the loop checks it every few seconds and after every
-failed batch, and stands by as soon as it is gone rather than working beside its successor."""
+database restart, ``pg_terminate_backend``) is no longer held, so the loop makes sure it still
+holds its lock before every batch (one round trip on the lock's own connection) and stands by as
+soon as it is gone rather than working beside its successor."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 STAND_BY_S = 2.0  # how often a process without the lock asks for it again
 PAUSE_AFTER_FAILURE_S = 1.0
-CHECK_LOCK_EVERY_S = 2.0  # how often a running loop makes sure it still holds its lock
 
 
 class Held(Protocol):
@@ -93,19 +92,15 @@ class BatchLoop:
             self._stopping.wait(STAND_BY_S)
 
     def _loop(self, held: Held | None) -> None:
-        checked = time.monotonic()
         while not self._stopping.is_set():
+            if held is not None and not self._still_held(held):
+                return
             try:
                 handled = self._step()
             except Exception as failure:  # noqa: BLE001 - logged; the loop outlives a bad batch
                 self._failed("batch failed", failure, f"retrying in {PAUSE_AFTER_FAILURE_S:g} s")
                 handled = 0
-                checked = 0.0  # an outage may have taken the lock's connection too
                 self._stopping.wait(PAUSE_AFTER_FAILURE_S)
-            if held is not None and time.monotonic() - checked >= CHECK_LOCK_EVERY_S:
-                if not self._still_held(held):
-                    return
-                checked = time.monotonic()
             if handled < self._batch_size:
                 self._wake.wait(self._poll_interval)
                 self._wake.clear()

@@ -1,6 +1,7 @@
 """On a real PostgreSQL: every connection of the engine carries its application name; a runner
 whose lock connection is terminated (as by a database restart) notices that it no longer holds
-the lock, says so in one WARNING line, and takes the lock again; processes starting together
+the lock, says so in one WARNING line, and takes the lock again; of two runners of one job only
+one works, before and after the holder's lock connection is killed; processes starting together
 create the schema one at a time."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -83,7 +84,6 @@ def test_a_terminated_lock_connection_is_noticed_and_the_lock_taken_again(
     views: PostgresViews, pg_schema: str, caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(batch_loop, "CHECK_LOCK_EVERY_S", 0.1)
     monkeypatch.setattr(batch_loop, "STAND_BY_S", 0.1)
     monkeypatch.setattr(batch_loop, "PAUSE_AFTER_FAILURE_S", 0.1)
     with views.try_lock("x") as held:
@@ -109,6 +109,52 @@ def test_a_terminated_lock_connection_is_noticed_and_the_lock_taken_again(
     lines = [r for r in caplog.records if r.name == "adapters.batch_loop"]
     assert lines
     assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
+
+
+def test_after_its_lock_connection_is_killed_only_one_runner_works(
+    views: PostgresViews, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runners of one job (as in two processes), each with its own lock connection: the one
+    holding the lock works, the other stands by. Its lock connection killed, the first stops
+    before its next batch; the second takes over, and from then on only the second works."""
+    monkeypatch.setattr(batch_loop, "STAND_BY_S", 0.1)
+    batches: list[tuple[str, float]] = []
+
+    def runner(name: str) -> BatchLoop:
+        def step() -> int:
+            batches.append((name, time.monotonic()))
+            time.sleep(0.01)
+            return 0
+
+        return BatchLoop("projection:orders", step, batch_size=1, poll_interval=0.01,
+                         lock=views.try_lock)  # fmt: skip
+
+    first = runner("first")
+    first.start()
+    _eventually(lambda: any(n == "first" for n, _ in batches))
+    second = runner("second")
+    second.start()
+    try:
+        time.sleep(0.5)
+        assert {n for n, _ in batches} == {"first"}, "one holder while the lock holds"
+        killed_at = time.monotonic()
+        assert _terminate(f"bitloot:{pg_schema}") >= 1
+        _eventually(lambda: any(n == "second" for n, _ in batches))
+        time.sleep(1.0)
+    finally:
+        second.stop()
+        first.stop()
+    took_over = min(t for n, t in batches if n == "second")
+    after = [n for n, t in batches if t >= took_over]
+    assert set(after) == {"second"}, "the first runner worked beside its successor"
+    assert [t for n, t in batches if n == "first" and t > killed_at + 0.1] == []
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 def test_processes_starting_together_create_the_schema_one_at_a_time(

@@ -137,7 +137,6 @@ def test_a_library_record_about_an_outage_becomes_a_warning() -> None:
 def quick_loops(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batch_loop, "STAND_BY_S", 0.05)
     monkeypatch.setattr(batch_loop, "PAUSE_AFTER_FAILURE_S", 0.05)
-    monkeypatch.setattr(batch_loop, "CHECK_LOCK_EVERY_S", 0.05)
 
 
 def _until(condition: Any, timeout: float = 5.0) -> None:
