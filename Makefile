@@ -4,7 +4,9 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test lint demo worker install services clean
+LOCK    := requirements-dev.lock
+
+.PHONY: run test lint demo worker install services clean lock
 
 run: $(STAMP)           ## start the engine (embedded default unless DATABASE_URL/REDIS_URL are set)
 	$(BIN)/bitloot serve
@@ -25,10 +27,16 @@ worker: $(STAMP)        ## a Dramatiq worker process (needs REDIS_URL)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The locked versions, checked against their hashes, then the project itself (its own
+# dependencies are already there: --no-deps).
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
+
+lock:                   ## re-resolve requirements.lock and requirements-dev.lock from pyproject.toml
+	bash scripts/lock.sh
 
 services:
 	bash scripts/ensure-services.sh

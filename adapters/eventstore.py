@@ -27,6 +27,7 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment, get_topic, resolve_topic
 
+from adapters.tracing import with_trace
 from application.errors import ConcurrencyConflict
 from domain.events import DomainEvent
 
@@ -37,7 +38,8 @@ INSERT_RETRY_WAIT_S = 0.2
 
 
 class MsgspecMapper:
-    """Converts domain events to stored events and back, with msgspec JSON."""
+    """Converts domain events to stored events and back, with msgspec JSON (an event appended
+    while tracing also keeps its trace, see ``adapters.tracing``)."""
 
     def __init__(self) -> None:
         self._encoder = msgspec.json.Encoder()
@@ -49,7 +51,7 @@ class MsgspecMapper:
             originator_id=event.originator_id,
             originator_version=event.originator_version,
             topic=get_topic(type(event)),
-            state=self._encoder.encode(event),
+            state=with_trace(self._encoder.encode(event)),
         )
 
     def to_domain_event(self, stored: StoredEvent) -> DomainEvent:

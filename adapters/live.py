@@ -1,155 +1,176 @@
-"""Live updates: order status changes fanned out to websocket subscribers.
+"""Live updates: order status changes fanned out to websocket subscribers with Litestar's
+channels (``ChannelsPlugin``).
 
-The projection runner publishes each change once, after its transaction commits. On PostgreSQL
-a change travels as a ``NOTIFY`` so that every engine process hears it (each process's
-``PostgresLiveBus`` LISTENs and fans out to its own sockets); in the embedded wiring the bus is
-in-process. Subscribers are asyncio queues on the web server's loop; publishing is safe from
-any thread.
+The projection runner publishes each change once, after its transaction commits, from its own
+thread. Every change goes to the channel of its order and to the admin channel; projection news
+to the admin channel only. With Redis (``RedisChannelsPubSubBackend``) every API process hears
+every change and hands it to its own sockets; without, the backend is in memory and only this
+process's sockets hear. Channel names start with the engine's namespace, so engines sharing a
+Redis do not hear each other.
+
+``ChannelsPlugin.publish`` puts onto an ``asyncio.Queue`` and may only be called on the event
+loop, so ``LiveUpdates.publish`` hops onto the loop captured when the app started
+(``call_soon_threadsafe``); before that — or in a process without a web app, such as
+``bitloot worker`` — publishing does nothing. A Redis outage is logged as one WARNING line:
+publishing drops changes until Redis is back, the subscription reconnects each second, and a
+socket that cannot subscribe meanwhile is refused with ``LiveUnavailable``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-import threading
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-import psycopg
-from psycopg import sql
+from litestar import Litestar
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.base import ChannelsBackend
+from litestar.channels.backends.memory import MemoryChannelsBackend
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPlugin
+from redis.asyncio import Redis
 
 from adapters.outages import log_failure, unavailable
 
 log = logging.getLogger(__name__)
-CHANNEL = "bitloot_live"
-QUEUE_LIMIT = 1000  # a subscriber this far behind is dropped rather than slowing everyone
-RECONNECT_S = 1.0  # how long the LISTEN thread waits after its connection failed
+QUEUE_LIMIT = 1000  # a subscriber (or the outbox) this far behind drops messages
+RECONNECT_S = 1.0  # how long the Redis subscription waits after its connection failed
 
 Message = dict[str, Any]
+Outbox = asyncio.Queue[tuple[bytes, list[str]]]
 
 
-class Subscription:
-    """One subscriber's queue and what it wants to hear."""
-
-    def __init__(self, wants: Callable[[Message], bool]) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_LIMIT)
-        self.wants = wants
-
-    def offer(self, message: Message) -> None:
-        if self.wants(message):
-            self.loop.call_soon_threadsafe(self._put, message)
-
-    def _put(self, message: Message) -> None:
-        if not self.queue.full():
-            self.queue.put_nowait(message)
+class LiveUnavailable(Exception):
+    """The channels backend (Redis) cannot take a subscription right now."""
 
 
-class LiveHub:
-    """The subscribers of this process."""
+class LiveUpdates(InitPlugin):
+    """Publishing changes from any thread; subscribing from websocket handlers. Registered as
+    a plugin of the app, whose lifespan it follows."""
 
-    def __init__(self) -> None:
-        self._subscribers: set[Subscription] = set()
-        self._lock = threading.Lock()
+    def __init__(self, backend: ChannelsBackend, namespace: str, redis: Redis | None = None):
+        self.channels = ChannelsPlugin(
+            backend, arbitrary_channels_allowed=True, subscriber_max_backlog=QUEUE_LIMIT
+        )
+        self.admin_channel = f"{namespace}:live:admin"
+        self._order_prefix = f"{namespace}:live:order:"
+        self._redis = redis
+        self._running: tuple[asyncio.AbstractEventLoop, Outbox] | None = None
+        self._failing = False
 
-    def subscribe(self, wants: Callable[[Message], bool]) -> Subscription:
-        """A queue of the messages ``wants`` accepts (call from the event loop)."""
-        subscriber = Subscription(wants)
-        with self._lock:
-            self._subscribers.add(subscriber)
-        return subscriber
+    @classmethod
+    def in_memory(cls, namespace: str) -> LiveUpdates:
+        """The sockets of this process only (the embedded wiring)."""
+        return cls(MemoryChannelsBackend(), namespace)
 
-    def unsubscribe(self, subscriber: Subscription) -> None:
-        """Stop delivering to a queue."""
-        with self._lock:
-            self._subscribers.discard(subscriber)
+    @classmethod
+    def on_redis(cls, url: str, namespace: str) -> LiveUpdates:
+        """The sockets of every API process sharing this Redis (connects on first use)."""
+        redis = Redis.from_url(url)
+        return cls(_ResilientRedisBackend(redis=redis), namespace, redis)
 
-    def fan_out(self, message: Message) -> None:
-        """Hand a message to every interested subscriber of this process."""
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for subscriber in subscribers:
-            subscriber.offer(message)
-
-
-class InProcessLiveBus:
-    """Publishing straight to this process's hub (the embedded wiring)."""
-
-    def __init__(self, hub: LiveHub) -> None:
-        self.hub = hub
+    def order_channel(self, order_id: str) -> str:
+        """The channel of one order's changes."""
+        return f"{self._order_prefix}{order_id}"
 
     def publish(self, message: Message) -> None:
-        """Deliver a change to local subscribers."""
-        self.hub.fan_out(message)
+        """Hand a change to the subscribers; callable from any thread, returns at once; a no-op
+        while no web app runs in this process."""
+        running = self._running
+        if running is None:
+            return
+        loop, outbox = running
+        channels = [self.admin_channel]
+        if "order_id" in message:
+            channels.append(self.order_channel(message["order_id"]))
+        with contextlib.suppress(RuntimeError):  # the loop closed since: nobody to tell
+            loop.call_soon_threadsafe(_enqueue, outbox, (json.dumps(message).encode(), channels))
 
-    def start(self) -> None:
-        """Nothing to start."""
-
-    def stop(self) -> None:
-        """Nothing to stop."""
-
-
-class PostgresLiveBus:
-    """Publishing with NOTIFY; LISTENing to fan out to this process's hub."""
-
-    def __init__(self, conninfo: str, hub: LiveHub, schema: str | None = None) -> None:
-        self.hub = hub
-        self._conninfo = conninfo
-        # One channel per schema: engines sharing a database do not hear each other.
-        self._channel = f"{CHANNEL}_{schema}"[:63] if schema else CHANNEL
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._listen_forever, name="live-listen", daemon=True
-        )
-        self._publisher: psycopg.Connection[Any] | None = None
-        self._publish_lock = threading.Lock()
-
-    def publish(self, message: Message) -> None:
-        """NOTIFY every engine process of a change. A publishing connection that a database
-        restart cut is replaced and the change sent again once; an outage that lasts raises."""
-        notify = sql.SQL("SELECT pg_notify({}, {})").format(
-            sql.Literal(self._channel), sql.Literal(json.dumps(message))
-        )
-        with self._publish_lock:
+    @asynccontextmanager
+    async def subscription(self, channel: str) -> AsyncIterator[AsyncIterator[Message]]:
+        """The messages of a channel, from now until the block ends (call on the event loop)."""
+        try:
+            subscriber = await self.channels.subscribe(channel)
+        except Exception as failure:
+            if unavailable(failure) is None:
+                raise
+            log_failure(log, failure, "live subscription refused", "the client may retry")
+            raise LiveUnavailable(channel) from failure
+        try:
+            yield (json.loads(data) async for data in subscriber.iter_events())
+        finally:
             try:
-                self._publishing_connection().execute(notify)
-            except psycopg.OperationalError as failure:
+                await self.channels.unsubscribe(subscriber, channel)
+            except Exception as failure:
                 if unavailable(failure) is None:
                     raise
-                self._close_publisher()
-                self._publishing_connection().execute(notify)
+                log_failure(log, failure, "live unsubscription failed", "left to Redis")
 
-    def _publishing_connection(self) -> psycopg.Connection[Any]:
-        if self._publisher is None or self._publisher.closed:
-            self._publisher = psycopg.connect(self._conninfo, autocommit=True)
-        return self._publisher
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Register the channels plugin, then this one's lifespan inside the plugin's (started
+        after it, stopped before it); the Redis client is closed last."""
+        app_config = self.channels.on_app_init(app_config)
+        app_config.lifespan.append(self._serving)
+        app_config.on_shutdown.append(self._close)
+        return app_config
 
-    def _close_publisher(self) -> None:
-        if self._publisher is not None:
-            self._publisher.close()
-            self._publisher = None
+    @asynccontextmanager
+    async def _serving(self, _app: Litestar) -> AsyncGenerator[None, None]:
+        outbox: Outbox = asyncio.Queue(QUEUE_LIMIT)
+        sender = asyncio.create_task(self._send_forever(outbox))
+        self._running = (asyncio.get_running_loop(), outbox)
+        try:
+            yield
+        finally:
+            self._running = None
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
 
-    def start(self) -> None:
-        """Start listening."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop listening and close the publishing connection."""
-        self._stopping.set()
-        self._thread.join(timeout=5)
-        with self._publish_lock:
-            self._close_publisher()
-
-    def _listen_forever(self) -> None:
-        while not self._stopping.is_set():
+    async def _send_forever(self, outbox: Outbox) -> None:
+        """Publish in the order of the commits; an outage is logged once, not per change."""
+        while True:
+            data, channels = await outbox.get()
             try:
-                with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-                    while not self._stopping.is_set():
-                        for notice in conn.notifies(timeout=0.5):
-                            self.hub.fan_out(json.loads(notice.payload))
-            except Exception as failure:  # noqa: BLE001 - logged; the listener reconnects
+                await self.channels.wait_published(data, channels)
+            except Exception as failure:  # noqa: BLE001 - logged; live updates are best effort
+                if not self._failing:
+                    then = "subscribers miss changes until it is back"
+                    log_failure(log, failure, "live update not published", then)
+                self._failing = True
+            else:
+                if self._failing:
+                    log.info("live updates published again")
+                self._failing = False
+
+    async def _close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+def _enqueue(outbox: Outbox, item: tuple[bytes, list[str]]) -> None:
+    with contextlib.suppress(asyncio.QueueFull):  # Redis this far behind: drop, do not block
+        outbox.put_nowait(item)
+
+
+class _ResilientRedisBackend(RedisChannelsPubSubBackend):
+    """Litestar's Redis pub/sub backend, whose stream of events outlives a Redis outage: the
+    subscription connection reconnects (and subscribes again) instead of ending the stream."""
+
+    async def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
+        """The events of the subscribed channels, across reconnections."""
+        while True:
+            try:
+                async for event in super().stream_events():
+                    yield event
+            except Exception as failure:
+                if unavailable(failure) is None:
+                    raise
                 then = f"reconnecting in {RECONNECT_S:g} s"
-                log_failure(log, failure, f"live LISTEN on {self._channel} interrupted", then)
-                self._stopping.wait(RECONNECT_S)
+                log_failure(log, failure, "live subscription to Redis interrupted", then)
+                await asyncio.sleep(RECONNECT_S)

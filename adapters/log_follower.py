@@ -3,7 +3,8 @@ each event to a handler, and records the new position.
 
 It polls the notification log (the SQLite recorder has no subscriptions) and is woken early by
 appends in this process and, on PostgreSQL, by the recorder's ``NOTIFY`` on the events channel.
-Handling is at-least-once: a crash between handling and tracking repeats that event.
+Handling is at-least-once: a crash between handling and tracking repeats that event. An event
+appended while tracing is handled in a span continuing its trace.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from eventsourcing.persistence import Tracking
 from adapters.batch_loop import BatchLoop, Lock
 from adapters.eventstore import RecorderEventStore, topic_of
 from adapters.outages import log_failure
+from adapters.tracing import continued, trace_of
 from domain.events import DomainEvent
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,8 @@ class LogFollower:
         """Handle one batch of new events; return how many notifications were read."""
         batch = self._store.notifications(self.position, self._batch_size, self._topics)
         for notification, event in batch:
-            self._handler(event)
+            with continued(trace_of(notification.state), f"{self.name} {type(event).__name__}"):
+                self._handler(event)
             self._tracking.insert_tracking(Tracking(self.name, notification.id))
         return len(batch)
 

@@ -2,7 +2,8 @@
 through ``aioboto3``. It implements ``adapters.vault.BlobVault``.
 
 aioboto3 is asynchronous and the engine's core is synchronous, so the vault owns one event loop
-in a background thread and runs each call there; callers in any thread simply block on it.
+in a background thread and runs each call there, in the caller's context; callers in any thread
+simply block on it.
 Exclusive creation uses a conditional put (``If-None-Match: *``), which R2, MinIO and S3 honour.
 
 Errors: ``VaultError`` for any storage failure (with the S3 error code).
@@ -11,8 +12,10 @@ Errors: ``VaultError`` for any storage failure (with the S3 error code).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Coroutine
+from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
@@ -126,7 +129,25 @@ class S3Vault:
             raise VaultError(f"S3 unreachable: {type(failure).__name__}") from failure
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=60)
+        """Run on the vault's loop, in the caller's context (its trace goes with the call)."""
+        outcome: Future[T] = Future()
+        caller = contextvars.copy_context()
+
+        def start() -> None:
+            task = self._loop.create_task(coroutine, context=caller)
+            task.add_done_callback(lambda done: _settle(outcome, done))
+
+        self._loop.call_soon_threadsafe(start)
+        return outcome.result(timeout=60)
+
+
+def _settle(outcome: Future[T], task: asyncio.Task[T]) -> None:
+    if task.cancelled():
+        outcome.cancel()
+    elif (failure := task.exception()) is not None:
+        outcome.set_exception(failure)
+    else:
+        outcome.set_result(task.result())
 
 
 class _Missing(VaultError):

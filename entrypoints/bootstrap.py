@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Protocol
 
 import httpx
+from prometheus_client import CollectorRegistry
 
 from adapters.batch_loop import BatchLoop
 from adapters.broker import (
@@ -27,15 +28,22 @@ from adapters.custody import EnvelopeCustody
 from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.kinguin import KinguinClient
 from adapters.links import LinkSigner
-from adapters.live import InProcessLiveBus, LiveHub, PostgresLiveBus
+from adapters.live import LiveUpdates
 from adapters.log_follower import LogFollower, PostgresWakeUp
 from adapters.mail import OutboxMailer, ResendMailer
-from adapters.metrics import Counters
+from adapters.metrics import (
+    ActorMetrics,
+    EngineGauges,
+    FulfilmentLatency,
+    ProjectionReading,
+    Readings,
+)
 from adapters.nowpayments import NowPaymentsClient
 from adapters.outages import log_failure, unavailable
 from adapters.rate_limit import RateLimiter
 from adapters.revocations import MemoryRevocations, RedisRevocations
 from adapters.s3_vault import S3Vault
+from adapters.tracing import TraceMessages, Tracing
 from adapters.vault import FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase, schema_lock
 from application.catalog import Catalog, Reconciler
@@ -74,8 +82,9 @@ class SystemClock:
 class Engine:
     """Everything the entrypoints use, built once per process."""
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings: Settings, clock: Clock, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing
         with schema_lock(settings.postgres_conninfo(), settings.database_schema):
             self.store: RecorderEventStore = open_event_store(settings.eventsourcing_env())
             self.store.tracking_recorder()  # its table too, while this process has the lock
@@ -143,7 +152,11 @@ class Engine:
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
         )
+        self.metrics = CollectorRegistry()  # this engine's, not the process-global one
         self.broker = make_broker(settings.redis_url, settings.broker_namespace)
+        self.broker.add_middleware(ActorMetrics(self.metrics))
+        if tracing is not None:
+            self.broker.add_middleware(TraceMessages())
         actors = declare_actors(
             self.broker,
             self.fulfillment.reserve,
@@ -156,22 +169,22 @@ class Engine:
         self.process_manager = ProcessManager(dispatcher)
         self.views = open_views(settings)
         self.read_models = ReadModels(self.views)
-        self.metrics = Counters()
-        self.live = LiveHub()
-        conninfo = settings.postgres_conninfo()
-        self.live_bus = (
-            PostgresLiveBus(conninfo, self.live, settings.database_schema)
-            if conninfo
-            else InProcessLiveBus(self.live)
+        self.live = (
+            LiveUpdates.on_redis(settings.redis_url, settings.broker_namespace)
+            if settings.redis_url
+            else LiveUpdates.in_memory(settings.broker_namespace)
         )
+        conninfo = settings.postgres_conninfo()
         self.projections = {
-            p.name: ProjectionRunner(self.store, self.views, p, publish=self.live_bus.publish)
+            p.name: ProjectionRunner(self.store, self.views, p, publish=self.live.publish)
             for p in all_projections()
         }
         with schema_lock(conninfo, settings.database_schema):
             for runner in self.projections.values():
                 runner.ensure()
         self.sweeper = Sweeper(self.read_models, dispatcher, clock, settings.stuck_order_after_s)
+        self.metrics.register(EngineGauges(self._readings))
+        self._fulfilment_latency = FulfilmentLatency(self.metrics, self.store.load)
         self._background: list[Startable] = []
 
     def start(self, *, worker: bool = True, followers: bool = True, threads: int = 4) -> None:
@@ -199,6 +212,8 @@ class Engine:
         if isinstance(self.vault, S3Vault):
             self.vault.close()
         self.store.close()
+        if self.tracing is not None:
+            self.tracing.close()
 
     def _mailer(self) -> ResendMailer | OutboxMailer:
         if self.settings.resend_api_key:
@@ -215,7 +230,7 @@ class Engine:
         manager = LogFollower(
             "process_manager",
             self.store,
-            self.process_manager.handle,
+            self._fulfilment_latency.after(self.process_manager.handle),
             self.process_manager.topics,
             lock=lock,
         )
@@ -232,7 +247,6 @@ class Engine:
             "catalog_sync", reconciler.step, batch_size=1, poll_interval=RECONCILE_POLL_S, lock=lock
         )
         parts: list[Startable] = [
-            self.live_bus,
             manager,
             *self.projections.values(),
             sweeper,
@@ -244,6 +258,20 @@ class Engine:
             # The recorder NOTIFYs on a channel named after its table, whatever the schema.
             parts.append(PostgresWakeUp(conninfo, "bitloot_events", lambda: _call_all(wakers)))
         return parts
+
+    def _readings(self) -> Readings:
+        """The gauges' figures, read from the log, the projections and the read models."""
+        states = [runner.state() for runner in self.projections.values()]
+        latency = self.read_models.dashboard()["fulfilment_latency_ms"]
+        return Readings(
+            head=self.store.head(),
+            projections=[
+                ProjectionReading(s.name, s.position, s.state == "failed") for s in states
+            ],
+            orders_by_status=self.read_models.counts_by_status(),
+            orders_held=self.read_models.held_orders(),
+            fulfilment_latency_median_ms=latency["median"] or 0.0,
+        )
 
     def readiness(self) -> dict[str, str]:
         """Check the store, the broker and the vault; name each one's state."""
@@ -310,10 +338,14 @@ def bootstrap(settings: Settings, clock: Clock | None = None) -> Engine:
     """Build the engine for these settings; while PostgreSQL or Redis is not there yet (a
     process starting with, or during a restart of, its services), wait for it, one WARNING line
     a try, for up to STARTUP_WAIT_S, then let the outage through."""
+    # before anything connects: the instrumentations see the connections made from now on
+    tracing = (
+        Tracing(settings.otlp_endpoint, settings.service_name) if settings.otlp_endpoint else None
+    )
     deadline = time.monotonic() + STARTUP_WAIT_S
     while True:
         try:
-            return Engine(settings, clock or SystemClock())
+            return Engine(settings, clock or SystemClock(), tracing)
         except Exception as failure:
             if unavailable(failure) is None or time.monotonic() >= deadline:
                 raise

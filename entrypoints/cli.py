@@ -18,6 +18,7 @@ from uuid import UUID
 
 import httpx
 import uvicorn
+from prometheus_client import start_http_server
 
 from entrypoints import maintenance
 from entrypoints.bootstrap import Engine, bootstrap
@@ -55,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run Dramatiq actors only (needs REDIS_URL)")
     worker.add_argument("--threads", type=int, default=4)
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve this worker's /metrics (its actors' runs, failures, retries, durations) "
+        "on HOST:PORT",
+    )
     worker.set_defaults(run=_worker)
     sandbox = commands.add_parser("sandbox", help="run the Kinguin and NOWPayments sandboxes alone")
     sandbox.set_defaults(run=_sandbox)
@@ -208,7 +215,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stopping.set())
     engine.start(worker=True, followers=False, threads=args.threads)
     log.info("worker running on %s with %d threads", settings.wiring, args.threads)
+    if args.metrics_port is not None:
+        server, _thread = start_http_server(args.metrics_port, settings.host, engine.metrics)
+        log.info("worker metrics at http://%s:%d/metrics", settings.host, args.metrics_port)
     stopping.wait()
+    if args.metrics_port is not None:
+        server.shutdown()
     engine.stop()
     return 0
 

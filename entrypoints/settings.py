@@ -84,6 +84,9 @@ class Settings:
     jwt_audience: str | None = None
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 60.0
+    otlp_endpoint: str | None = None
+    """Where spans go (OTLP over HTTP); tracing is off without it."""
+    service_name: str = "bitloot"
     defaulted: tuple[str, ...] = field(default=())
 
     @property
@@ -194,6 +197,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         jwt_audience=env.optional("JWT_AUDIENCE"),
         retry_backoff_s=env.number("RETRY_BACKOFF_S", 0.5),
         retry_backoff_max_s=env.number("RETRY_BACKOFF_MAX_S", 60.0),
+        otlp_endpoint=env.optional_url("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        service_name=env.text("OTEL_SERVICE_NAME", "bitloot"),
         defaulted=tuple(env.defaulted),
     )
     _check_complete(settings)
@@ -307,6 +312,12 @@ class _Reader:
         if raw not in ("true", "false", "1", "0", "yes", "no"):
             raise ConfigError(f"{name} must be true or false, not {raw!r}")
         return raw in ("true", "1", "yes")
+
+    def optional_url(self, name: str) -> str | None:
+        value = self.optional(name)
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ConfigError(f"{name} must be an http(s) URL, not {value!r}")
+        return value
 
     def url(self, name: str, default: str) -> str:
         value = self.text(name, default)

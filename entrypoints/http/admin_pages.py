@@ -5,40 +5,31 @@ Login is a bearer header, or the sign-in form (``POST /admin/login``, the token 
 in a URL) that answers 303 with an HttpOnly, SameSite=Strict cookie, ``Secure`` unless the page
 is used over plain HTTP on loopback (``X-Forwarded-Proto`` counts only from ``TRUSTED_PROXIES``).
 Signing out (``POST /admin/logout``) revokes the token until it expires. The page's own API
-calls carry that cookie; :class:`AdminCookieAuth` turns it into a bearer header before the JWT
-middleware runs, and, against CSRF, only lets a state-changing request through with
+calls carry that cookie, which the engine's JWT middleware (``entrypoints.http.auth``) takes
+like a bearer header — for a state-changing request only with
 ``X-Requested-With: bitloot-admin`` (which a cross-site form cannot send).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from litestar import Request, Response, Router, get, post
-from litestar.config.app import AppConfig
 from litestar.datastructures import CacheControlHeader, Cookie
-from litestar.enums import ScopeType
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from application.orders import Viewer
-from entrypoints.http.auth import bearer_credential, retrieve_viewer
+from entrypoints.http.auth import COOKIE, bearer_credential, retrieve_viewer
 from entrypoints.http.deps import EngineDep
 
-COOKIE = "bitloot_admin"
-CSRF_HEADER = b"x-requested-with"
-CSRF_VALUE = b"bitloot-admin"
 PAGE_PATH = "/admin"
 STATIC_PATH = "/admin/static"
 STATIC_DIR = Path(__file__).parent / "static"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -46,51 +37,6 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 HTML = "text/html"
-Headers = list[tuple[bytes, bytes]]
-
-
-class AdminCookieAuth:
-    """ASGI middleware: an HTTP request without ``Authorization`` but with the admin cookie gets
-    ``Authorization: Bearer <cookie>``, unless it is a state-changing request without the CSRF
-    header (that one goes on without credentials and is answered 401)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Add the header when it applies, then hand on."""
-        if scope["type"] == ScopeType.HTTP:
-            scope["headers"] = with_cookie_bearer(scope["method"], list(scope["headers"]))
-        await self.app(scope, receive, send)
-
-
-def with_cookie_bearer(method: str, headers: Headers) -> Headers:
-    """``headers`` plus a bearer header made from the admin cookie, when that applies."""
-    if any(name == b"authorization" for name, _ in headers):
-        return headers
-    token = cookie_token(value for name, value in headers if name == b"cookie")
-    if token is None:
-        return headers
-    if method.upper() not in SAFE_METHODS and (CSRF_HEADER, CSRF_VALUE) not in headers:
-        return headers
-    return [*headers, (b"authorization", b"Bearer " + token.encode())]
-
-
-def cookie_token(cookie_headers: Iterable[bytes]) -> str | None:
-    """The admin cookie's value among ``Cookie`` headers, if it looks like a JWT."""
-    for header in cookie_headers:
-        for pair in header.decode("latin-1").split(";"):
-            name, _, value = pair.strip().partition("=")
-            if name == COOKIE and value and set(value) <= _TOKEN_CHARS:
-                return value
-    return None
-
-
-def install_cookie_auth(app_config: AppConfig) -> AppConfig:
-    """``on_app_init`` hook, listed after the JWT one: puts :class:`AdminCookieAuth` first in the
-    middleware list (outermost), so it runs before the JWT middleware that ``JWTAuth`` inserted."""
-    app_config.middleware.insert(0, AdminCookieAuth)
-    return app_config
 
 
 @get(PAGE_PATH, include_in_schema=False, sync_to_thread=False)

@@ -12,8 +12,8 @@ from anyio import to_thread
 from litestar import Litestar, Request
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.types import ControllerRouterHandler
 
 from application.orders import Viewer
@@ -21,7 +21,7 @@ from entrypoints.bootstrap import Engine
 from entrypoints.http import admin_pages, catalog, keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import Tokens, bearer_credential, retrieve_viewer
-from entrypoints.http.metrics import RequestCounter, metrics
+from entrypoints.http.metrics import EngineMetricsConfig, HttpMetrics, metrics
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.schema import OPENAPI_PLUGINS
 from entrypoints.sandboxes.control import ControlCheck
@@ -58,6 +58,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
             await to_thread.run_sync(engine.stop)
 
     auth = engine.tokens.middleware(exclude=PUBLIC_PATHS)
+    http_metrics = EngineMetricsConfig(http=HttpMetrics(engine.metrics))
     return Litestar(
         route_handlers=[
             *orders.ROUTES,
@@ -82,15 +83,21 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
             "keys": Provide(lambda: engine.keys, sync_to_thread=False),
             "viewer": Provide(_viewer, sync_to_thread=False),
         },
-        # the admin cookie becomes a bearer header before the JWT middleware looks for one
-        on_app_init=[auth.on_app_init, admin_pages.install_cookie_auth],
-        middleware=[DefineMiddleware(RequestCounter, counters=engine.metrics)],
+        # the request metrics go around authentication, to count what it refuses
+        on_app_init=[auth.on_app_init, http_metrics.install],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="BitLoot fulfillment engine", version="0.1.0"),
-        plugins=[*OPENAPI_PLUGINS],
+        plugins=[*OPENAPI_PLUGINS, engine.live, *_tracing(engine)],
     )
+
+
+def _tracing(engine: Engine) -> list[OpenTelemetryPlugin]:
+    """A span for every request, when tracing is on (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+    if engine.tracing is None:
+        return []
+    return [OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=engine.tracing.provider))]
 
 
 def sandboxes(engine: Engine) -> list[ControllerRouterHandler]:

@@ -1,7 +1,11 @@
-"""Bearer-token authentication: HS256 JWTs with claims ``sub``, ``role`` (user | admin), ``exp``,
-and ``iss`` / ``aud`` when ``JWT_ISSUER`` / ``JWT_AUDIENCE`` are set (then required).
+"""Token authentication: HS256 JWTs with claims ``sub``, ``role`` (user | admin), ``exp``, and
+``iss`` / ``aud`` when ``JWT_ISSUER`` / ``JWT_AUDIENCE`` are set (then required).
 
-Built on Litestar's ``JWTAuth``; ``iat`` is optional (the contract names only sub, role and exp).
+Built on Litestar's ``JWTCookieAuth``: the token comes as ``Authorization: Bearer …`` or, from the
+admin page, as its HttpOnly, SameSite=Strict session cookie ``bitloot_admin``. Against CSRF, a
+cookie-authenticated request that changes state must also carry
+``X-Requested-With: bitloot-admin`` (which a cross-site form cannot send); without it the
+request is answered 401. ``iat`` is optional (the contract names only sub, role and exp).
 Tokens minted here carry a ``jti``, so that signing out revokes them (``Tokens.revoke``) until
 they expire, in every process that shares the revocations.
 """
@@ -16,14 +20,23 @@ from typing import Any, Protocol
 
 import jwt
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
-from litestar.security.jwt import JWTAuth, Token
+from litestar.middleware import AuthenticationResult
+from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddleware, Token
 from typing_extensions import override
 
 from application.orders import Viewer
 
 ROLES = frozenset({"user", "admin"})
 ALGORITHM = "HS256"
+COOKIE = "bitloot_admin"  # the admin page's session
+CSRF_HEADER = "x-requested-with"
+CSRF_VALUE = "bitloot-admin"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_REFUSAL = (
+    f"a request that changes state with the admin cookie needs {CSRF_HEADER}: {CSRF_VALUE}"
+)
 
 
 @dataclasses.dataclass
@@ -117,9 +130,13 @@ class Tokens:
         if isinstance(token.jti, str):
             self._revocations.revoke(token.jti, token.exp.timestamp())
 
-    def middleware(self, exclude: list[str]) -> JWTAuth[Viewer, BitLootToken]:
-        """Litestar's JWT middleware configured for the engine."""
-        return JWTAuth[Viewer, BitLootToken](
+    def middleware(self, exclude: list[str]) -> JWTCookieAuth[Viewer, BitLootToken]:
+        """Litestar's JWT middleware (bearer header, or the admin cookie) configured for the
+        engine."""
+        return JWTCookieAuth[Viewer, BitLootToken](
+            key=COOKIE,
+            samesite="strict",
+            authentication_middleware_class=CsrfCheckedCookieMiddleware,
             token_secret=self._secret,
             retrieve_user_handler=retrieve_viewer,
             revoked_token_handler=self._revoked_handler,
@@ -129,6 +146,31 @@ class Tokens:
             accepted_issuers=[self._issuer] if self._issuer else None,
             accepted_audiences=[self._audience] if self._audience else None,
         )
+
+
+class CsrfCheckedCookieMiddleware(JWTCookieAuthenticationMiddleware):
+    """Litestar's bearer-or-cookie middleware, refusing a state-changing request that only the
+    cookie authenticates unless it carries the CSRF header."""
+
+    @override
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        """Check the CSRF header where the cookie is the credential, then authenticate."""
+        if connection.scope["type"] == ScopeType.HTTP and not cookie_allowed(connection):
+            raise NotAuthorizedException(CSRF_REFUSAL)
+        return await super().authenticate_request(connection)
+
+
+def cookie_allowed(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """Whether the request is not one that only the admin cookie would authenticate, or it is
+    safe, or it carries the CSRF header."""
+    return (
+        COOKIE not in connection.cookies
+        or "authorization" in connection.headers
+        or str(connection.scope.get("method", "GET")).upper() in SAFE_METHODS
+        or connection.headers.get(CSRF_HEADER) == CSRF_VALUE
+    )
 
 
 def bearer_credential(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

@@ -2,22 +2,24 @@
 ``/ws/admin`` for admins. The token comes as ``?token=``. On connect the socket receives the
 current status, then every change ``{"order_id","status","version","at"}``; a caller who may not
 see the order is closed with code 4403 before any message (4401 for a missing or bad token, and
-4401 again when the token expires while the socket is open)."""
+4401 again when the token expires while the socket is open). The handler reads from the socket
+while it forwards, so a client that leaves — or a server that stops — ends it at once."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import anyio
 from anyio import to_thread
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
-from adapters.live import Message, Subscription
+from adapters.live import LiveUnavailable, LiveUpdates, Message
 from application.orders import Viewer
 from domain.errors import OrderNotFound
 from entrypoints.bootstrap import Engine
@@ -26,6 +28,7 @@ from entrypoints.http.deps import EngineDep
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_TRY_AGAIN_LATER = 1013
 ORDER_FIELDS = ("order_id", "status", "version", "at")
 
 
@@ -40,16 +43,19 @@ async def order_updates(
         return
     viewer, expires_at = session
     parsed = _uuid(order_id)
-    subscription = engine.live.subscribe(lambda m: m.get("order_id") == order_id)
-    try:
-        current = await _current(engine, parsed, viewer) if parsed else None
+    if parsed is None:
+        await socket.close(code=CLOSE_FORBIDDEN, reason="not your order")
+        return
+    # subscribed before the status is read, so that no change falls between the two
+    async with _subscribed(socket, engine.live, engine.live.order_channel(str(parsed))) as changes:
+        if changes is None:
+            return
+        current = await _current(engine, parsed, viewer)
         if current is None:
             await socket.close(code=CLOSE_FORBIDDEN, reason="not your order")
             return
         await socket.send_json(current)
-        await _forward(socket, subscription, after=current["version"], expires_at=expires_at)
-    finally:
-        engine.live.unsubscribe(subscription)
+        await _forward(socket, changes, after=current["version"], expires_at=expires_at)
 
 
 @websocket("/ws/admin")
@@ -63,8 +69,9 @@ async def admin_updates(socket: WebSocket[Any, Any, Any], engine: EngineDep) -> 
     if not viewer.is_admin:
         await socket.close(code=CLOSE_FORBIDDEN, reason="admin role required")
         return
-    subscription = engine.live.subscribe(lambda _m: True)
-    try:
+    async with _subscribed(socket, engine.live, engine.live.admin_channel) as changes:
+        if changes is None:
+            return
         head = await to_thread.run_sync(engine.store.head)
         for runner in engine.projections.values():
             state = await to_thread.run_sync(runner.state)
@@ -72,47 +79,61 @@ async def admin_updates(socket: WebSocket[Any, Any, Any], engine: EngineDep) -> 
                 {"projection": state.name, "version": state.generation, "state": state.state,
                  "position": state.position, "head": head}
             )  # fmt: skip
-        await _forward(socket, subscription, after=None, expires_at=expires_at)
-    finally:
-        engine.live.unsubscribe(subscription)
+        await _forward(socket, changes, after=None, expires_at=expires_at)
 
 
 ROUTES = [order_updates, admin_updates]
 
 
+@contextlib.asynccontextmanager
+async def _subscribed(
+    socket: WebSocket[Any, Any, Any], live: LiveUpdates, channel: str
+) -> AsyncIterator[AsyncIterator[Message] | None]:
+    """The channel's messages; ``None`` (the socket closed with 1013) while the channels
+    backend is unavailable."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            changes = await stack.enter_async_context(live.subscription(channel))
+        except LiveUnavailable:
+            await socket.close(code=CLOSE_TRY_AGAIN_LATER, reason="live updates unavailable")
+            changes = None
+        yield changes
+
+
 async def _forward(
     socket: WebSocket[Any, Any, Any],
-    subscription: Subscription,
+    changes: AsyncIterator[Message],
     after: int | None,
     expires_at: datetime,
 ) -> None:
-    """Relay messages until the client goes away, its token expires (closed with 4401), or the
-    server shuts down."""
-    gone = asyncio.ensure_future(_until_closed(socket))
+    """Relay changes until the client goes away, its token expires (closed with 4401), or the
+    server shuts down (which the client hears as its going away)."""
     seconds_left = (expires_at - datetime.now(UTC)).total_seconds()
-    expired = asyncio.ensure_future(asyncio.sleep(max(seconds_left, 0.0)))
-    try:
-        while True:
-            message = asyncio.ensure_future(subscription.queue.get())
-            await asyncio.wait({message, gone, expired}, return_when=asyncio.FIRST_COMPLETED)
-            if gone.done():
-                message.cancel()
-                return
-            if expired.done():
-                message.cancel()
-                await socket.close(code=CLOSE_UNAUTHORIZED, reason="token expired")
-                return
-            change: Message = message.result()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_relay, socket, changes, after, tasks.cancel_scope)
+        with anyio.move_on_after(max(seconds_left, 0.0)) as expiry:
+            await _until_closed(socket)
+        tasks.cancel_scope.cancel()
+    if expiry.cancelled_caught:
+        await socket.close(code=CLOSE_UNAUTHORIZED, reason="token expired")
+
+
+async def _relay(
+    socket: WebSocket[Any, Any, Any],
+    changes: AsyncIterator[Message],
+    after: int | None,
+    done: anyio.CancelScope,
+) -> None:
+    """Send each change newer than ``after`` (an order's fields only); stop the forwarding
+    when the socket or the subscription ends."""
+    with contextlib.suppress(WebSocketDisconnect):
+        async for change in changes:
             if "order_id" in change:
                 if after is not None and change["version"] <= after:
                     continue  # already covered by the status sent on connect
-                change = {k: change[k] for k in ORDER_FIELDS}
+                change = {k: change[k] for k in ORDER_FIELDS}  # noqa: PLW2901 - trimmed
             await socket.send_json(change)
-    except WebSocketDisconnect:
-        return
-    finally:
-        gone.cancel()
-        expired.cancel()
+    done.cancel()
 
 
 async def _until_closed(socket: WebSocket[Any, Any, Any]) -> None:

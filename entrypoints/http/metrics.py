@@ -1,101 +1,101 @@
-"""``GET /metrics`` (Prometheus text format) and the middleware that counts requests."""
+"""``GET /metrics`` — the engine's registry in Prometheus' text exposition format — and the HTTP
+request metrics, recorded by Litestar's Prometheus middleware into that registry."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from dataclasses import dataclass, field
 
 from litestar import Response, get
+from litestar._asgi.utils import wrap_in_exception_handler
+from litestar.config.app import AppConfig
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
+from litestar.types import ASGIApp, Scopes
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import generate_latest as exposition
+from typing_extensions import override
 
-from adapters.metrics import Counters, gauge
-from entrypoints.bootstrap import Engine
 from entrypoints.http.deps import EngineDep
-from projections.runner import ProjectionState
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PREFIX = "bitloot_http"
+# Litestar's label names, in the order its middleware passes their values
+LABELS = ("method", "path", "status_code", "app_name")
+HTTP_ONLY: Scopes = {ScopeType.HTTP}  # a websocket stays open for its whole session
 
 
 @get("/metrics", exclude_from_auth=True, sync_to_thread=True, include_in_schema=False)
-def metrics(engine: EngineDep) -> Response[str]:
-    """Counters of this process plus gauges read from the log and the projections."""
-    lines = engine.metrics.render() + _gauges(engine)
-    return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE)
+def metrics(engine: EngineDep) -> Response[bytes]:
+    """Everything in the engine's registry; the gauges are read from the store now."""
+    return Response(exposition(engine.metrics), media_type=CONTENT_TYPE_LATEST)
 
 
-def _gauges(engine: Engine) -> list[str]:
-    head = engine.store.head()
-    states: list[ProjectionState] = [r.state() for r in engine.projections.values()]
-    by_status = engine.read_models.counts_by_status()
-    latency = engine.read_models.dashboard()["fulfilment_latency_ms"]
-    return [
-        *gauge("bitloot_event_log_head", "Position of the newest event in the log", [({}, head)]),
-        *gauge(
-            "bitloot_projection_position",
-            "Last log position applied by each projection",
-            [({"projection": s.name}, s.position) for s in states],
-        ),
-        *gauge(
-            "bitloot_projection_lag_events",
-            "Events between the log head and each projection",
-            [({"projection": s.name}, max(head - s.position, 0)) for s in states],
-        ),
-        *gauge(
-            "bitloot_projection_failed",
-            "1 when a projection is stopped at a failing event",
-            [({"projection": s.name}, float(s.state == "failed")) for s in states],
-        ),
-        *gauge(
-            "bitloot_orders",
-            "Orders in each status",
-            [({"status": status}, count) for status, count in sorted(by_status.items())],
-        ),
-        *gauge(
-            "bitloot_orders_held",
-            "Paid orders whose purchase waits for the supplier balance to be topped up",
-            [({}, engine.read_models.held_orders())],
-        ),
-        *gauge(
-            "bitloot_fulfilment_latency_median_ms",
-            "Median time from payment to fulfilment",
-            [({}, latency["median"] or 0.0)],
-        ),
-    ]
+class HttpMetrics:
+    """The request metrics Litestar's middleware records, in one registry."""
 
-
-class RequestCounter:
-    """ASGI middleware counting HTTP requests and their durations by route and status."""
-
-    def __init__(self, app: ASGIApp, counters: Counters) -> None:
-        self._app = app
-        self._counters = counters
-        counters.describe("bitloot_http_requests_total", "counter", "HTTP requests by status class")
-        counters.describe(
-            "bitloot_http_request_seconds_sum", "counter", "Total time spent answering requests"
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            f"{PREFIX}_requests", "HTTP requests answered", LABELS, registry=registry
         )
+        self.errors = Counter(
+            f"{PREFIX}_requests_error", "HTTP requests answered 5xx", LABELS, registry=registry
+        )
+        self.seconds = Histogram(
+            f"{PREFIX}_request_duration_seconds",
+            "Time to answer an HTTP request",
+            LABELS,
+            registry=registry,
+        )
+        # Not exposed: Litestar labels it with a status code before there is one.
+        self.in_progress = Gauge(f"{PREFIX}_requests_in_progress", "", LABELS, registry=None)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Time the request and note its status class."""
-        if scope["type"] != ScopeType.HTTP:
-            await self._app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status: dict[str, Any] = {"code": 500}
 
-        async def noting(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
+@dataclass(kw_only=True)
+class EngineMetricsConfig(PrometheusConfig):
+    """Litestar's Prometheus configuration, labelling requests by route template (bounded
+    cardinality), for HTTP requests only."""
 
-        try:
-            await self._app(scope, receive, noting)
-        finally:
-            labels = {
-                "method": str(scope.get("method", "")),
-                "status": f"{status['code'] // 100}xx",
-            }
-            self._counters.add("bitloot_http_requests_total", labels)
-            self._counters.add(
-                "bitloot_http_request_seconds_sum", amount=time.perf_counter() - started
-            )
+    http: HttpMetrics
+    app_name: str = "bitloot"
+    prefix: str = PREFIX
+    group_path: bool = True
+    scopes: Scopes | None = field(default_factory=lambda: set(HTTP_ONLY))
+    middleware_class: type[PrometheusMiddleware] = field(
+        default_factory=lambda: EngineMetricsMiddleware
+    )
+
+    def install(self, app_config: AppConfig) -> AppConfig:
+        """``on_app_init`` hook, listed after the authentication ones: puts the middleware first
+        (outermost), so that the requests authentication refuses are counted with their 401."""
+        app_config.middleware.insert(0, self.middleware)
+        return app_config
+
+
+class EngineMetricsMiddleware(PrometheusMiddleware):
+    """Litestar's Prometheus middleware, recording into the engine's registry rather than the
+    process-global one, and seeing the status of a request an inner middleware refused."""
+
+    def __init__(self, app: ASGIApp, config: EngineMetricsConfig) -> None:
+        # Litestar renders an exception raised by a middleware (auth's 401) outside every
+        # middleware; rendering it here, as Litestar does around handlers, lets this one see it.
+        super().__init__(wrap_in_exception_handler(app), config)
+        self._http = config.http
+
+    @override
+    def request_count(self, labels: dict[str, str | int | float]) -> Counter:
+        """Requests answered."""
+        return self._http.requests
+
+    @override
+    def requests_error_count(self, labels: dict[str, str | int | float]) -> Counter:
+        """Requests answered 5xx."""
+        return self._http.errors
+
+    @override
+    def request_time(self, labels: dict[str, str | int | float]) -> Histogram:
+        """Request durations."""
+        return self._http.seconds
+
+    @override
+    def requests_in_progress(self, labels: dict[str, str | int | float]) -> Gauge:
+        """Requests in progress."""
+        return self._http.in_progress

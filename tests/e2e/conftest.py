@@ -34,6 +34,10 @@ class RunningEngine:
     logs: list[Path]
     wiring: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    actor_metrics_url: str = ""  # the /metrics of the process running the actors
+
+    def __post_init__(self) -> None:
+        self.actor_metrics_url = self.actor_metrics_url or f"{self.url}/metrics"
 
     def token(self, sub: str, role: str = "user") -> str:
         return mint_token(JWT_SECRET, sub, role)
@@ -123,8 +127,16 @@ def distributed_env(request: pytest.FixtureRequest, bucket: str) -> dict[str, st
     }
 
 
+@pytest.fixture
+def engine_settings() -> dict[str, str]:
+    """Settings a test module adds to every engine it starts (override the fixture)."""
+    return {}
+
+
 @pytest.fixture(params=["sqlite+in-process", "postgresql+redis"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningEngine]:
+def engine(
+    request: pytest.FixtureRequest, tmp_path: Path, engine_settings: dict[str, str]
+) -> Iterator[RunningEngine]:
     """A running engine on the embedded default, or on PostgreSQL + Redis with a worker process."""
     port = free_port()
     env = {
@@ -133,6 +145,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningEn
         "PORT": str(port),
         "JWT_SECRET": JWT_SECRET,
         "KINGUIN_SANDBOX_DELAY": "0.5",
+        **engine_settings,
     }
     logs = [tmp_path / "serve.log"]
     serve = [BITLOOT, "serve"]
@@ -143,10 +156,15 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningEn
     processes = [start_process(serve, env, logs[0])]
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, processes[0], logs[0])
+    actor_metrics_url = ""
     if request.param == "postgresql+redis":
         logs.append(tmp_path / "worker.log")
-        processes.append(start_process([BITLOOT, "worker"], env, logs[1]))
-    running = RunningEngine(url=url, env=env, logs=logs, wiring=request.param, processes=processes)
+        metrics_port = free_port()
+        worker = [BITLOOT, "worker", "--metrics-port", str(metrics_port)]
+        processes.append(start_process(worker, env, logs[1]))
+        actor_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    running = RunningEngine(url=url, env=env, logs=logs, wiring=request.param,
+                            processes=processes, actor_metrics_url=actor_metrics_url)  # fmt: skip
     try:
         yield running
     finally:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.nowpayments_signature import canonical_body, sign
 from tests.e2e.conftest import RunningEngine, sandbox_admin
@@ -157,14 +159,47 @@ def test_projection_rebuild_swaps_without_losing_rows(engine: RunningEngine) -> 
 
 
 def test_metrics_in_prometheus_format(engine: RunningEngine) -> None:
-    """/metrics exposes request counters, the log head, projection lag and orders by status."""
+    """/metrics, scraped and parsed as Prometheus does: request counts and durations (a refused
+    request counted with its 401), the paid-to-fulfilled histogram, the log head, projection lag
+    and orders by status; each actor's runs and durations from the process running the actors
+    (the API itself on the embedded default, ``bitloot worker --metrics-port`` otherwise)."""
+    assert httpx.post(f"{engine.url}/orders", json={}).status_code == 401
     with engine.client("nia") as nia:
         fulfilled_and_revealed(engine, nia)
-    text = eventually(
-        lambda: httpx.get(f"{engine.url}/metrics").text,
-        lambda t: 'bitloot_orders{status="fulfilled"}' in t,
+    families = eventually(
+        lambda: scrape(engine.url),
+        lambda f: (
+            sample(f, "bitloot_orders", status="fulfilled") >= 1
+            and sample(f, "bitloot_paid_to_fulfilled_seconds_count") >= 1
+        ),
     )
-    assert "# TYPE bitloot_http_requests_total counter" in text
-    assert 'bitloot_projection_lag_events{projection="orders"}' in text
-    head = next(line for line in text.splitlines() if line.startswith("bitloot_event_log_head "))
-    assert int(head.split()[1]) > 0
+    assert sample(families, "bitloot_http_requests_total", path="/orders", status_code="401") >= 1
+    assert sample(families, "bitloot_http_request_duration_seconds_count", path="/orders") >= 2
+    assert sample(families, "bitloot_event_log_head") > 0
+    assert sample(families, "bitloot_projection_lag_events", projection="orders") >= 0
+    assert families["bitloot_paid_to_fulfilled_seconds"].type == "histogram"
+    actors = scrape(engine.actor_metrics_url)
+    for actor in ("reserve", "deliver"):
+        assert sample(actors, "bitloot_actor_messages_total", actor=actor) >= 1
+        assert sample(actors, "bitloot_actor_duration_seconds_count", actor=actor) >= 1
+    assert actors["bitloot_actor_failures"].type == "counter"
+    assert actors["bitloot_actor_retries"].type == "counter"
+
+
+def scrape(url: str) -> dict[str, Metric]:
+    """The metric families a ``/metrics`` URL exposes, by name, as Prometheus' parser reads them."""
+    answer = httpx.get(url if url.endswith("/metrics") else f"{url}/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    return {family.name: family for family in text_string_to_metric_families(answer.text)}
+
+
+def sample(families: dict[str, Metric], name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels`` (-1: none)."""
+    values = [
+        s.value
+        for family in families.values()
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
+    return sum(values) if values else -1.0

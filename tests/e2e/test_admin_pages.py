@@ -11,9 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from litestar.connection import ASGIConnection
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from entrypoints.http.admin_pages import COOKIE, with_cookie_bearer
+from entrypoints.http.auth import COOKIE, cookie_allowed
 from tests.e2e.conftest import RunningEngine
 from tests.e2e.test_admin import eventually, fulfilled_and_revealed
 
@@ -260,15 +261,20 @@ def test_the_session_cookie_authenticates_reads_and_csrf_guarded_posts(
         assert mallory.get("/admin/dashboard").status_code == 403
 
 
-def test_cookie_becomes_a_bearer_header_only_when_it_should() -> None:
-    """An explicit Authorization header wins; an unsafe method needs the CSRF header."""
+def test_the_cookie_alone_changes_state_only_with_the_csrf_header() -> None:
+    """An explicit Authorization header wins; a safe method passes; an unsafe method that only
+    the cookie authenticates needs the CSRF header."""
     cookie = (b"cookie", f"theme=dark; {COOKIE}=a.b.c".encode())
-    bearer = (b"authorization", b"Bearer a.b.c")
     csrf = (b"x-requested-with", b"bitloot-admin")
-    assert with_cookie_bearer("GET", [cookie]) == [cookie, bearer]
-    assert with_cookie_bearer("POST", [cookie]) == [cookie]
-    assert with_cookie_bearer("POST", [cookie, csrf]) == [cookie, csrf, bearer]
     own = (b"authorization", b"Bearer x.y.z")
-    assert with_cookie_bearer("GET", [cookie, own]) == [cookie, own]
-    odd = (b"cookie", f"{COOKIE}=a b<c".encode())
-    assert with_cookie_bearer("GET", [odd]) == [odd]
+
+    def allowed(method: str, *headers: tuple[bytes, bytes]) -> bool:
+        scope = {"type": "http", "method": method, "headers": list(headers), "path": "/"}
+        return cookie_allowed(ASGIConnection(scope))  # type: ignore[arg-type]
+
+    assert allowed("GET", cookie)
+    assert not allowed("POST", cookie)
+    assert not allowed("POST", cookie, (b"x-requested-with", b"fetch"))
+    assert allowed("POST", cookie, csrf)
+    assert allowed("POST", cookie, own)
+    assert allowed("POST")  # no cookie: the bearer check decides

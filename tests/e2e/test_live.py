@@ -1,5 +1,6 @@
 """Live status over websockets with a real client: the owner hears paid, reserved, fulfilled in
-order; another user is refused before any message; admins hear every order."""
+order; another user is refused before any message; admins hear every order; every API process
+delivers to its own sockets; a client that leaves is noticed at once."""
 
 from __future__ import annotations
 
@@ -7,14 +8,28 @@ import json
 import signal
 import threading
 import time
+from pathlib import Path
+from socket import SHUT_RDWR
 from typing import Any
 
 import pytest
+import redis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.e2e.conftest import RunningEngine, sandbox_admin
+from adapters.live import LiveUpdates
+from entrypoints.settings import load_settings
+from tests.e2e.conftest import (
+    BITLOOT,
+    E2E_REDIS_URL,
+    RunningEngine,
+    sandbox_admin,
+    start_process,
+    stop_processes,
+    wait_healthy,
+)
 from tests.e2e.test_pipeline import place_and_pay
+from tests.support import free_port
 
 
 def listen(socket: ClientConnection, into: list[dict[str, Any]], until: str) -> threading.Thread:
@@ -91,7 +106,6 @@ def test_bad_token_and_non_admin_are_refused(engine: RunningEngine) -> None:
         assert closed.value.rcvd.code == code
 
 
-@pytest.mark.parametrize("engine", ["sqlite+in-process"], indirect=True)
 def test_open_sockets_do_not_hold_up_shutdown(engine: RunningEngine) -> None:
     """SIGTERM with a subscriber still connected stops the engine promptly."""
     with engine.client("kim") as kim:
@@ -103,3 +117,74 @@ def test_open_sockets_do_not_hold_up_shutdown(engine: RunningEngine) -> None:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
         assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("engine", ["postgresql+redis"], indirect=True)
+def test_every_api_process_delivers_to_its_own_subscribers(
+    engine: RunningEngine, tmp_path: Path
+) -> None:
+    """A second API process (not running the projections) hears the changes through Redis and
+    delivers them to its own socket, as the first process does to its own."""
+    port = free_port()
+    log = tmp_path / "serve-2.log"
+    second = start_process(
+        [BITLOOT, "serve", "--no-worker"], {**engine.env, "PORT": str(port)}, log
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", second, log)
+        with engine.client("kim") as kim:
+            order, payment = place_and_pay(kim)
+            path = f"/ws/orders/{order['id']}?token={engine.token('kim')}"
+            with (
+                connect(f"{engine.url.replace('http://', 'ws://')}{path}") as first_socket,
+                connect(f"ws://127.0.0.1:{port}{path}") as second_socket,
+            ):
+                heard: dict[str, list[dict[str, Any]]] = {"first": [], "second": []}
+                threads = [
+                    listen(first_socket, heard["first"], "fulfilled"),
+                    listen(second_socket, heard["second"], "fulfilled"),
+                ]
+                kim.post(
+                    f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
+                    json={"status": "finished"},
+                    headers=sandbox_admin(),
+                )
+                for thread in threads:
+                    thread.join(40)
+    finally:
+        stop_processes([second])
+    for messages in heard.values():
+        statuses = [m["status"] for m in messages]
+        assert statuses[statuses.index("paid") :] == ["paid", "reserved", "fulfilled"]
+
+
+@pytest.mark.parametrize("engine", ["postgresql+redis"], indirect=True)
+def test_a_client_that_leaves_is_noticed_at_once(engine: RunningEngine) -> None:
+    """The handler of a socket whose client closes it, or just drops the connection, ends
+    within a second — its Redis subscription is gone — with no status change to send."""
+    live = LiveUpdates.in_memory(load_settings(engine.env).broker_namespace)
+    client = redis.Redis.from_url(E2E_REDIS_URL)
+    with engine.client("kim") as kim:
+        for leave in ("close", "drop"):
+            order = kim.post("/orders", json={"email": "k@example.com", "items": [
+                {"product_id": "5c9b5f6b2539a4e8f172916a", "quantity": 1}]}).json()  # fmt: skip
+            channel = live.order_channel(order["id"])
+            url = ws_url(engine, f"/ws/orders/{order['id']}", engine.token("kim"))
+            with connect(url) as socket:
+                socket.recv(timeout=5)
+                assert subscribers(client, channel) == 1
+                if leave == "close":
+                    socket.close()
+                else:
+                    socket.socket.shutdown(SHUT_RDWR)
+                started = time.monotonic()
+                while subscribers(client, channel) and time.monotonic() - started < 5:
+                    time.sleep(0.05)
+                assert time.monotonic() - started < 1.0, leave
+    client.close()
+
+
+def subscribers(client: redis.Redis, channel: str) -> int:
+    """How many connections subscribe to a Redis channel."""
+    counts: list[tuple[bytes | str, int]] = client.pubsub_numsub(channel)
+    return counts[0][1]

@@ -1,0 +1,28 @@
+# The engine's image, built once by `docker compose build` (or `docker build -t bitloot .`):
+# the locked runtime dependencies (requirements.lock, with hashes), then the project itself.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+WORKDIR /app
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
+
+COPY pyproject.toml README.md ./
+COPY domain ./domain
+COPY application ./application
+COPY adapters ./adapters
+COPY projections ./projections
+COPY entrypoints ./entrypoints
+RUN pip install --no-deps . \
+    && useradd --system --uid 10001 --home-dir /var/lib/bitloot bitloot \
+    && mkdir -p /var/lib/bitloot && chown bitloot /var/lib/bitloot
+
+USER bitloot
+ENV VAR_DIR=/var/lib/bitloot HOST=0.0.0.0 PORT=8000
+EXPOSE 8000
+CMD ["bitloot", "serve"]
