@@ -12,6 +12,7 @@ from litestar.params import FromPath, PathParameter, QueryParameter
 
 from application.key_access import RevealedKey
 from domain.errors import LinkRefused
+from entrypoints.bootstrap import Engine
 from entrypoints.http.deps import EngineDep, FulfillmentDep, KeysDep, ViewerDep
 from entrypoints.http.schema import DIGITS_PATTERN
 from entrypoints.http.views import is_number
@@ -28,11 +29,7 @@ def reveal(
     engine: EngineDep,
 ) -> dict[str, Any]:
     """The owner's keys in clear (rate-limited per user); the read is recorded."""
-    wait = engine.reveal_limit.allow(viewer.sub)
-    if wait:
-        raise TooManyRequestsException(
-            "too many reveals; try again shortly", headers={"Retry-After": str(int(wait) + 1)}
-        )
+    _within_limit(engine, viewer.sub, "reveals")
     revealed = keys.reveal(order_id, viewer, ip=_ip(request), user_agent=_agent(request))
     return _keys_view(order_id, revealed)
 
@@ -41,7 +38,9 @@ def reveal(
 def download_link(
     order_id: FromPath[UUID], keys: KeysDep, viewer: ViewerDep, engine: EngineDep
 ) -> dict[str, str]:
-    """A link to the keys valid for 15 minutes; the link itself is the proof."""
+    """A link to the keys valid for 15 minutes; the link itself is the proof (rate-limited per
+    user, as reveals are)."""
+    _within_limit(engine, f"link:{viewer.sub}", "download links")
     link = keys.issue_link(order_id, viewer)
     url = engine.links.url(order_id, link.link_id, link.expires_at)
     return {"url": url, "expires_at": link.expires_at.isoformat()}
@@ -90,6 +89,7 @@ def download(
     parsed = _uuid_or_refuse(order_id)
     if not engine.links.verify(parsed, params["lid"], params["exp"], params["sig"]):
         raise LinkRefused("this download link is not valid")
+    _within_limit(engine, f"download:{parsed}", "downloads of this order")
     revealed = keys.download(
         parsed, params["lid"], int(params["exp"]), ip=_ip(request), user_agent=_agent(request)
     )
@@ -106,6 +106,16 @@ def fulfillment_audit(
 
 
 ROUTES = [reveal, download_link, download, fulfillment_audit]
+
+
+def _within_limit(engine: Engine, key: str, what: str) -> None:
+    """Count one read of keys under ``key``; past ``REVEALS_PER_MINUTE`` in a minute, 429 with
+    ``Retry-After``."""
+    wait = engine.reveal_limit.allow(key)
+    if wait:
+        raise TooManyRequestsException(
+            f"too many {what}; try again shortly", headers={"Retry-After": str(int(wait) + 1)}
+        )
 
 
 def _keys_view(order_id: UUID, keys: list[RevealedKey]) -> dict[str, Any]:

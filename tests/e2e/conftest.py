@@ -89,6 +89,21 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
+@contextmanager
+def another_api_process(engine: RunningEngine, log: Path) -> Iterator[str]:
+    """A second ``bitloot serve --no-worker`` beside ``engine`` (same settings, another port),
+    as a load balancer would have; yields its URL."""
+    port = free_port()
+    second = start_process(
+        [BITLOOT, "serve", "--no-worker"], {**engine.env, "PORT": str(port)}, log
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", second, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_processes([second])
+
+
 def clear_redis() -> None:
     client = redis.Redis.from_url(E2E_REDIS_URL)
     for key in client.scan_iter("bitloot*"):

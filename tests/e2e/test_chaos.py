@@ -7,6 +7,7 @@ counts are printed. (Redis restarted empty, and PostgreSQL dropping its connecti
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,10 @@ from tests.e2e.cluster import Cluster, check, clear_redis, place_paid_orders
 from tests.e2e.conftest import E2E_REDIS_URL
 
 ORDERS = 200
+INJECTED_FAULT_LOGGED = re.compile(
+    rb"WARNING application\.fulfillment: order [0-9a-f-]+: (reserve|deliver) attempt \d+ of \d+ "
+    rb"failed \(SupplierUnavailable: Kinguin [A-Z]+ /v[12]/order[^)]*: HTTP 500\); next at "
+)
 
 
 @pytest.fixture
@@ -30,7 +35,8 @@ def cluster(tmp_path: Path, pg_schema: str) -> Iterator[Cluster]:
 
 
 def test_hostile_supplier_and_killed_workers(cluster: Cluster) -> None:
-    """Faults everywhere and two SIGKILLed workers: every order ends where it should, once."""
+    """Faults everywhere and two SIGKILLed workers: every order ends where it should, once; the
+    injected faults are WARNING lines in the logs, never a traceback."""
     placing = ThreadPoolExecutor(max_workers=1)
     placed = placing.submit(place_paid_orders, cluster.url, ORDERS)
     for _ in range(2):
@@ -39,3 +45,7 @@ def test_hostile_supplier_and_killed_workers(cluster: Cluster) -> None:
     orders = placed.result(timeout=300)
     placing.shutdown()
     check(cluster, orders)
+    logs = {log.name: log.read_bytes() for log in cluster.tmp.glob("*.log")}
+    tracebacks = {name: text.count(b"Traceback") for name, text in logs.items()}
+    assert sum(tracebacks.values()) == 0, tracebacks
+    assert any(INJECTED_FAULT_LOGGED.search(text) for text in logs.values())

@@ -19,17 +19,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from adapters.live import LiveUpdates
 from entrypoints.settings import load_settings
-from tests.e2e.conftest import (
-    BITLOOT,
-    E2E_REDIS_URL,
-    RunningEngine,
-    sandbox_admin,
-    start_process,
-    stop_processes,
-    wait_healthy,
-)
+from tests.e2e.conftest import E2E_REDIS_URL, RunningEngine, another_api_process, sandbox_admin
 from tests.e2e.test_pipeline import place_and_pay
-from tests.support import free_port
 
 
 def listen(socket: ClientConnection, into: list[dict[str, Any]], until: str) -> threading.Thread:
@@ -125,34 +116,28 @@ def test_every_api_process_delivers_to_its_own_subscribers(
 ) -> None:
     """A second API process (not running the projections) hears the changes through Redis and
     delivers them to its own socket, as the first process does to its own."""
-    port = free_port()
-    log = tmp_path / "serve-2.log"
-    second = start_process(
-        [BITLOOT, "serve", "--no-worker"], {**engine.env, "PORT": str(port)}, log
-    )
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", second, log)
-        with engine.client("kim") as kim:
-            order, payment = place_and_pay(kim)
-            path = f"/ws/orders/{order['id']}?token={engine.token('kim')}"
-            with (
-                connect(f"{engine.url.replace('http://', 'ws://')}{path}") as first_socket,
-                connect(f"ws://127.0.0.1:{port}{path}") as second_socket,
-            ):
-                heard: dict[str, list[dict[str, Any]]] = {"first": [], "second": []}
-                threads = [
-                    listen(first_socket, heard["first"], "fulfilled"),
-                    listen(second_socket, heard["second"], "fulfilled"),
-                ]
-                kim.post(
-                    f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
-                    json={"status": "finished"},
-                    headers=sandbox_admin(),
-                )
-                for thread in threads:
-                    thread.join(40)
-    finally:
-        stop_processes([second])
+    heard: dict[str, list[dict[str, Any]]] = {"first": [], "second": []}
+    with (
+        another_api_process(engine, tmp_path / "serve-2.log") as second_url,
+        engine.client("kim") as kim,
+    ):
+        order, payment = place_and_pay(kim)
+        path = f"/ws/orders/{order['id']}?token={engine.token('kim')}"
+        with (
+            connect(f"{engine.url.replace('http://', 'ws://')}{path}") as first_socket,
+            connect(f"{second_url.replace('http://', 'ws://')}{path}") as second_socket,
+        ):
+            threads = [
+                listen(first_socket, heard["first"], "fulfilled"),
+                listen(second_socket, heard["second"], "fulfilled"),
+            ]
+            kim.post(
+                f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
+                json={"status": "finished"},
+                headers=sandbox_admin(),
+            )
+            for thread in threads:
+                thread.join(40)
     for messages in heard.values():
         statuses = [m["status"] for m in messages]
         assert statuses[statuses.index("paid") :] == ["paid", "reserved", "fulfilled"]
