@@ -1,6 +1,9 @@
 """The event store: the ``eventsourcing`` library's recorders (SQLite or PostgreSQL) behind the
 application's ``EventStore`` port, with events encoded by msgspec.
 
+Concurrent saves are committed together (group commit: one transaction, one table lock, one
+NOTIFY for all of them), each caller still getting its own outcome.
+
 Errors: ``eventsourcing.persistence.IntegrityError`` (a version already taken) becomes
 ``application.errors.ConcurrencyConflict``; anything else from the database propagates (an
 outage as the library's ``OperationalError``, see ``adapters.outages``).
@@ -8,6 +11,7 @@ outage as the library's ``OperationalError``, see ``adapters.outages``).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -69,6 +73,93 @@ def topic_of(event_class: type[DomainEvent]) -> str:
     return get_topic(event_class)
 
 
+class _Save:
+    """One caller's save waiting in the group: its events, then its outcome."""
+
+    def __init__(self, stored: Sequence[StoredEvent]) -> None:
+        self.stored = stored
+        self.ids: Sequence[int] = ()
+        self.failure: BaseException | None = None
+        self.leads = False
+        self.finished = False
+        self.turn = threading.Event()  # set when finished, or when it is this save's turn to lead
+
+    def finish(self, ids: Sequence[int] = (), failure: BaseException | None = None) -> None:
+        self.ids, self.failure, self.finished = ids, failure, True
+        self.turn.set()
+
+    def outcome(self) -> int | None:
+        if self.failure is not None:
+            raise self.failure
+        return self.ids[-1] if self.ids else None
+
+
+class GroupCommit:
+    """Saves arriving while another is being committed wait, and are then committed together in
+    one transaction (one table lock, one NOTIFY) by the first of them, who leads the next group.
+    A lone save is committed at once. Each caller still gets its own outcome: when the group's
+    transaction meets a version conflict, its saves are committed one by one, so only the
+    conflicting one fails."""
+
+    def __init__(self, insert: Callable[[Sequence[StoredEvent]], Sequence[int]]) -> None:
+        self._insert = insert
+        self._lock = threading.Lock()
+        self._queue: list[_Save] = []
+        self._leading = False
+
+    def commit(self, stored: Sequence[StoredEvent]) -> int | None:
+        """Commit these events (with whatever else is waiting); the position of the last."""
+        save = _Save(stored)
+        with self._lock:
+            self._queue.append(save)
+            save.leads = not self._leading
+            self._leading = True
+        if not save.leads:
+            save.turn.wait()
+        if not save.finished:
+            self._lead()
+        return save.outcome()
+
+    def _lead(self) -> None:
+        with self._lock:
+            group, self._queue = self._queue, []
+        try:
+            self._commit(group)
+        except Exception as failure:  # noqa: BLE001 - handed to every caller of the group
+            for save in group:
+                if not save.finished:
+                    save.finish(failure=failure)
+        finally:
+            with self._lock:
+                if self._queue:
+                    self._queue[0].leads = True
+                    self._queue[0].turn.set()
+                else:
+                    self._leading = False
+
+    def _commit(self, group: list[_Save]) -> None:
+        if len(group) == 1:
+            self._commit_alone(group[0])
+            return
+        try:
+            ids = self._insert([event for save in group for event in save.stored])
+        except ConcurrencyConflict:
+            for save in group:
+                self._commit_alone(save)
+            return
+        start = 0
+        for save in group:
+            count = len(save.stored)
+            save.finish(ids=ids[start : start + count] if ids else ())
+            start += count
+
+    def _commit_alone(self, save: _Save) -> None:
+        try:
+            save.finish(ids=self._insert(save.stored))
+        except Exception as failure:  # noqa: BLE001 - handed to its caller
+            save.finish(failure=failure)
+
+
 class RecorderEventStore:
     """The application's event store on an ``eventsourcing`` application recorder."""
 
@@ -78,6 +169,7 @@ class RecorderEventStore:
         self._tracking: TrackingRecorder | None = None
         self.mapper = MsgspecMapper()
         self._listeners: list[Callable[[], None]] = []
+        self._group = GroupCommit(self._insert)
 
     def load(self, aggregate_id: UUID, *, until_version: int | None = None) -> list[DomainEvent]:
         """Events of one aggregate, oldest first."""
@@ -103,15 +195,15 @@ class RecorderEventStore:
             position = page[-1].id
 
     def save(self, events: Sequence[DomainEvent]) -> int | None:
-        """Append all events in one transaction; a taken version is a concurrency conflict —
-        unless an earlier try of this very save had its connection cut (a database restart)
-        after the commit: the versions then hold these events, byte for byte, and the save
-        succeeded (with no position to return)."""
-        stored = [self.mapper.to_stored_event(e) for e in events]
-        ids = self._insert(stored)
+        """Append all events in one transaction (with the saves of other threads arriving
+        meanwhile: ``GroupCommit``); a taken version is a concurrency conflict — unless an
+        earlier try of this very save had its connection cut (a database restart) after the
+        commit: the versions then hold these events, byte for byte, and the save succeeded
+        (with no position to return)."""
+        position = self._group.commit([self.mapper.to_stored_event(e) for e in events])
         for listener in self._listeners:
             listener()
-        return ids[-1] if ids else None
+        return position
 
     def _insert(self, stored: Sequence[StoredEvent]) -> Sequence[int]:
         """The recorder's insert, retried as the library retries it (on its Operational- and

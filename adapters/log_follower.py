@@ -3,7 +3,8 @@ each event to a handler, and records the new position.
 
 It polls the notification log (the SQLite recorder has no subscriptions) and is woken early by
 appends in this process and, on PostgreSQL, by the recorder's ``NOTIFY`` on the events channel.
-Handling is at-least-once: a crash between handling and tracking repeats that event. An event
+Handling is at-least-once: the position is recorded once per batch, so a crash in the middle of
+a batch repeats the batch's events (the handlers are idempotent). An event
 appended while tracing is handled in a span continuing its trace.
 """
 
@@ -46,6 +47,7 @@ class LogFollower:
         self._topics = [topic_of(t) for t in topics]
         self._batch_size = batch_size
         self._tracking = store.tracking_recorder()
+        self._position: int | None = None
         self._loop = BatchLoop(
             f"follower:{name}",
             self.run_once,
@@ -57,21 +59,40 @@ class LogFollower:
 
     @property
     def position(self) -> int:
-        """The last log position handled."""
-        return self._tracking.max_tracking_id(self.name) or 0
+        """The last log position handled (read from the tracking table at first, and again
+        after a failed batch; kept in memory otherwise)."""
+        if self._position is None:
+            self._position = self._tracking.max_tracking_id(self.name) or 0
+        return self._position
 
     def wake(self) -> None:
         """Look at the log now rather than at the next poll."""
         self._loop.wake()
 
     def run_once(self) -> int:
-        """Handle one batch of new events; return how many notifications were read."""
+        """Handle one batch of new events and record, once, how far it got; return how many
+        notifications were read. A handler that raises ends the batch: what was handled before
+        it is recorded, and the next batch starts at the failing event."""
         batch = self._store.notifications(self.position, self._batch_size, self._topics)
-        for notification, event in batch:
-            with continued(trace_of(notification.state), f"{self.name} {type(event).__name__}"):
-                self._handler(event)
-            self._tracking.insert_tracking(Tracking(self.name, notification.id))
+        handled: int | None = None
+        try:
+            for notification, event in batch:
+                with continued(trace_of(notification.state), f"{self.name} {type(event).__name__}"):
+                    self._handler(event)
+                handled = notification.id
+        finally:
+            self._track(handled)
         return len(batch)
+
+    def _track(self, position: int | None) -> None:
+        if position is None:
+            return
+        try:
+            self._tracking.insert_tracking(Tracking(self.name, position))
+        except Exception:
+            self._position = None  # not recorded: read it again before the next batch
+            raise
+        self._position = position
 
     def start(self) -> None:
         """Follow the log in a background thread until ``stop``."""

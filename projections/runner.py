@@ -3,12 +3,15 @@ rebuild a fresh generation beside the live one and swap when it has caught up, a
 skip) on a failing event until an admin retries or skips it.
 
 One runner per projection across processes: on PostgreSQL it runs only while holding an
-advisory lock named after the projection.
+advisory lock named after the projection. A running runner keeps its state in memory (read
+again every ``STATE_REFRESH_S``, and after a failure or a command of its own), so with nothing
+new in the log a wake-up costs one read of the head.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +28,7 @@ from projections.base import Change, Projection, table_name
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "projection_state"
+STATE_REFRESH_S = 1.0  # how soon a running projection sees another process's command
 _STATE_DDL = (
     f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
     "name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL, "
@@ -107,6 +111,8 @@ class ProjectionRunner:
         self._views = views
         self._topics = [topic_of(t) for t in projection.topics]
         self._batch_size = batch_size
+        self._known: ProjectionState | None = None  # the state as this runner last saw it
+        self._known_at = 0.0
         self._loop = BatchLoop(
             f"projection:{projection.name}",
             self.run_once,
@@ -146,6 +152,7 @@ class ProjectionRunner:
 
     def request_rebuild(self) -> ProjectionState:
         """Start building a new generation from position 0 beside the live one."""
+        self._known = None
         state = self.state()
         if state.rebuild_generation is not None:
             return state
@@ -171,6 +178,7 @@ class ProjectionRunner:
 
     def cancel_rebuild(self, reason: str | None = None) -> None:
         """Abandon a rebuild in progress; the live generation carries on untouched."""
+        self._known = None
         state = self.state()
         if state.rebuild_generation is None:
             return
@@ -186,12 +194,14 @@ class ProjectionRunner:
 
     def retry(self) -> None:
         """Try the failed event again."""
+        self._known = None
         with self._views.transaction() as tx:
             self._update(tx, state="live", error=None, error_position=None)
         self.wake()
 
     def skip(self) -> None:
         """Give up on the failed event and carry on after it."""
+        self._known = None
         state = self.state()
         if state.error_position is None:
             return
@@ -204,15 +214,32 @@ class ProjectionRunner:
     # -- processing (the runner's thread, or tests) ----------------------------------------
 
     def run_once(self) -> int:
-        """Process one live batch and one rebuild batch; return how many events were applied."""
-        state = self.state()
+        """Process one live batch and one rebuild batch; return how many events were applied.
+        With nothing new in the log and no rebuild, it reads the head and nothing else."""
+        state = self._running_state()
         if state.state != "live":
             return 0
         head = self._store.head()
-        applied = self._live_batch(state, head)
-        if state.rebuild_generation is not None:
-            applied += self._rebuild_batch(self.state(), head)
+        if state.position >= head and state.rebuild_generation is None:
+            return 0
+        try:
+            applied = self._live_batch(state, head)
+            if state.rebuild_generation is not None:
+                self._known = None
+                applied += self._rebuild_batch(self.state(), head)
+        except Exception:
+            self._known = None  # read it again: the batch may or may not have committed
+            raise
         return applied
+
+    def _running_state(self) -> ProjectionState:
+        """The state as this runner last wrote it, read again from the database every
+        ``STATE_REFRESH_S`` (a command of another process: rebuild, retry, skip) and after a
+        command of this one."""
+        now = time.monotonic()
+        if self._known is None or now - self._known_at >= STATE_REFRESH_S:
+            self._known, self._known_at = self.state(), now
+        return self._known
 
     def catch_up(self) -> None:
         """Run until nothing is left to do (tests, CLI)."""
@@ -222,13 +249,17 @@ class ProjectionRunner:
     def _live_batch(self, state: ProjectionState, head: int) -> int:
         batch = self._store.notifications(state.position, self._batch_size, self._topics, head)
         table = table_name(self.name, state.generation)
+        advance = self._advance("position", batch, head)
         try:
             with self._views.transaction() as tx:
                 changes = self._apply_all(tx, table, batch)
-                self._update(tx, **self._advance("position", batch, head))
+                self._update(tx, **advance)
         except ProjectionFailed:
+            self._known = None
             self._apply_one_by_one(state, table, batch)
             return len(batch)
+        if self._known is not None:
+            self._known = msgspec.structs.replace(self._known, **advance)
         self._announce(changes)
         return len(batch)
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
-from adapters.eventstore import RecorderEventStore, topic_of
+from adapters.eventstore import GroupCommit, RecorderEventStore, topic_of
 from application.errors import ConcurrencyConflict
 from domain import order as rules
 from domain import payments
@@ -95,3 +99,52 @@ def test_append_listeners_are_called(store: RecorderEventStore) -> None:
     store.on_append(lambda: calls.append(1))
     store.save(new_order()[1])
     assert calls == [1]
+
+
+def test_concurrent_saves_are_committed_together_and_conflicts_stay_per_aggregate(
+    store: RecorderEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty writers at once: ten place new orders, ten race to invoice one order from the same
+    version. Every new order is stored; exactly one invoice wins and the nine others are
+    conflicts; and fewer transactions than saves were needed."""
+    contested, placed = new_order()
+    store.save(placed)
+    transactions: list[int] = []
+    insert = store._insert
+
+    def counted(stored: Sequence[StoredEvent]) -> Sequence[int]:
+        transactions.append(len(stored))
+        time.sleep(0.005)  # a commit that takes a moment, as a real one does, lets others queue
+        return insert(stored)
+
+    monkeypatch.setattr(store, "_group", GroupCommit(counted))  # the store's insert, counted
+    start = threading.Barrier(20)
+    outcomes: dict[int, str] = {}
+    new_orders = [new_order() for _ in range(10)]
+
+    def write(index: int) -> None:
+        if index < 10:
+            events = new_orders[index][1]
+        else:
+            events = payments.invoice_created(
+                contested, invoice_id=str(index), invoice_url="u", now=NOW
+            )
+        start.wait()
+        try:
+            store.save(events)
+            outcomes[index] = "saved"
+        except ConcurrencyConflict:
+            outcomes[index] = "conflict"
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [outcomes[i] for i in range(10)] == ["saved"] * 10
+    assert sorted(outcomes[i] for i in range(10, 20)) == ["conflict"] * 9 + ["saved"]
+    for order, events in new_orders:
+        assert store.load(order.id) == events
+    assert len(store.load(contested.id)) == 2
+    grouped = [size for size in transactions if size > 3]
+    assert grouped, f"no save was committed with another: {transactions}"
