@@ -21,9 +21,10 @@ from entrypoints.bootstrap import Engine
 from entrypoints.http import admin_pages, catalog, keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import Tokens, bearer_credential, retrieve_viewer
-from entrypoints.http.metrics import EngineMetricsConfig, HttpMetrics, metrics
+from entrypoints.http.metrics import EngineMetricsConfig, EventLoopLag, HttpMetrics, metrics
 from entrypoints.http.problems import EXCEPTION_HANDLERS
 from entrypoints.http.schema import OPENAPI_PLUGINS
+from entrypoints.sandboxes.callbacks import Callbacks
 from entrypoints.sandboxes.control import ControlCheck
 from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
 from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
@@ -59,6 +60,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
 
     auth = engine.tokens.middleware(exclude=PUBLIC_PATHS)
     http_metrics = EngineMetricsConfig(http=HttpMetrics(engine.metrics))
+    callbacks = Callbacks()  # the mounted sandboxes' one client for their webhooks
     return Litestar(
         route_handlers=[
             *orders.ROUTES,
@@ -73,7 +75,7 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
             admin_pages.login,
             admin_pages.logout,
             admin_pages.static_files(),
-            *sandboxes(engine),
+            *sandboxes(engine, callbacks),
         ],
         dependencies={
             "engine": Provide(lambda: engine, sync_to_thread=False),
@@ -87,9 +89,9 @@ def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -
         on_app_init=[auth.on_app_init, http_metrics.install],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
-        lifespan=[lifespan],
+        lifespan=[lifespan, EventLoopLag(engine.metrics).lifespan],
         openapi_config=OpenAPIConfig(title="BitLoot fulfillment engine", version="0.1.0"),
-        plugins=[*OPENAPI_PLUGINS, engine.live, *_tracing(engine)],
+        plugins=[*OPENAPI_PLUGINS, engine.live, callbacks, *_tracing(engine)],
     )
 
 
@@ -100,19 +102,23 @@ def _tracing(engine: Engine) -> list[OpenTelemetryPlugin]:
     return [OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=engine.tracing.provider))]
 
 
-def sandboxes(engine: Engine) -> list[ControllerRouterHandler]:
-    """The built-in sandboxes the settings mount (``SANDBOXES``), their controls for admins."""
+def sandboxes(engine: Engine, callbacks: Callbacks) -> list[ControllerRouterHandler]:
+    """The built-in sandboxes the settings mount (``SANDBOXES``), their controls for admins;
+    their webhooks and IPNs go out through ``callbacks``."""
     settings = engine.settings
     check = admin_check(engine.tokens)
     routers: list[ControllerRouterHandler] = []
     if "kinguin" in settings.sandboxes:
-        kinguin = dataclasses.replace(kinguin_sandbox_config(settings), control_check=check)
+        kinguin = dataclasses.replace(
+            kinguin_sandbox_config(settings), control_check=check, callbacks=callbacks
+        )
         routers.append(kinguin_sandbox(kinguin))
     if "nowpayments" in settings.sandboxes:
         nowpayments = dataclasses.replace(
             nowpayments_sandbox_config(settings),
             ipn_secret=settings.sandbox_ipn_secret,
             control_check=check,
+            callbacks=callbacks,
         )
         routers.append(nowpayments_sandbox(nowpayments))
     return routers

@@ -1,11 +1,15 @@
-"""``GET /metrics`` — the engine's registry in Prometheus' text exposition format — and the HTTP
-request metrics, recorded by Litestar's Prometheus middleware into that registry."""
+"""``GET /metrics`` — the engine's registry in Prometheus' text exposition format — the HTTP
+request metrics, recorded by Litestar's Prometheus middleware into that registry, and the web
+server's event-loop lag."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from litestar import Response, get
+from litestar import Litestar, Response, get
 from litestar._asgi.utils import wrap_in_exception_handler
 from litestar.config.app import AppConfig
 from litestar.enums import ScopeType
@@ -21,6 +25,8 @@ PREFIX = "bitloot_http"
 # Litestar's label names, in the order its middleware passes their values
 LABELS = ("method", "path", "status_code", "app_name")
 HTTP_ONLY: Scopes = {ScopeType.HTTP}  # a websocket stays open for its whole session
+LOOP_PROBE_S = 0.05
+LOOP_LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 @get("/metrics", exclude_from_auth=True, sync_to_thread=True, include_in_schema=False)
@@ -99,3 +105,34 @@ class EngineMetricsMiddleware(PrometheusMiddleware):
     def requests_in_progress(self, labels: dict[str, str | int | float]) -> Gauge:
         """Requests in progress."""
         return self._http.in_progress
+
+
+class EventLoopLag:
+    """How late the web server's event loop wakes a task that asked to sleep ``LOOP_PROBE_S``:
+    the time every request waited behind work that held the loop. A lifespan of the app."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._seconds = Histogram(
+            "bitloot_event_loop_lag_seconds",
+            "How late the API process's event loop ran a task that was due",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=registry,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+        """Probe the loop while the app runs."""
+        probe = asyncio.create_task(self._probe())
+        try:
+            yield
+        finally:
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
+
+    async def _probe(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LOOP_PROBE_S
+            await asyncio.sleep(LOOP_PROBE_S)
+            self._seconds.observe(max(loop.time() - due, 0.0))

@@ -78,6 +78,7 @@ from litestar.exceptions import ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
+from entrypoints.sandboxes.callbacks import Callbacks
 from entrypoints.sandboxes.control import (
     CONTROL_OPT,
     ControlCheck,
@@ -158,6 +159,10 @@ class KinguinSandboxConfig:
     delay_s: float
     faults: Faults = NO_FAULTS
     timeout_s: float = DEFAULT_TIMEOUT_S
+    callbacks: Callbacks = field(
+        default_factory=lambda: Callbacks(keep_connections=False), compare=False, repr=False
+    )
+    """How webhooks go out: the app's one long-lived client (a client per call by default)."""
     rng: random.Random | None = field(default=None, compare=False, repr=False)
     extra_products: int = 0
     initial_balance: float = DEFAULT_BALANCE_EUR
@@ -839,9 +844,7 @@ class _KinguinSandbox:
             "X-Event-Secret": self._config.webhook_secret,
         }
         try:
-            # trust_env=False: a developer's HTTP_PROXY must not capture loopback callbacks.
-            async with httpx.AsyncClient(timeout=_WEBHOOK_TIMEOUT_S, trust_env=False) as client:
-                response = await client.post(url, content=body, headers=headers)
+            response = await self._config.callbacks.post(url, body, headers, _WEBHOOK_TIMEOUT_S)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             logger.warning("kinguin sandbox: webhook to %s failed: %r", url, exc)
             return False

@@ -48,6 +48,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, RawBody
 
 from adapters.nowpayments_signature import canonical_body, sign
+from entrypoints.sandboxes.callbacks import Callbacks
 from entrypoints.sandboxes.control import (
     ControlCheck,
     SandboxControlError,
@@ -105,6 +106,10 @@ class NowPaymentsSandboxConfig:
     public_base_url: str
     faults: Faults = NO_FAULTS
     timeout_s: float = DEFAULT_TIMEOUT_S
+    callbacks: Callbacks = field(
+        default_factory=lambda: Callbacks(keep_connections=False), compare=False, repr=False
+    )
+    """How IPNs go out: the app's one long-lived client (a client per call by default)."""
     rng: random.Random | None = field(default=None, compare=False, repr=False)
     control_check: ControlCheck | None = field(default=None, compare=False, repr=False)
     """Who may simulate payments and set faults; None: anyone (standalone and test sandboxes)."""
@@ -465,7 +470,9 @@ class _NowPaymentsSandbox:
             "Content-Type": "application/json",
             "x-nowpayments-sig": sign(self._config.ipn_secret, body),
         }
-        codes = [await _post(url, body, headers) for _ in range(self.faults.webhook_copies())]
+        callbacks = self._config.callbacks
+        copies = range(self.faults.webhook_copies())
+        codes = [await _post(callbacks, url, body, headers) for _ in copies]
         return codes[0]
 
 
@@ -614,12 +621,10 @@ def _invoice_html(invoice: _Invoice, base_url: str) -> str:
     )
 
 
-async def _post(url: str, body: bytes, headers: dict[str, str]) -> int | None:
+async def _post(callbacks: Callbacks, url: str, body: bytes, headers: dict[str, str]) -> int | None:
     """POST ``body``; return the receiver's status code, or ``None`` when it is unreachable."""
     try:
-        # trust_env=False: a developer's HTTP_PROXY must not capture loopback callbacks.
-        async with httpx.AsyncClient(timeout=_IPN_TIMEOUT_S, trust_env=False) as client:
-            response = await client.post(url, content=body, headers=headers)
+        response = await callbacks.post(url, body, headers, _IPN_TIMEOUT_S)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         logger.warning("nowpayments sandbox: IPN to %s failed: %r", url, exc)
         return None

@@ -6,9 +6,12 @@ caller's business, e.g. the ``bitloot sandbox`` command. Importing this module h
 
 from __future__ import annotations
 
+import dataclasses
+
 from litestar import Litestar, get
 from litestar.openapi import OpenAPIConfig
 
+from entrypoints.sandboxes.callbacks import Callbacks
 from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
 from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
 
@@ -27,7 +30,11 @@ def create_sandbox_app(
     Each call gets fresh in-memory sandbox state. Raises ``InvalidFaults`` (a ``ValueError``)
     when either config carries faults its sandbox cannot take.
     """
+    callbacks = Callbacks()  # one client for both sandboxes' webhooks, closed at shutdown
+    kinguin = dataclasses.replace(kinguin, callbacks=callbacks)
+    nowpayments = dataclasses.replace(nowpayments, callbacks=callbacks)
     return Litestar(
         route_handlers=[kinguin_sandbox(kinguin), nowpayments_sandbox(nowpayments), healthz],
         openapi_config=OpenAPIConfig(title="BitLoot provider sandboxes", version="0.1.0"),
+        plugins=[callbacks],
     )
