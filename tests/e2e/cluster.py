@@ -1,6 +1,6 @@
-"""A PostgreSQL + Redis cluster of engine processes — one API process and two workers — over a
-hostile Kinguin sandbox, the paid orders the chaos and restart tests push through it, and the
-audit that every order converged exactly once."""
+"""A PostgreSQL + Redis cluster of engine processes — API processes (one by default) and two
+workers — over a hostile Kinguin sandbox, the paid orders the chaos, restart and scale-out tests
+push through it, and the audit that every order converged exactly once."""
 
 from __future__ import annotations
 
@@ -40,10 +40,16 @@ TERMINAL = {"fulfilled", "fulfillment_failed", "payment_failed", "underpaid"}
 
 
 class Cluster:
-    """One API process (process manager, projections, sweeper) and two worker processes."""
+    """API processes (one runs the process manager, each projection and the sweeper; the others
+    stand by for them) and two worker processes."""
 
     def __init__(
-        self, tmp_path: Path, schema: str, redis_url: str, database_url: str = POSTGRES_URL
+        self,
+        tmp_path: Path,
+        schema: str,
+        redis_url: str,
+        database_url: str = POSTGRES_URL,
+        more_apis: int = 0,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -64,7 +70,17 @@ class Cluster:
         }
         self.api = start_process([BITLOOT, "serve", "--no-worker"], self.env, tmp_path / "api.log")
         wait_healthy(self.url, self.api, tmp_path / "api.log")
+        self.urls = [self.url]
+        self.more_apis = [self._start_api(i) for i in range(1, more_apis + 1)]
         self.workers = [self.start_worker(i) for i in range(2)]
+
+    def _start_api(self, index: int) -> subprocess.Popen[bytes]:
+        port = free_port()
+        log = self.tmp / f"api-{index}.log"
+        api = start_process([BITLOOT, "serve", "--no-worker"], {**self.env, "PORT": str(port)}, log)
+        wait_healthy(f"http://127.0.0.1:{port}", api, log)
+        self.urls.append(f"http://127.0.0.1:{port}")
+        return api
 
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
         log = self.tmp / f"worker-{index}-{time.monotonic_ns()}.log"
@@ -76,18 +92,20 @@ class Cluster:
         self.workers[index] = self.start_worker(index)
 
     def stop(self) -> None:
-        stop_processes([*self.workers, self.api])
+        stop_processes([*self.workers, *self.more_apis, self.api])
 
 
-def place_paid_orders(url: str, count: int) -> list[tuple[str, int]]:
-    """Place and pay ``count`` orders (every tenth is out of stock); return (id, quantity)."""
+def place_paid_orders(url: str | list[str], count: int) -> list[tuple[str, int]]:
+    """Place and pay ``count`` orders (every tenth is out of stock), through the API processes
+    at ``url`` in turn; return (id, quantity)."""
+    urls = [url] if isinstance(url, str) else url
 
     def one(i: int) -> tuple[str, int]:
         product = OUT_OF_STOCK if i % 10 == 0 else IN_STOCK
         quantity = 1 + i % 3
         token = mint_token(JWT_SECRET, f"chaos-{i % 7}", "user")
         with httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            base_url=urls[i % len(urls)], headers={"Authorization": f"Bearer {token}"}, timeout=30
         ) as c:
             placed = c.post("/orders", json={
                 "email": "c@example.com", "currency": "eur",
