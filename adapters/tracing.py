@@ -3,8 +3,8 @@ an order's work from the request that caused it, through the event log and the a
 Kinguin, the key vault and the database.
 
 - HTTP requests are spans of Litestar's OpenTelemetry plugin (``entrypoints/http/app.py``);
-  httpx (Kinguin, NOWPayments, Resend), psycopg (the store and the read models) and botocore
- (aioboto3 are traced by their instrumentations.
+  httpx (Kinguin, NOWPayments, Resend), psycopg (the store and the read models) and aiobotocore
+  (the S3 vault) are traced by their instrumentations.
 - Across the event log: an event appended inside a span records that span's W3C
   ``traceparent`` beside its fields (``"_trace"``, ignored when the event is decoded), and the
   process manager handles the event inside a span continuing that trace (``continued``).
