@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
+from wsgiref.simple_server import WSGIServer
 
 import httpx
 import uvicorn
@@ -215,14 +216,21 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stopping.set())
     engine.start(worker=True, followers=False, threads=args.threads)
     log.info("worker running on %s with %d threads", settings.wiring, args.threads)
-    if args.metrics_port is not None:
-        server, _thread = start_http_server(args.metrics_port, settings.host, engine.metrics)
-        log.info("worker metrics at http://%s:%d/metrics", settings.host, args.metrics_port)
+    metrics = _serve_metrics(engine, settings.host, args.metrics_port)
     stopping.wait()
-    if args.metrics_port is not None:
-        server.shutdown()
+    if metrics is not None:
+        metrics.shutdown()
     engine.stop()
     return 0
+
+
+def _serve_metrics(engine: Engine, host: str, port: int | None) -> WSGIServer | None:
+    """The worker's own ``/metrics`` on ``host:port``, when a port is given."""
+    if port is None:
+        return None
+    server, _thread = start_http_server(port, host, engine.metrics)
+    log.info("worker metrics at http://%s:%d/metrics", host, port)
+    return server
 
 
 def _sandbox(settings: Settings, _args: argparse.Namespace) -> int:
