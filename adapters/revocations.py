@@ -4,11 +4,13 @@ PostgreSQL + Redis wiring, so that a sign-out holds in every API process."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 
 import redis
+import redis.asyncio
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,21 @@ class MemoryRevocations:
         """Whether the token with this id was signed out."""
         return self._until.get(jti, 0.0) > time.time()
 
+    async def is_revoked_async(self, jti: str) -> bool:
+        """``is_revoked`` for an event loop (a dictionary lookup: it never waits)."""
+        return self.is_revoked(jti)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
 
 class RedisRevocations:
     """Revocations shared by every process through Redis keys that expire with the token."""
 
     def __init__(self, url: str, namespace: str) -> None:
+        self._url = url
         self._redis = redis.Redis.from_url(url)
+        self._on_loops: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
         self._prefix = f"{namespace}:revoked:"
 
     def revoke(self, jti: str, expires_at: float) -> None:
@@ -53,6 +64,25 @@ class RedisRevocations:
         except RedisError as failure:
             log.warning("token revocation not checked, Redis unreachable: %r", failure)
             return False
+
+    async def is_revoked_async(self, jti: str) -> bool:
+        """``is_revoked`` for an event loop: the lookup does not hold the loop while Redis
+        answers (each loop gets its own client, made on first use)."""
+        loop = asyncio.get_running_loop()
+        client = self._on_loops.get(loop)
+        if client is None:
+            client = self._on_loops[loop] = redis.asyncio.Redis.from_url(self._url)
+        try:
+            return bool(await client.exists(self._prefix + jti))
+        except RedisError as failure:
+            log.warning("token revocation not checked, Redis unreachable: %r", failure)
+            return False
+
+    async def aclose(self) -> None:
+        """Release the running loop's client."""
+        client = self._on_loops.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
     def close(self) -> None:
         """Release the connection."""

@@ -202,6 +202,7 @@ class Fulfillment:
                 o, step=step, error=error, attempts_seen=order.attempts,
                 budget=self._retries.budget, delay_s=delay, now=self._clock.now(),
             ),
+            order,
         )  # fmt: skip
         if after.attempts != attempt:
             return  # another run of the step counted this attempt
@@ -229,6 +230,7 @@ class Fulfillment:
             lambda o: supply.reserved(
                 o, supplier_order_id=purchase.order_id, now=self._clock.now()
             ),
+            order,
         )
 
     def _collect(self, order: Order) -> None:

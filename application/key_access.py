@@ -60,8 +60,9 @@ class KeyAccess:
         self._orders.owned(order_id, viewer)
         return self.issue_owner_link(order_id)
 
-    def issue_owner_link(self, order_id: UUID) -> IssuedLink:
-        """A link for the order's owner, issued by the engine itself (the delivery e-mail)."""
+    def issue_owner_link(self, order_id: UUID, known: Order | None = None) -> IssuedLink:
+        """A link for the order's owner, issued by the engine itself (the delivery e-mail).
+        ``known``: the order as the caller has just read it (see ``Orders.decide``)."""
         link = IssuedLink(
             order_id=order_id,
             link_id=secrets.token_urlsafe(12),
@@ -76,6 +77,7 @@ class KeyAccess:
                 single_use=self._single_use,
                 now=self._clock.now(),
             ),
+            known,
         )
         return link
 
@@ -123,7 +125,7 @@ class KeyAccess:
 
         decide(order)  # refuse before decrypting anything
         keys = [self._open(order.id, key) for key in order.keys]
-        self._orders.decide(order.id, decide)
+        self._orders.decide(order.id, decide, order)
         return keys
 
     def _open(self, order_id: UUID, key: DeliveredKey) -> RevealedKey:

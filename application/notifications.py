@@ -43,7 +43,7 @@ class Notifier:
         if order.shredded or not email:
             self._record(order_id, channel="none", message_id="no address or no keys to send")
             return
-        link = self._keys.issue_owner_link(order_id)
+        link = self._keys.issue_owner_link(order_id, order)
         url = self._links.url(order_id, link.link_id, link.expires_at)
         message_id = self._mailer.send(
             to=email,

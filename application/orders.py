@@ -75,10 +75,12 @@ class Orders:
             raise OrderNotFound(str(order_id))
         return events
 
-    def decide(self, order_id: UUID, decide: Decision) -> Order:
-        """Load, decide, save; on a lost race, reload and decide again."""
+    def decide(self, order_id: UUID, decide: Decision, known: Order | None = None) -> Order:
+        """Load, decide, save; on a lost race, reload and decide again. ``known``: the order
+        as the caller has just read or written it, decided on without reading it again (were
+        it out of date, its events' versions are taken and the race is lost as any other)."""
         for _ in range(MAX_ATTEMPTS):
-            order = self.load(order_id)
+            order, known = known or self.load(order_id), None
             events = decide(order)
             try:
                 self.save(events)

@@ -142,23 +142,30 @@ def _secrets(var_dir: Path) -> dict[str, str]:
 async def _measure(run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
     count = min(max(args.orders, 1), 20_000)
     run.customers = [Customer(i) for i in range(count)]
+    halfway: dict[str, float] = {}
     # idle connections dropped before the server's keep-alive timeout (uvicorn: 5 s) closes them
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=2)
     async with httpx.AsyncClient(
         base_url=run.url, timeout=30, limits=limits, trust_env=False
     ) as http:
+        await _await_catalog(http)
         lag_before = await _lag_buckets(http)
         started = time.monotonic()
+        sampler = asyncio.create_task(_sample_rss(run, halfway))
         if args.mode == "saturation":
             await _saturate(run, http, min(max(args.clients, 1), 512))
         else:
             await _arrive(run, http, max(args.rate, 0.1))
         elapsed = time.monotonic() - started
+        sampler.cancel()
         lag_p99 = _quantile(_delta(await _lag_buckets(http), lag_before), 0.99)
         await _read_timestamps(run, http)
     figures = _figures(run, elapsed, args)
     figures.append(("event_loop_lag_p99_ms", "n/a" if lag_p99 is None else f"{lag_p99 * 1000:.1f}"))
-    figures += [(f"rss_mb[{name}]", f"{mb:.0f}") for name, mb in _rss()]
+    figures += [
+        (f"rss_mb[{name}]", f"{mb:.0f} (halfway {halfway.get(name, math.nan):.0f})")
+        for name, mb in _rss()
+    ]
     if args.database:
         rate = _raw_insert_rate(args.database)
         fulfilled_per_s = float(dict(figures)["fulfilled_per_second"])
@@ -167,6 +174,15 @@ async def _measure(run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
             ("events_per_second_vs_raw_insert", f"{fulfilled_per_s * EVENTS_PER_ORDER / rate:.3f}")
         )
     return figures
+
+
+async def _await_catalog(http: httpx.AsyncClient, seconds: float = 60.0) -> None:
+    """A freshly started engine imports its catalog in the background: wait for the product."""
+    end = time.monotonic() + seconds
+    while (await http.get(f"/products/{PRODUCT_ID}")).status_code != 200:
+        if time.monotonic() > end:
+            raise BenchError(f"product {PRODUCT_ID} not in the catalog after {seconds:.0f} s")
+        await asyncio.sleep(0.2)
 
 
 async def _saturate(run: Run, http: httpx.AsyncClient, clients: int) -> None:
@@ -286,6 +302,14 @@ def _quantile(buckets: dict[float, float], fraction: float) -> float | None:
     return next(bound for bound in bounds if buckets[bound] >= wanted)
 
 
+async def _sample_rss(run: Run, halfway: dict[str, float]) -> None:
+    """Keep the RSS of every engine process as it was when half of the orders had ended."""
+    while not halfway:
+        if sum(1 for c in run.customers if c.status) * 2 >= len(run.customers):
+            halfway.update(_rss())
+        await asyncio.sleep(0.5)
+
+
 def _rss() -> list[tuple[str, float]]:
     """RSS in MB of every ``bitloot serve`` / ``bitloot worker`` process on this machine."""
     found = []
@@ -298,7 +322,9 @@ def _rss() -> list[tuple[str, float]]:
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in argv if a]
-        bitloot = any(w == "bitloot" or w.endswith("/bitloot") for w in words[:2])
+        bitloot = any(
+            w in ("bitloot", "entrypoints.cli") or w.endswith("/bitloot") for w in words[:3]
+        )
         kind = next((w for w in words if w in ("serve", "worker")), None)
         rss = [line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")]
         if bitloot and kind and rss:

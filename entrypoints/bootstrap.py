@@ -40,7 +40,7 @@ from adapters.metrics import (
 )
 from adapters.nowpayments import NowPaymentsClient
 from adapters.outages import log_failure, unavailable
-from adapters.rate_limit import RateLimiter
+from adapters.rate_limit import rate_limiter
 from adapters.revocations import MemoryRevocations, RedisRevocations
 from adapters.s3_vault import S3Vault
 from adapters.tracing import TraceMessages, Tracing
@@ -69,6 +69,7 @@ HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 RECONCILE_POLL_S = 1.0  # how often the reconciliation loop asks whether a sync is due
 STARTUP_WAIT_S = 60.0  # how long a starting process waits for PostgreSQL or Redis
 STARTUP_RETRY_S = 1.0
+WORKER_THREADS = 4  # Dramatiq actor threads per process (`--threads`)
 
 
 class SystemClock:
@@ -136,10 +137,10 @@ class Engine:
         )
         limits_storage = settings.redis_url or "memory://"
         namespace = f"{settings.broker_namespace}:limits"
-        self.reveal_limit = RateLimiter(settings.reveals_per_minute, limits_storage, namespace)
+        self.reveal_limit = rate_limiter(settings.reveals_per_minute, limits_storage, namespace)
         self.order_limits = (
-            RateLimiter(settings.orders_per_minute, limits_storage, namespace),
-            RateLimiter(settings.orders_per_minute_per_ip, limits_storage, namespace),
+            rate_limiter(settings.orders_per_minute, limits_storage, namespace),
+            rate_limiter(settings.orders_per_minute_per_ip, limits_storage, namespace),
         )
         self._revocations = (
             RedisRevocations(settings.redis_url, settings.broker_namespace)
@@ -187,7 +188,9 @@ class Engine:
         self._fulfilment_latency = FulfilmentLatency(self.metrics, self.store.load)
         self._background: list[Startable] = []
 
-    def start(self, *, worker: bool = True, followers: bool = True, threads: int = 4) -> None:
+    def start(
+        self, *, worker: bool = True, followers: bool = True, threads: int = WORKER_THREADS
+    ) -> None:
         """Start the background parts this process runs: actor threads, and the log followers
         (process manager, projections, sweeper; one of each across processes)."""
         if worker:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import re
 import secrets
 import signal
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 from uuid import UUID
 from wsgiref.simple_server import WSGIServer
@@ -22,7 +24,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from entrypoints import maintenance
-from entrypoints.bootstrap import Engine, bootstrap
+from entrypoints.bootstrap import WORKER_THREADS, Engine, bootstrap
 from entrypoints.http.app import create_app, kinguin_sandbox_config, nowpayments_sandbox_config
 from entrypoints.http.auth import mint_token
 from entrypoints.sandboxes.standalone import create_sandbox_app
@@ -36,17 +38,31 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bitloot`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    writer = _log_through_a_queue()
     try:
         settings = load_settings(os.environ)
     except ConfigError as bad:
         print(f"configuration error: {bad}", file=sys.stderr)
         return 2
-    command: int = args.run(settings, args)
+    try:
+        command: int = args.run(settings, args)
+    finally:
+        writer.stop()
     return command
+
+
+def _log_through_a_queue() -> QueueListener:
+    """Log lines (uvicorn's access lines too) are written to stderr by a thread of their own:
+    the event loop and the actor threads only queue them. A write made on the loop would give
+    up the interpreter lock and wait to get it back behind every busy thread, at each line."""
+    stderr = logging.StreamHandler()
+    stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    logging.basicConfig(level=logging.INFO, handlers=[QueueHandler(lines)], force=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    writer = QueueListener(lines, stderr)
+    writer.start()
+    return writer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,9 +70,22 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the API (with worker and process manager)")
     serve.add_argument("--no-worker", action="store_true", help="leave actors to `bitloot worker`")
+    serve.add_argument(
+        "--no-followers",
+        action="store_true",
+        help="leave the process manager, projections, sweeper and catalog sync to "
+        "`bitloot worker --followers` (PostgreSQL)",
+    )
+    serve.add_argument("--threads", type=int, default=WORKER_THREADS, help="in-process actors")
     serve.set_defaults(run=_serve)
-    worker = commands.add_parser("worker", help="run Dramatiq actors only (needs REDIS_URL)")
-    worker.add_argument("--threads", type=int, default=4)
+    worker = commands.add_parser("worker", help="run Dramatiq actors (needs REDIS_URL)")
+    worker.add_argument("--threads", type=int, default=WORKER_THREADS)
+    worker.add_argument(
+        "--followers",
+        action="store_true",
+        help="also run the log followers: process manager, projections, sweeper, catalog sync "
+        "(one of each across all processes)",
+    )
     worker.add_argument(
         "--metrics-port",
         type=int,
@@ -197,9 +226,13 @@ def _redact_uvicorn_logs() -> None:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     _redact_uvicorn_logs()
     engine = bootstrap(settings)
-    app = create_app(engine, worker=not args.no_worker)
+    app = create_app(
+        engine, worker=not args.no_worker, followers=not args.no_followers, threads=args.threads
+    )
     _print_banner(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level="info", log_config=None
+    )  # uvicorn's loggers go through the queue (``_log_through_a_queue``)
     return 0
 
 
@@ -214,8 +247,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    engine.start(worker=True, followers=False, threads=args.threads)
-    log.info("worker running on %s with %d threads", settings.wiring, args.threads)
+    engine.start(worker=True, followers=args.followers, threads=args.threads)
+    log.info(
+        "worker running on %s with %d threads%s",
+        settings.wiring, args.threads, " and the log followers" if args.followers else "",
+    )  # fmt: skip
     metrics = _serve_metrics(engine, settings.host, args.metrics_port)
     stopping.wait()
     if metrics is not None:
@@ -237,7 +273,9 @@ def _sandbox(settings: Settings, _args: argparse.Namespace) -> int:
     _redact_uvicorn_logs()
     app = create_sandbox_app(kinguin_sandbox_config(settings), nowpayments_sandbox_config(settings))
     print(f"sandboxes at {settings.public_base_url}/sandbox/kinguin and …/sandbox/nowpayments/v1")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level="info", log_config=None
+    )  # uvicorn's loggers go through the queue (``_log_through_a_queue``)
     return 0
 
 

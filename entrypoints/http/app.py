@@ -17,7 +17,7 @@ from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlu
 from litestar.types import ControllerRouterHandler
 
 from application.orders import Viewer
-from entrypoints.bootstrap import Engine
+from entrypoints.bootstrap import WORKER_THREADS, Engine
 from entrypoints.http import admin_pages, catalog, keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import Tokens, bearer_credential, retrieve_viewer
@@ -47,15 +47,20 @@ PUBLIC_PATHS = [
 ]
 
 
-def create_app(engine: Engine, *, worker: bool = True, followers: bool = True) -> Litestar:
+def create_app(
+    engine: Engine, *, worker: bool = True, followers: bool = True, threads: int = WORKER_THREADS
+) -> Litestar:
     """The HTTP app; its lifespan starts and stops the engine's background parts."""
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        await to_thread.run_sync(lambda: engine.start(worker=worker, followers=followers))
+        await to_thread.run_sync(
+            lambda: engine.start(worker=worker, followers=followers, threads=threads)
+        )
         try:
             yield
         finally:
+            await engine.tokens.aclose()
             await to_thread.run_sync(engine.stop)
 
     auth = engine.tokens.middleware(exclude=PUBLIC_PATHS)

@@ -82,6 +82,14 @@ class Revocations(Protocol):
         """Whether the token with this id was signed out."""
         ...
 
+    async def is_revoked_async(self, jti: str) -> bool:
+        """``is_revoked`` without holding the event loop."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the running event loop's lookups hold."""
+        ...
+
 
 class Tokens:
     """Minting, verifying and revoking the engine's tokens: one place for every door (the
@@ -121,9 +129,13 @@ class Tokens:
         return isinstance(token.jti, str) and self._revocations.is_revoked(token.jti)
 
     async def _revoked_handler(self, token: Token, _connection: object) -> bool:
-        # ``JWTAuth`` awaits its handler. The lookup is a dictionary or one Redis EXISTS on a
-        # local connection (well under a millisecond), so it runs on the loop.
-        return self.revoked(token)
+        # ``JWTAuth`` awaits its handler: the lookup (a dictionary, or one Redis EXISTS)
+        # must not hold the event loop, which every other request is waiting for.
+        return isinstance(token.jti, str) and await self._revocations.is_revoked_async(token.jti)
+
+    async def aclose(self) -> None:
+        """Release what the running loop's revocation lookups hold (the app's shutdown)."""
+        await self._revocations.aclose()
 
     def revoke(self, token: Token) -> None:
         """Sign the token out until it expires."""

@@ -7,13 +7,14 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import StoredEvent
 
 from adapters.eventstore import GroupCommit, RecorderEventStore, topic_of
 from application.errors import ConcurrencyConflict
+from application.orders import Orders
 from domain import order as rules
 from domain import payments
 from domain.events import DomainEvent, LineItem, OrderPlaced, PaymentInvoiceCreated
@@ -148,3 +149,35 @@ def test_concurrent_saves_are_committed_together_and_conflicts_stay_per_aggregat
     assert len(store.load(contested.id)) == 2
     grouped = [size for size in transactions if size > 3]
     assert grouped, f"no save was committed with another: {transactions}"
+
+
+def test_a_decision_on_a_known_order_that_is_out_of_date_is_made_again(
+    store: RecorderEventStore,
+) -> None:
+    """``Orders.decide`` with the order the caller holds saves without reading it again; when
+    another writer came first, the taken version sends it back to read and decide again."""
+    order, placed = new_order()
+    orders = Orders(store)
+    orders.save(placed)
+    reads: list[UUID] = []
+    load = store.load
+
+    def counted(aggregate_id: UUID, *, until_version: int | None = None) -> list[DomainEvent]:
+        reads.append(aggregate_id)
+        return load(aggregate_id, until_version=until_version)
+
+    store.load = counted  # type: ignore[method-assign]
+
+    def invoice(o: Order) -> list[DomainEvent]:
+        return (
+            []
+            if o.invoice_id
+            else payments.invoice_created(o, invoice_id="7", invoice_url="u7", now=NOW)
+        )
+
+    fresh = orders.decide(order.id, invoice, order)
+    assert (fresh.invoice_id, fresh.version, reads) == ("7", order.version + 1, [])
+    stale = order  # another writer has since added the invoice
+    again = orders.decide(order.id, lambda o: [] if o.invoice_id else invoice(o), stale)
+    assert (again.invoice_id, again.version, len(reads)) == ("7", fresh.version, 1)
+    assert [type(e).__name__ for e in load(order.id)] == ["OrderPlaced", "PaymentInvoiceCreated"]
