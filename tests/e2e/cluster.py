@@ -41,15 +41,19 @@ TERMINAL = {"fulfilled", "fulfillment_failed", "payment_failed", "underpaid"}
 
 class Cluster:
     """API processes (one runs the process manager, each projection and the sweeper; the others
-    stand by for them) and two worker processes."""
+    stand by for them) and two worker processes — or, with ``--no-followers`` for the APIs and
+    ``--followers`` for the workers, the log followers run in a worker instead."""
 
     def __init__(
         self,
         tmp_path: Path,
         schema: str,
         redis_url: str,
+        *,
         database_url: str = POSTGRES_URL,
         more_apis: int = 0,
+        api_args: tuple[str, ...] = (),
+        worker_args: tuple[str, ...] = (),
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -68,23 +72,25 @@ class Cluster:
             "FULFILLMENT_ATTEMPTS": "40",  # 30% of calls fail: a budget no order exhausts
             "RETRY_BACKOFF_MAX_S": "2",
         }
-        self.api = start_process([BITLOOT, "serve", "--no-worker"], self.env, tmp_path / "api.log")
+        self.api_command = [BITLOOT, "serve", "--no-worker", *api_args]
+        self.worker_command = [BITLOOT, "worker", "--threads", "4", *worker_args]
+        self.api = start_process(self.api_command, self.env, tmp_path / "api.log")
+        self.workers = [self.start_worker(i) for i in range(2)]  # they may sync the catalog
         wait_healthy(self.url, self.api, tmp_path / "api.log")
         self.urls = [self.url]
         self.more_apis = [self._start_api(i) for i in range(1, more_apis + 1)]
-        self.workers = [self.start_worker(i) for i in range(2)]
 
     def _start_api(self, index: int) -> subprocess.Popen[bytes]:
         port = free_port()
         log = self.tmp / f"api-{index}.log"
-        api = start_process([BITLOOT, "serve", "--no-worker"], {**self.env, "PORT": str(port)}, log)
+        api = start_process(self.api_command, {**self.env, "PORT": str(port)}, log)
         wait_healthy(f"http://127.0.0.1:{port}", api, log)
         self.urls.append(f"http://127.0.0.1:{port}")
         return api
 
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
         log = self.tmp / f"worker-{index}-{time.monotonic_ns()}.log"
-        return start_process([BITLOOT, "worker", "--threads", "4"], self.env, log)
+        return start_process(self.worker_command, self.env, log)
 
     def kill_worker(self, index: int) -> None:
         self.workers[index].send_signal(signal.SIGKILL)

@@ -42,6 +42,28 @@ def test_three_apis_and_two_workers_share_one_deployment(tmp_path: Path, pg_sche
         assert pids <= api_pids, f"{part} is held by {pids}, not an API process"
 
 
+def test_the_log_followers_can_run_in_the_workers(tmp_path: Path, pg_schema: str) -> None:
+    """The two-core layout of docs/operations.md: the API only answers HTTP (``serve
+    --no-worker --no-followers``); the workers also follow the log (``worker --followers``),
+    each part in exactly one of them."""
+    clear_redis(E2E_REDIS_URL)
+    cluster = Cluster(
+        tmp_path, pg_schema, E2E_REDIS_URL, api_args=("--no-followers",),
+        worker_args=("--followers",),
+    )  # fmt: skip
+    try:
+        orders = place_paid_orders(cluster.urls, ORDERS // 2)
+        check(cluster, orders)
+        holders = {part: _holders(pg_schema, part) for part in PARTS}
+    finally:
+        cluster.stop()
+        clear_redis(E2E_REDIS_URL)
+    worker_pids = {p.pid for p in cluster.workers}
+    for part, pids in holders.items():
+        assert len(pids) == 1, f"{part} is held by {pids}"
+        assert pids <= worker_pids, f"{part} is held by {pids}, not a worker"
+
+
 def _holders(schema: str, part: str) -> set[int]:
     """The server-side pids holding a part's advisory lock, mapped to the engine processes by
     the client port each connection comes from (pg_stat_activity.client_port)."""
