@@ -69,7 +69,7 @@ HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 RECONCILE_POLL_S = 1.0  # how often the reconciliation loop asks whether a sync is due
 STARTUP_WAIT_S = 60.0  # how long a starting process waits for PostgreSQL or Redis
 STARTUP_RETRY_S = 1.0
-WORKER_THREADS = 4  # Dramatiq actor threads per process (`--threads`)
+WORKER_THREADS = 8  # Dramatiq actor threads per process (`--threads`; Dramatiq's own default)
 
 
 class SystemClock:

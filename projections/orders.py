@@ -45,13 +45,14 @@ class OrdersProjection(Projection):
         """Load each order of the batch once, fold its events in, write it back once; a new
         status is news for live subscribers. Events at or before a row's position are skipped,
         so a replay changes nothing."""
-        rows = self._load(tx, table, {str(event.originator_id) for _, event in batch})
+        keyed = [(str(event.originator_id), position, event) for position, event in batch]
+        rows = self._load(tx, table, {order_id for order_id, _, _ in keyed})
         changes: list[Change] = []
-        for position, event in batch:
-            row = rows.get(str(event.originator_id))
+        for order_id, position, event in keyed:
+            row = rows.get(order_id)
             if row is not None and row.position >= position:
                 continue
-            change, rows[str(event.originator_id)] = self._fold(row, event, position)
+            change, rows[order_id] = self._fold(row, event, position)
             if change is not None:
                 changes.append(change)
         _upsert_all(tx, table, [r for r in rows.values() if r.dirty])
@@ -109,6 +110,8 @@ def _stamped(
     stamps: tuple[str | None, str | None, str | None], event: DomainEvent
 ) -> tuple[str | None, str | None, str | None]:
     """Keep the first time each milestone (paid, reserved, fulfilled) was reached."""
+    if not isinstance(event, _STAMPED):
+        return stamps
     paid, reserved, fulfilled = (
         stamp or (event.timestamp.isoformat() if isinstance(event, kind) else None)
         for stamp, kind in zip(stamps, _STAMPED, strict=True)

@@ -223,7 +223,7 @@ class ProjectionRunner:
         if state.position >= head and state.rebuild_generation is None:
             return 0
         try:
-            applied = self._live_batch(state, head)
+            applied = self._live_batch(state, head) if state.position < head else 0
             if state.rebuild_generation is not None:
                 self._known = None
                 applied += self._rebuild_batch(self.state(), head)
