@@ -16,16 +16,19 @@ line from its consumer), and a retry that cannot be queued is one WARNING line.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import dramatiq
 import redis
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import compute_backoff
 from dramatiq.errors import ConnectionClosed
+from dramatiq.message import Message
 from dramatiq.middleware import CurrentMessage, Retries, default_middleware
 from dramatiq.middleware.retries import DEFAULT_MAX_BACKOFF, DEFAULT_MIN_BACKOFF
 
@@ -49,6 +52,8 @@ TIME_LIMIT_MS = {
     "refresh_product": 60_000,
 }
 GAVE_UP_TIME_LIMIT_MS = 30_000
+WAKE_TOKENS = 64  # a queue's wake list is kept this short: a token only means "fetch now"
+FULL_PREFETCH_WAIT_S = 0.005
 
 
 def make_broker(redis_url: str | None, namespace: str = "bitloot") -> dramatiq.Broker:
@@ -65,14 +70,60 @@ def make_broker(redis_url: str | None, namespace: str = "bitloot") -> dramatiq.B
 
 
 class _RedisBroker(RedisBroker):
-    """Dramatiq's Redis broker, whose ``enqueue`` reports Redis unreachable as Dramatiq's own
+    """Dramatiq's Redis broker, whose consumers are woken by a new message instead of polling
+    (``_WokenConsumer``), and whose ``enqueue`` reports Redis unreachable as Dramatiq's own
     connection error, like its consumers do (the worker then logs one line, not a traceback)."""
+
+    @property
+    def consumer_class(self) -> type[_WokenConsumer]:
+        return _WokenConsumer
+
+    def wake_key(self, queue_name: str) -> str:
+        """The Redis list a message sent to ``queue_name`` pushes a token onto."""
+        return f"{self.namespace}:{queue_name}.wake"
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         try:
-            return super().enqueue(message, delay=delay)
+            sent = super().enqueue(message, delay=delay)
+            if delay is None:
+                wake = self.wake_key(message.queue_name)
+                tokens = self.client.pipeline(transaction=False)
+                tokens.lpush(wake, b"1")
+                tokens.ltrim(wake, 0, WAKE_TOKENS - 1)
+                tokens.execute()
         except (redis.ConnectionError, redis.TimeoutError) as failure:
             raise ConnectionClosed(str(failure)) from failure  # type: ignore[no-untyped-call]
+        return sent
+
+
+class _WokenConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer, except when the queue is empty: Dramatiq's sleeps between
+    polls, longer and longer up to the worker's timeout (so a message sent to an idle worker
+    waited up to a quarter of a second here, at each step of an order); this one waits on the
+    queue's wake list (``BRPOP``) for at most that timeout, and fetches as soon as a message
+    is sent. Every other part (fetch, ack, nack, requeue) is Dramatiq's."""
+
+    def __init__(self, broker: _RedisBroker, queue_name: str, prefetch: int, timeout: int):
+        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
+        self._wake = broker.wake_key(queue_name)
+        self._wait_s = timeout / 1000
+
+    def __next__(self) -> MessageProxy | None:
+        try:
+            if not self.message_cache and self.outstanding_message_count < self.prefetch:
+                room = self.prefetch - self.outstanding_message_count
+                self.message_cache = self.broker.do_fetch(self.queue_name, room)
+                if not self.message_cache:
+                    self.broker.client.brpop([self._wake], timeout=self._wait_s)
+                    return None
+            if not self.message_cache:
+                time.sleep(FULL_PREFETCH_WAIT_S)  # every fetched message is being worked on
+                return None
+            message = Message.decode(self.message_cache.pop(0))
+        except redis.ConnectionError as failure:
+            raise ConnectionClosed(failure) from None  # type: ignore[no-untyped-call]
+        self.queued_message_ids.add(message.message_id)
+        return MessageProxy(message)
 
 
 class _OutageTolerantRetries(Retries):

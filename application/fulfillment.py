@@ -146,11 +146,13 @@ class Fulfillment:
             self._attempt("reserve", order, self._buy)
 
     def deliver(self, order_id: UUID) -> None:
-        """Collect a completed purchase's keys, seal them in the vault and record them.
+        """Collect a purchase's keys, seal them in the vault and record them.
 
-        Without a ``completed`` webhook on record, Kinguin is asked for the purchase's status
-        (a lost webhook must not strand the order); while it is processing, nothing happens.
-        A transient failure counts against the order's budget (see ``_attempt``).
+        Its keys are read first: all delivered, the order is fulfilled without waiting for the
+        purchase to be reported completed. Otherwise, without a ``completed`` webhook on
+        record, Kinguin is asked for the purchase's status (a lost webhook must not strand the
+        order); while it is processing, nothing happens. A transient failure counts against
+        the order's budget (see ``_attempt``).
         """
         order = self._orders.load(order_id)
         if order.status is rules.Status.RESERVED and order.supplier_order_id is not None:
@@ -234,16 +236,20 @@ class Fulfillment:
         )
 
     def _collect(self, order: Order) -> None:
+        """Kinguin hands out a purchase's delivered keys while it is still processing: when
+        they are all there, they are delivered at once; else, unless a ``completed`` webhook
+        is on record, its status is asked (and recorded) and, completed, its keys read again."""
         purchase = order.supplier_order_id or ""
         try:
-            if order.supplier_status != "completed":
+            keys = self._supplier.fetch_keys(purchase)
+            if len(keys) < order.quantity and order.supplier_status != "completed":
                 order = self._poll_supplier(order, purchase)
                 if (
                     order.supplier_status != "completed"
                     or order.status is not rules.Status.RESERVED
                 ):
                     return
-            keys = self._supplier.fetch_keys(purchase)
+                keys = self._supplier.fetch_keys(purchase)
         except SupplierRejected as refusal:
             self._lost_purchase(order, refusal)
             return

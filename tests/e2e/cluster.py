@@ -76,9 +76,14 @@ class Cluster:
         self.worker_command = [BITLOOT, "worker", "--threads", "4", *worker_args]
         self.api = start_process(self.api_command, self.env, tmp_path / "api.log")
         self.workers = [self.start_worker(i) for i in range(2)]  # they may sync the catalog
-        wait_healthy(self.url, self.api, tmp_path / "api.log")
         self.urls = [self.url]
-        self.more_apis = [self._start_api(i) for i in range(1, more_apis + 1)]
+        self.more_apis: list[subprocess.Popen[bytes]] = []
+        try:
+            wait_healthy(self.url, self.api, tmp_path / "api.log")
+            self.more_apis = [self._start_api(i) for i in range(1, more_apis + 1)]
+        except BaseException:
+            self.stop()
+            raise
 
     def _start_api(self, index: int) -> subprocess.Popen[bytes]:
         port = free_port()

@@ -7,7 +7,9 @@ import threading
 import time
 from uuid import UUID, uuid4
 
+import dramatiq
 import pytest
+import redis
 
 from adapters import broker as broker_module
 from adapters.broker import BackgroundWorker, DramatiqDispatcher, declare_actors, make_broker
@@ -126,3 +128,29 @@ def test_a_run_over_its_time_limit_is_interrupted_and_retried(
     finally:
         worker.stop()
         broker.close()
+
+
+def test_an_idle_consumer_is_woken_by_a_new_message(redis_namespace: str) -> None:
+    """An empty queue's consumer waits on the queue's wake list, not on a growing sleep: a
+    message sent meanwhile ends the wait at once (well before the consumer's timeout), and the
+    next call hands it over. The wake list stays short however many messages are sent."""
+    broker = make_broker(REDIS_URL, namespace=redis_namespace)
+    broker.declare_queue("q")
+    consumer = broker.consume("q", prefetch=1, timeout=30_000)
+    message: dramatiq.Message[None] = dramatiq.Message(
+        queue_name="q", actor_name="a", args=(), kwargs={}, options={}
+    )
+    threading.Timer(0.3, broker.enqueue, (message,)).start()
+    started = time.monotonic()
+    assert next(consumer) is None  # woken: the wait ended without a message in hand
+    assert time.monotonic() - started < 20
+    received = next(consumer)
+    assert received is not None
+    assert received.message_id == message.message_id
+    consumer.ack(received)
+    for _ in range(100):
+        broker.enqueue(message.copy())
+    wake_list = redis.Redis.from_url(REDIS_URL).llen(f"{redis_namespace}:q.wake")
+    assert wake_list == broker_module.WAKE_TOKENS
+    consumer.close()
+    broker.close()
