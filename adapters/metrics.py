@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -26,8 +27,12 @@ from typing_extensions import override
 
 from domain.events import DomainEvent, OrderFulfilled, OrderPaid
 
-# Paid → fulfilled takes seconds to minutes; a pre-order waits for its release (days).
+# Paid → fulfilled takes tens of milliseconds to minutes; a pre-order waits for its release.
 FULFILMENT_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
     1.0,
     2.5,
     5.0,
@@ -41,6 +46,7 @@ FULFILMENT_BUCKETS = (
     21600.0,
     86400.0,
 )
+PAID_REMEMBERED = 10_000  # payments awaiting fulfilment the latency histogram keeps in mind
 # An actor run makes a few supplier or vault calls of at most 10 s each.
 ACTOR_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
@@ -124,12 +130,14 @@ def _labelled(
 
 class FulfilmentLatency:
     """Observes, for each ``OrderFulfilled`` of the log, the seconds since the order's last
-    ``OrderPaid`` (read from its events, so a restart between the two loses nothing)."""
+    ``OrderPaid``: remembered as it went by (the latest ``PAID_REMEMBERED`` payments), or else
+    read from the order's events, so a restart between the two loses nothing."""
 
     def __init__(
         self, registry: CollectorRegistry, load: Callable[[UUID], Sequence[DomainEvent]]
     ) -> None:
         self._load = load
+        self._paid: dict[UUID, datetime] = {}
         self._seconds = Histogram(
             "bitloot_paid_to_fulfilled_seconds",
             "Time from an order's payment to its fulfilment",
@@ -143,17 +151,27 @@ class FulfilmentLatency:
 
         def handled(event: DomainEvent) -> None:
             handle(event)
-            if isinstance(event, OrderFulfilled):
+            if isinstance(event, OrderPaid):
+                self._remember(event)
+            elif isinstance(event, OrderFulfilled):
                 self.observe(event)
 
         return handled
 
     def observe(self, fulfilled: OrderFulfilled) -> None:
         """Observe one fulfilment."""
-        events = self._load(fulfilled.originator_id)
-        paid = [e.timestamp for e in events if isinstance(e, OrderPaid)]
-        if paid:
-            self._seconds.observe(max((fulfilled.timestamp - paid[-1]).total_seconds(), 0.0))
+        paid = self._paid.pop(fulfilled.originator_id, None)
+        if paid is None:
+            events = self._load(fulfilled.originator_id)
+            paid = max((e.timestamp for e in events if isinstance(e, OrderPaid)), default=None)
+        if paid is not None:
+            self._seconds.observe(max((fulfilled.timestamp - paid).total_seconds(), 0.0))
+
+    def _remember(self, paid: OrderPaid) -> None:
+        self._paid.pop(paid.originator_id, None)  # paid again: the latest one counts
+        self._paid[paid.originator_id] = paid.timestamp
+        if len(self._paid) > PAID_REMEMBERED:
+            del self._paid[next(iter(self._paid))]  # the oldest
 
 
 class ActorMetrics(dramatiq.Middleware):

@@ -58,7 +58,9 @@ def _log_through_a_queue() -> QueueListener:
     stderr = logging.StreamHandler()
     stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    logging.basicConfig(level=logging.INFO, handlers=[QueueHandler(lines)], force=True)
+    queued = QueueHandler(lines)
+    queued.setFormatter(logging.Formatter("%(message)s"))  # the line is laid out by ``stderr``
+    logging.basicConfig(level=logging.INFO, handlers=[queued], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     writer = QueueListener(lines, stderr)
     writer.start()
@@ -224,6 +226,13 @@ def _redact_uvicorn_logs() -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.no_followers and not settings.redis_url:
+        print(
+            "bitloot serve --no-followers needs PostgreSQL and Redis: the log followers then "
+            "run in a `bitloot worker --followers`",
+            file=sys.stderr,
+        )
+        return 2
     _redact_uvicorn_logs()
     engine = bootstrap(settings)
     app = create_app(
@@ -232,7 +241,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     _print_banner(settings)
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level="info", log_config=None
-    )  # uvicorn's loggers go through the queue (``_log_through_a_queue``)
+    )  # uvicorn's lines go to the root logger, whose handler only queues them
     return 0
 
 
@@ -275,7 +284,7 @@ def _sandbox(settings: Settings, _args: argparse.Namespace) -> int:
     print(f"sandboxes at {settings.public_base_url}/sandbox/kinguin and …/sandbox/nowpayments/v1")
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level="info", log_config=None
-    )  # uvicorn's loggers go through the queue (``_log_through_a_queue``)
+    )  # uvicorn's lines go to the root logger, whose handler only queues them
     return 0
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -203,7 +205,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     )
     _check_complete(settings)
     _check_sandboxes(settings)
-    local.save()
     return settings
 
 
@@ -353,27 +354,42 @@ def _master_key(name: str, text: str) -> bytes:
 
 
 class _LocalSecrets:
-    """Secrets generated once for the embedded default, kept under the var folder."""
+    """Secrets generated once for the embedded default, kept under the var folder. Processes
+    starting together on one folder agree: a secret is made under a file lock, after reading
+    the file again, and the file is replaced whole."""
 
     def __init__(self, var_dir: Path) -> None:
         self._path = var_dir / "secrets.json"
-        self._values: dict[str, str] = {}
-        self._changed = False
-        if self._path.exists():
-            self._values = json.loads(self._path.read_text())
+        self._values = self._read()
 
     def get(self, name: str, make: Callable[[], str]) -> str:
         if name not in self._values:
-            self._values[name] = make()
-            self._changed = True
+            with self._locked():
+                self._values = self._read()  # another process may have made it meanwhile
+                if name not in self._values:
+                    self._values[name] = make()
+                    self._write()
         return self._values[name]
 
-    def save(self) -> None:
-        if not self._changed:
-            return
+    def _read(self) -> dict[str, str]:
+        values: dict[str, str] = json.loads(self._path.read_text()) if self._path.exists() else {}
+        return values
+
+    def _write(self) -> None:
+        fresh = self._path.with_suffix(".json.new")
+        fresh.write_text(json.dumps(self._values, indent=2))
+        fresh.chmod(0o600)
+        fresh.replace(self._path)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._path.write_text(json.dumps(self._values, indent=2))
-        self._path.chmod(0o600)
+        with (self._path.parent / "secrets.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _reachable(host: str) -> str:

@@ -5,7 +5,9 @@ skip) on a failing event until an admin retries or skips it.
 One runner per projection across processes: on PostgreSQL it runs only while holding an
 advisory lock named after the projection. A running runner keeps its state in memory (read
 again every ``STATE_REFRESH_S``, and after a failure or a command of its own), so with nothing
-new in the log a wake-up costs one read of the head.
+new in the log a wake-up costs one read of the head. Past events of other topics only, its
+position moves on in memory and is written at most once every ``IDLE_WRITE_S`` (a restart reads
+those events again and finds nothing to apply in them).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 STATE_TABLE = "projection_state"
 STATE_REFRESH_S = 1.0  # how soon a running projection sees another process's command
+IDLE_WRITE_S = 1.0  # how often a position moved past nothing of the projection's is written
 _STATE_DDL = (
     f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
     "name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL, "
@@ -113,6 +116,8 @@ class ProjectionRunner:
         self._batch_size = batch_size
         self._known: ProjectionState | None = None  # the state as this runner last saw it
         self._known_at = 0.0
+        self._written_at = 0.0  # when this runner last wrote its live position
+        self._eager = False  # catching up: every position is written
         self._loop = BatchLoop(
             f"projection:{projection.name}",
             self.run_once,
@@ -242,14 +247,22 @@ class ProjectionRunner:
         return self._known
 
     def catch_up(self) -> None:
-        """Run until nothing is left to do (tests, CLI)."""
-        while self.run_once():
-            pass
+        """Run until nothing is left to do and the position is written (tests, CLI)."""
+        self._known, self._eager = None, True
+        try:
+            while self.run_once():
+                pass
+        finally:
+            self._eager = False
 
     def _live_batch(self, state: ProjectionState, head: int) -> int:
         batch = self._store.notifications(state.position, self._batch_size, self._topics, head)
         table = table_name(self.name, state.generation)
         advance = self._advance("position", batch, head)
+        if not batch and not self._eager and time.monotonic() - self._written_at < IDLE_WRITE_S:
+            if self._known is not None:  # nothing of ours: move on in memory only
+                self._known = msgspec.structs.replace(self._known, **advance)
+            return 0
         try:
             with self._views.transaction() as tx:
                 changes = self._apply_all(tx, table, batch)
@@ -258,6 +271,7 @@ class ProjectionRunner:
             self._known = None
             self._apply_one_by_one(state, table, batch)
             return len(batch)
+        self._written_at = time.monotonic()
         if self._known is not None:
             self._known = msgspec.structs.replace(self._known, **advance)
         self._announce(changes)

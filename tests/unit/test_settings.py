@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from entrypoints.cli import _parser
 from entrypoints.http.webhooks import ipn_secrets
 from entrypoints.settings import ConfigError, load_settings
 
@@ -104,3 +107,22 @@ def test_the_mounted_payment_sandbox_signs_with_a_secret_of_its_own(tmp_path: Pa
         "NOWPAYMENTS_BASE_URL": "https://api.nowpayments.io/v1",
     })  # fmt: skip
     assert ipn_secrets(real) == (real.nowpayments_ipn_secret,)
+
+
+def test_serve_without_followers_is_refused_on_the_embedded_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without Redis no ``bitloot worker`` can run the log followers: an API that leaves them
+    out would never fulfil an order, so it does not start."""
+    args = _parser().parse_args(["serve", "--no-followers"])
+    assert args.run(load_settings({"VAR_DIR": str(tmp_path)}), args) == 2
+    assert "needs PostgreSQL and Redis" in capsys.readouterr().err
+
+
+def test_processes_starting_together_on_one_folder_agree_on_its_secrets(tmp_path: Path) -> None:
+    """An API and a worker started at once on a fresh folder generate nothing twice: both read
+    the same secrets (else the worker's calls to the API's sandboxes would be refused)."""
+    with ThreadPoolExecutor(8) as pool:
+        loaded = list(pool.map(lambda _: load_settings({"VAR_DIR": str(tmp_path)}), range(8)))
+    assert len({(s.jwt_secret, s.kinguin_api_key, s.nowpayments_ipn_secret) for s in loaded}) == 1
+    assert json.loads((tmp_path / "secrets.json").read_text())["JWT_SECRET"] == loaded[0].jwt_secret
