@@ -15,6 +15,10 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
+# A Redis that does not answer (not one that refuses) must not hold a request for long: the
+# lookup then fails, and the token is taken as not revoked (one WARNING line).
+REDIS_TIMEOUT_S = 2.0
+
 
 class MemoryRevocations:
     """Revocations of this process."""
@@ -47,7 +51,9 @@ class RedisRevocations:
 
     def __init__(self, url: str, namespace: str) -> None:
         self._url = url
-        self._redis = redis.Redis.from_url(url)
+        self._redis = redis.Redis.from_url(
+            url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
+        )
         self._on_loops: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
         self._prefix = f"{namespace}:revoked:"
 
@@ -71,7 +77,9 @@ class RedisRevocations:
         loop = asyncio.get_running_loop()
         client = self._on_loops.get(loop)
         if client is None:
-            client = self._on_loops[loop] = redis.asyncio.Redis.from_url(self._url)
+            client = self._on_loops[loop] = redis.asyncio.Redis.from_url(
+                self._url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
+            )
         try:
             return bool(await client.exists(self._prefix + jti))
         except RedisError as failure:

@@ -80,7 +80,8 @@ class Orders:
         as the caller has just read or written it, decided on without reading it again (were
         it out of date, its events' versions are taken and the race is lost as any other)."""
         for _ in range(MAX_ATTEMPTS):
-            order, known = known or self.load(order_id), None
+            order = known if known is not None else self.load(order_id)
+            known = None  # a lost race reads it again
             events = decide(order)
             try:
                 self.save(events)

@@ -10,7 +10,8 @@ provider would, then polls the order's status until it is fulfilled. Two modes:
 It prints fulfilled orders per second, the server-side paid→fulfilled time (from the order's
 own ``OrderPaid`` and ``OrderFulfilled`` timestamps) and the client-side IPN→"fulfilled seen"
 time (p50 and p99 of each), the event-loop lag p99 of the API process over the run (from its
-``/metrics``), the RSS of every ``bitloot`` process on this machine, and, with ``--database``,
+``/metrics``), the RSS of every ``bitloot`` process on this machine (at the end, and when half
+of the orders had ended) and the CPU each used during the run, and, with ``--database``,
 the raw single-row INSERT+commit rate of that PostgreSQL measured in the same run (the baseline
 for events appended per second).
 
@@ -150,6 +151,7 @@ async def _measure(run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
     ) as http:
         await _await_catalog(http)
         lag_before = await _lag_buckets(http)
+        cpu_before = _cpu_seconds()
         started = time.monotonic()
         sampler = asyncio.create_task(_sample_rss(run, halfway))
         if args.mode == "saturation":
@@ -157,6 +159,7 @@ async def _measure(run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
         else:
             await _arrive(run, http, max(args.rate, 0.1))
         elapsed = time.monotonic() - started
+        cpu_used = {n: t - cpu_before.get(n, 0.0) for n, t in _cpu_seconds().items()}
         sampler.cancel()
         lag_p99 = _quantile(_delta(await _lag_buckets(http), lag_before), 0.99)
         await _read_timestamps(run, http)
@@ -165,6 +168,11 @@ async def _measure(run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
     figures += [
         (f"rss_mb[{name}]", f"{mb:.0f} (halfway {halfway.get(name, math.nan):.0f})")
         for name, mb in _rss()
+    ]
+    fulfilled = int(dict(figures)["fulfilled"])
+    figures += [
+        (f"cpu[{name}]", f"{used / elapsed:.2f} cores, {used * 1000 / fulfilled:.1f} ms per order")
+        for name, used in sorted(cpu_used.items())
     ]
     if args.database:
         rate = _raw_insert_rate(args.database)
@@ -313,12 +321,38 @@ async def _sample_rss(run: Run, halfway: dict[str, float]) -> None:
 def _rss() -> list[tuple[str, float]]:
     """RSS in MB of every ``bitloot serve`` / ``bitloot worker`` process on this machine."""
     found = []
+    for name, proc in _engine_processes():
+        try:
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        rss = [line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")]
+        if rss:
+            found.append((name, int(rss[0]) / 1024))
+    return sorted(found)
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) used so far by every engine process, in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for name, proc in _engine_processes():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[name] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return found
+
+
+def _engine_processes() -> list[tuple[str, Path]]:
+    """``("serve <pid>" | "worker <pid>", /proc/<pid>)`` of every ``bitloot`` process."""
+    found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
-            status = (proc / "status").read_text()
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in argv if a]
@@ -326,10 +360,9 @@ def _rss() -> list[tuple[str, float]]:
             w in ("bitloot", "entrypoints.cli") or w.endswith("/bitloot") for w in words[:3]
         )
         kind = next((w for w in words if w in ("serve", "worker")), None)
-        rss = [line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")]
-        if bitloot and kind and rss:
-            found.append((f"{kind} {proc.name}", int(rss[0]) / 1024))
-    return sorted(found)
+        if bitloot and kind:
+            found.append((f"{kind} {proc.name}", proc))
+    return found
 
 
 def _raw_insert_rate(database: str, seconds: float = 3.0) -> float:

@@ -13,8 +13,6 @@ import httpx
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPlugin
 
-CALLBACK_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
-
 
 class Callbacks(InitPlugin):
     """POSTs to the receivers of webhooks, over one client made on first use."""
@@ -47,6 +45,5 @@ class Callbacks(InitPlugin):
 
 
 def _client() -> httpx.AsyncClient:
-    # trust_env=False: a developer's HTTP_PROXY must not capture loopback callbacks. A small
-    # pool: httpcore looks at every pooled connection on every request.
-    return httpx.AsyncClient(trust_env=False, limits=CALLBACK_LIMITS)
+    # trust_env=False: a developer's HTTP_PROXY must not capture loopback callbacks.
+    return httpx.AsyncClient(trust_env=False)
