@@ -169,7 +169,7 @@ async def _measure(run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
         (f"rss_mb[{name}]", f"{mb:.0f} (halfway {halfway.get(name, math.nan):.0f})")
         for name, mb in _rss()
     ]
-    fulfilled = int(dict(figures)["fulfilled"])
+    fulfilled = sum(1 for c in run.customers if c.status == "fulfilled")
     figures += [
         (f"cpu[{name}]", f"{used / elapsed:.2f} cores, {used * 1000 / fulfilled:.1f} ms per order")
         for name, used in sorted(cpu_used.items())

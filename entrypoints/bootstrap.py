@@ -40,7 +40,7 @@ from adapters.metrics import (
 )
 from adapters.nowpayments import NowPaymentsClient
 from adapters.outages import log_failure, unavailable
-from adapters.rate_limit import rate_limiter
+from adapters.rate_limit import MEMORY, rate_limiter
 from adapters.revocations import MemoryRevocations, RedisRevocations
 from adapters.s3_vault import S3Vault
 from adapters.tracing import TraceMessages, Tracing
@@ -135,7 +135,7 @@ class Engine:
             mailer=self._mailer(),
             clock=clock,
         )
-        limits_storage = settings.redis_url or "memory://"
+        limits_storage = settings.redis_url or MEMORY
         namespace = f"{settings.broker_namespace}:limits"
         self.reveal_limit = rate_limiter(settings.reveals_per_minute, limits_storage, namespace)
         self.order_limits = (

@@ -21,6 +21,7 @@ from wsgiref.simple_server import WSGIServer
 
 import httpx
 import uvicorn
+from litestar import Litestar
 from prometheus_client import start_http_server
 
 from entrypoints import maintenance
@@ -239,9 +240,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         engine, worker=not args.no_worker, followers=not args.no_followers, threads=args.threads
     )
     _print_banner(settings)
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level="info", log_config=None
-    )  # uvicorn's lines go to the root logger, whose handler only queues them
+    _run_http(app, settings)
     return 0
 
 
@@ -278,13 +277,17 @@ def _serve_metrics(engine: Engine, host: str, port: int | None) -> WSGIServer | 
     return server
 
 
+def _run_http(app: Litestar, settings: Settings) -> None:
+    """Serve ``app`` on ``HOST:PORT`` until stopped; uvicorn's lines go to the root logger,
+    whose handler only queues them (``log_config=None``: uvicorn configures no handler)."""
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", log_config=None)
+
+
 def _sandbox(settings: Settings, _args: argparse.Namespace) -> int:
     _redact_uvicorn_logs()
     app = create_sandbox_app(kinguin_sandbox_config(settings), nowpayments_sandbox_config(settings))
     print(f"sandboxes at {settings.public_base_url}/sandbox/kinguin and …/sandbox/nowpayments/v1")
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level="info", log_config=None
-    )  # uvicorn's lines go to the root logger, whose handler only queues them
+    _run_http(app, settings)
     return 0
 
 
