@@ -33,6 +33,7 @@ from eventsourcing.utils import Environment, get_topic, resolve_topic
 
 from adapters.tracing import with_trace
 from application.errors import ConcurrencyConflict
+from application.ports import StoredRecord
 from domain.events import DomainEvent
 
 APP_NAME = "bitloot"
@@ -263,6 +264,15 @@ class RecorderEventStore:
         )
         return [(n, self.mapper.to_domain_event(n)) for n in found]
 
+    def records(self, aggregate_id: UUID) -> list[StoredRecord]:
+        """Every event of one aggregate as stored, oldest first."""
+        return [_record(s) for s in self.recorder.select_events(aggregate_id)]
+
+    def log_records(self, after: int, limit: int) -> list[StoredRecord]:
+        """At most ``limit`` events of the log after position ``after``, as stored."""
+        found = self.recorder.select_notifications(after, limit, inclusive_of_start=False)
+        return [_record(n, n.id) for n in found]
+
     def head(self) -> int:
         """The position of the newest event in the log (0 when empty)."""
         return self.recorder.max_notification_id() or 0
@@ -277,6 +287,16 @@ class RecorderEventStore:
     def close(self) -> None:
         """Release the database connections."""
         self._factory.close()
+
+
+def _record(stored: StoredEvent, position: int = 0) -> StoredRecord:
+    return StoredRecord(
+        topic=stored.topic,
+        originator_id=UUID(str(stored.originator_id)),
+        version=int(stored.originator_version),
+        state=bytes(stored.state),
+        position=position,
+    )
 
 
 def open_event_store(env: dict[str, str]) -> RecorderEventStore:

@@ -9,7 +9,8 @@ ApplicationError
 │   └── SupplierUnavailable Kinguin could not answer now (5xx, 429, timeout): retry later
 ├── PaymentGatewayError     NOWPayments refused or failed to create the invoice
 ├── KeysNotReady            the supplier has not delivered every key yet: retry later
-└── KeyUnreadable           a key cannot be decrypted (tampered, wrong key, shredded)
+├── KeyUnreadable           a key cannot be decrypted (tampered, wrong key, shredded)
+└── TreeBehind              the log's tree has not reached an order's newest event yet
 """
 
 from __future__ import annotations
@@ -59,3 +60,7 @@ class KeysNotReady(ApplicationError):
 
 class KeyUnreadable(ApplicationError):
     """A stored key cannot be opened."""
+
+
+class TreeBehind(ApplicationError):
+    """The log's tree has not reached the events asked about yet; retry in a moment."""

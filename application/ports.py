@@ -6,7 +6,7 @@ the built-in sandboxes, and hand-written fakes for fast unit tests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
@@ -37,6 +37,98 @@ class EventStore(Protocol):
 
     def originators(self, topic: type[DomainEvent]) -> list[UUID]:
         """The aggregates that have an event of this type, in log order."""
+        ...
+
+
+class StoredRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One event exactly as the store recorded it (its bytes are what the log's tree hashes);
+    ``position`` is its place in the log, when read from the log."""
+
+    topic: str
+    originator_id: UUID
+    version: int
+    state: bytes
+    position: int = 0
+
+
+class EventRecords(Protocol):
+    """The store's events as recorded, undecoded."""
+
+    def records(self, aggregate_id: UUID) -> list[StoredRecord]:
+        """Every event of one aggregate, oldest first."""
+        ...
+
+    def log_records(self, after: int, limit: int) -> list[StoredRecord]:
+        """At most ``limit`` events of the log after position ``after``, in log order."""
+        ...
+
+
+class TreeLeaf(msgspec.Struct, frozen=True, kw_only=True):
+    """One leaf of the log's Merkle tree: the event at log ``position`` is leaf ``index``."""
+
+    index: int
+    position: int
+    originator_id: UUID
+    version: int
+    hash: bytes
+
+
+class LogTree(Protocol):
+    """The Merkle tree over the log, as its follower keeps it (see ``domain.merkle``)."""
+
+    def size(self) -> int:
+        """How many leaves the tree has."""
+        ...
+
+    def nodes(self, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The hashes of these complete subtrees ``(level, index)`` (all of them exist when
+        they lie within the tree)."""
+        ...
+
+    def leaves_of(self, aggregate_id: UUID) -> list[TreeLeaf]:
+        """The leaves of one aggregate's events, by version."""
+        ...
+
+    def leaves(self, after: int, limit: int) -> list[TreeLeaf]:
+        """At most ``limit`` leaves from index ``after + 1`` on, in order."""
+        ...
+
+
+class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed tree head: ``root_hash`` (hex) of the first ``tree_size`` leaves, signed at
+    ``timestamp`` (``signature`` in base64, by the key named ``key_id``)."""
+
+    tree_size: int
+    root_hash: str
+    timestamp: str
+    signature: str
+    key_id: str
+    id: int = 0
+
+
+class CheckpointLog(Protocol):
+    """Signed checkpoints, kept and never rewritten."""
+
+    def add(self, checkpoint: Checkpoint) -> Checkpoint:
+        """Keep one; it comes back with its ``id`` (ascending)."""
+        ...
+
+    def latest(self) -> Checkpoint | None:
+        """The newest, if any."""
+        ...
+
+    def page(self, after: int, limit: int) -> list[Checkpoint]:
+        """At most ``limit`` checkpoints with an ``id`` above ``after``, oldest first."""
+        ...
+
+
+class Signer(Protocol):
+    """Signs checkpoints (Ed25519)."""
+
+    public_key: bytes
+
+    def sign(self, message: bytes) -> bytes:
+        """The signature of ``message``."""
         ...
 
 

@@ -7,6 +7,7 @@ DomainError
 ├── KeysGone               the order's keys were shredded and can never be read again
 ├── LinkRefused            a download link is not (or no longer) valid
 ├── InvalidPricing         pricing rules no shop means (negative margin, bad ending)
+├── TreeTooSmall           a proof asked of leaves or sizes the log's tree does not have
 └── NotSellable            the catalog refuses a line (the order is not created)
     ├── ProductNotSold     unknown, withdrawn or unpriced product, or an offer not sold
     ├── NotEnoughStock     more keys asked for than the supplier has
@@ -32,6 +33,10 @@ class InvalidOrder(DomainError):
 
 class TransitionRefused(DomainError):
     """The order's current status does not allow the requested step."""
+
+
+class TreeTooSmall(DomainError):
+    """A proof was asked of leaves or tree sizes beyond the log's tree (or below 1)."""
 
 
 class KeysGone(DomainError):

@@ -23,6 +23,7 @@ from adapters.broker import (
     declare_actors,
     make_broker,
 )
+from adapters.checkpoints import CheckpointTable
 from adapters.crypto import MasterKeys
 from adapters.custody import EnvelopeCustody
 from adapters.eventstore import RecorderEventStore, open_event_store
@@ -43,11 +44,13 @@ from adapters.outages import log_failure, unavailable
 from adapters.rate_limit import MEMORY, rate_limiter
 from adapters.revocations import MemoryRevocations, RedisRevocations
 from adapters.s3_vault import S3Vault
+from adapters.signing import Ed25519Signer
 from adapters.tracing import TraceMessages, Tracing
 from adapters.vault import FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase, schema_lock
 from application.catalog import Catalog, Reconciler
 from application.customers import CustomerData
+from application.evidence import Evidence
 from application.fulfillment import Fulfillment, RetryPolicy
 from application.key_access import KeyAccess
 from application.notifications import Notifier
@@ -60,6 +63,7 @@ from application.webhooks import WebhookInbox
 from entrypoints.http.auth import Tokens
 from entrypoints.settings import Settings
 from projections.catalog import all_projections
+from projections.merkle import TreeTable
 from projections.queries import STUCK_LIMIT as SWEEP_LIMIT
 from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
@@ -180,9 +184,18 @@ class Engine:
             p.name: ProjectionRunner(self.store, self.views, p, publish=self.live.publish)
             for p in all_projections()
         }
+        checkpoints = CheckpointTable(self.views)
         with schema_lock(conninfo, settings.database_schema):
             for runner in self.projections.values():
                 runner.ensure()
+            checkpoints.ensure()
+        self.evidence = Evidence(
+            self.store,
+            TreeTable(self.views),
+            checkpoints,
+            Ed25519Signer.from_text(settings.audit_signing_key),
+            clock,
+        )
         self.sweeper = Sweeper(self.read_models, dispatcher, clock, settings.stuck_order_after_s)
         self.metrics.register(EngineGauges(self._readings))
         self._fulfilment_latency = FulfilmentLatency(self.metrics, self.store.load)
@@ -249,11 +262,19 @@ class Engine:
         catalog_sync = BatchLoop(
             "catalog_sync", reconciler.step, batch_size=1, poll_interval=RECONCILE_POLL_S, lock=lock
         )
+        checkpointer = BatchLoop(
+            "audit_checkpoints",
+            self.evidence.checkpoint_step,
+            batch_size=2,  # never "full": one checkpoint per interval at most
+            poll_interval=max(1.0, self.settings.audit_checkpoint_interval_s),
+            lock=lock,
+        )
         parts: list[Startable] = [
             manager,
             *self.projections.values(),
             sweeper,
             catalog_sync,
+            checkpointer,
         ]
         conninfo = self.settings.postgres_conninfo()
         if conninfo is not None:

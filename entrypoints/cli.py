@@ -1,8 +1,10 @@
-"""The ``bitloot`` command: serve, worker, token, demo."""
+"""The ``bitloot`` command: serve, worker, token, demo, and the operator and auditor commands
+(``entrypoints.maintenance``)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import queue
@@ -12,10 +14,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from logging.handlers import QueueHandler, QueueListener
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 from uuid import UUID
 from wsgiref.simple_server import WSGIServer
 
@@ -24,6 +28,7 @@ import uvicorn
 from litestar import Litestar
 from prometheus_client import start_http_server
 
+from domain.evidence import bundles_in, read_public_key, verify_bundle
 from entrypoints import maintenance
 from entrypoints.bootstrap import WORKER_THREADS, Engine, bootstrap
 from entrypoints.http.app import create_app, kinguin_sandbox_config, nowpayments_sandbox_config
@@ -40,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     writer = _log_through_a_queue()
+    if getattr(args, "offline", False):  # needs no settings: nothing is made under VAR_DIR
+        offline: int = args.run(args)
+        writer.stop()
+        return offline
     try:
         settings = load_settings(os.environ)
     except ConfigError as bad:
@@ -100,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(run=_sandbox)
     token = commands.add_parser("token", help="print a bearer token for local use")
     token.add_argument("--sub", required=True, help="user id")
-    token.add_argument("--role", choices=["user", "admin"], default="user")
+    token.add_argument("--role", choices=["user", "admin", "auditor"], default="user")
     token.add_argument(
         "--ttl-hours", type=float, default=None, help="lifetime (default 24 h; 1 h for admins)"
     )
@@ -133,7 +142,11 @@ def _maintenance_commands(commands: Any) -> None:
     which.add_argument("--since", type=_instant, help="every event since a time (UTC if no offset)")
     replay.set_defaults(run=_with_engine(_replay))
     verify = commands.add_parser("verify", help="check the orders view against the events")
+    verify.add_argument(
+        "--log", action="store_true", help="check every stored event against the log's tree"
+    )
     verify.set_defaults(run=_with_engine(_verify))
+    _evidence_commands(commands)
     catalog = commands.add_parser("catalog", help="the product catalog: sync from Kinguin")
     catalog_commands = catalog.add_subparsers(required=True, metavar="ACTION")
     sync = catalog_commands.add_parser("sync", help="import Kinguin's catalog (all of it)")
@@ -141,6 +154,23 @@ def _maintenance_commands(commands: Any) -> None:
         "--changed", action="store_true", help="only what changed since the last sync"
     )
     sync.set_defaults(run=_with_engine(_catalog_sync))
+
+
+def _evidence_commands(commands: Any) -> None:
+    evidence = commands.add_parser("evidence", help="tamper evidence: export and verify bundles")
+    evidence_commands = evidence.add_subparsers(required=True, metavar="ACTION")
+    export = evidence_commands.add_parser("export", help="write evidence bundles to a file")
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("order_id", nargs="?", type=UUID, help="one order's bundle")
+    which.add_argument("--since", type=_instant, help="every order with events since a time")
+    export.add_argument("--out", default="-", help="the file to write (default: stdout)")
+    export.set_defaults(run=_with_engine(_export_evidence))
+    check = evidence_commands.add_parser(
+        "verify", help="check bundles offline (no database, no engine)"
+    )
+    check.add_argument("bundle", help="a file written by export or GET /orders/{id}/evidence")
+    check.add_argument("--public-key", required=True, help="what GET /audit/public-key answers")
+    check.set_defaults(run=_verify_evidence, offline=True)
 
 
 def _instant(text: str) -> datetime:
@@ -200,10 +230,53 @@ def _replay(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(engine: Engine, _args: argparse.Namespace) -> int:
+def _verify(engine: Engine, args: argparse.Namespace) -> int:
+    if args.log:
+        differences = maintenance.verify_log(engine, sys.stdout)
+        print(f"{differences} difference(s) between the stored events and the log's tree")
+        return 1 if differences else 0
     mismatches = maintenance.verify(engine, sys.stdout)
     print(f"{mismatches} mismatch(es)")
     return 1 if mismatches else 0
+
+
+def _export_evidence(engine: Engine, args: argparse.Namespace) -> int:
+    with _output(args.out) as out:
+        count = maintenance.export_evidence(engine, out, order_id=args.order_id, since=args.since)
+    print(f"{count} bundle(s) written", file=sys.stderr)
+    return 0
+
+
+@contextmanager
+def _output(path: str) -> Iterator[TextIO]:
+    if path == "-":
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8") as out:
+        yield out
+
+
+def _verify_evidence(args: argparse.Namespace) -> int:
+    """``bitloot evidence verify``: exit 0 only when every bundle holds."""
+    try:
+        public_key = read_public_key(Path(args.public_key).read_text(encoding="utf-8"))
+        bundles = bundles_in(json.loads(Path(args.bundle).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as bad:
+        print(f"cannot read: {bad}", file=sys.stderr)
+        return 2
+    failed = 0
+    for bundle in bundles:
+        problems = verify_bundle(bundle, public_key)
+        failed += bool(problems)
+        name = f"order {bundle.get('order_id')}"
+        if problems:
+            print(f"{name}: FAILED")
+            for problem in problems:
+                print(f"  {problem}")
+        else:
+            print(f"{name}: ok ({len(bundle['leaves'])} events proven)")
+    print(f"{len(bundles) - failed} of {len(bundles)} bundle(s) verified")
+    return 1 if failed or not bundles else 0
 
 
 class _RedactCredentials(logging.Filter):

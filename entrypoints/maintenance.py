@@ -1,8 +1,10 @@
-"""Operator commands behind ``bitloot keys``, ``bitloot projections``, ``bitloot replay`` and
-``bitloot verify``: each builds the engine, does one job and prints what it did."""
+"""Operator commands behind ``bitloot keys``, ``bitloot projections``, ``bitloot replay``,
+``bitloot verify`` and ``bitloot evidence export``: each builds the engine, does one job and
+prints what it did."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,9 +28,11 @@ from adapters.eventstore import topic_of
 from application.orders import Viewer
 from domain import order as rules
 from domain.events import DomainEvent, KeyDelivered, OrderPlaced
+from domain.evidence import SET_FORMAT
 from entrypoints.bootstrap import Engine
 from entrypoints.http.views import history_view
-from projections.runner import ProjectionRunner, current_table
+from projections.merkle import NAME as MERKLE
+from projections.runner import current_table
 
 PAGE = 500
 
@@ -131,13 +135,46 @@ def _owner(engine: Engine, aggregate_id: UUID) -> str:
     return first[0].owner if first and isinstance(first[0], OrderPlaced) else "engine"
 
 
+def verify_log(engine: Engine, out: TextIO) -> int:
+    """Check every stored event against the log's tree and every checkpoint; print each
+    difference and return how many there were."""
+    _catch_up(engine, MERKLE)
+
+    def report(line: str) -> None:
+        out.write(line + "\n")
+
+    return engine.evidence.audit_log(report)
+
+
+def export_evidence(
+    engine: Engine, out: TextIO, *, order_id: UUID | None, since: datetime | None
+) -> int:
+    """Write one order's evidence bundle, or a set of the bundles of every order with events
+    since a time; return how many."""
+    _catch_up(engine, MERKLE)
+    if order_id is not None:
+        out.write(json.dumps(engine.evidence.bundle(order_id), indent=1) + "\n")
+        return 1
+    changed = {
+        e.originator_id for _, e in _log(engine, []) if since is None or e.timestamp >= since
+    }
+    wanted = [i for i in order_ids(engine, OrderPlaced) if i in changed]
+    bundles = [engine.evidence.bundle(i) for i in wanted]
+    out.write(json.dumps({"format": SET_FORMAT, "bundles": bundles}, indent=1) + "\n")
+    return len(bundles)
+
+
+def _catch_up(engine: Engine, name: str) -> None:
+    """Bring a projection up to date here, unless a running engine owns it."""
+    with engine.views.try_lock(f"projection:{name}") as held:
+        if held:
+            engine.projections[name].catch_up()
+
+
 def verify(engine: Engine, out: TextIO) -> int:
     """Fold every order from its events and compare with the orders projection; print and
     count mismatches."""
-    runner: ProjectionRunner = engine.projections["orders"]
-    with engine.views.try_lock("projection:orders") as held:
-        if held:  # no running engine owns the view: bring it up to date here
-            runner.catch_up()
+    _catch_up(engine, "orders")
     table = current_table(engine.views, "orders")
     rows = {
         UUID(r[0]): (r[1], r[2])

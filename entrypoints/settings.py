@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from adapters.signing import Ed25519Signer, SigningKeyError, new_seed
 from entrypoints.sandboxes.faults import (
     NO_FAULTS,
     Faults,
@@ -89,6 +90,9 @@ class Settings:
     otlp_endpoint: str | None = None
     """Where spans go (OTLP over HTTP); tracing is off without it."""
     service_name: str = "bitloot"
+    audit_signing_key: str = ""
+    """The Ed25519 private key that signs the log's checkpoints (base64 seed or PEM)."""
+    audit_checkpoint_interval_s: float = 60.0
     defaulted: tuple[str, ...] = field(default=())
 
     @property
@@ -201,6 +205,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         retry_backoff_max_s=env.number("RETRY_BACKOFF_MAX_S", 60.0),
         otlp_endpoint=env.optional_url("OTEL_EXPORTER_OTLP_ENDPOINT"),
         service_name=env.text("OTEL_SERVICE_NAME", "bitloot"),
+        audit_signing_key=env.signing_key("AUDIT_SIGNING_KEY", local),
+        audit_checkpoint_interval_s=env.number("AUDIT_CHECKPOINT_INTERVAL_S", 60.0),
         defaulted=tuple(env.defaulted),
     )
     _check_complete(settings)
@@ -333,6 +339,17 @@ class _Reader:
             return local.get(name, lambda: secrets.token_urlsafe(48))
         if len(value.encode()) < min_bytes:
             raise ConfigError(f"{name} must be at least {min_bytes} bytes long")
+        return value
+
+    def signing_key(self, name: str, local: _LocalSecrets) -> str:
+        value = self.optional(name)
+        if value is None:
+            self.defaulted.append(name)
+            return local.get(name, new_seed)
+        try:
+            Ed25519Signer.from_text(value)
+        except SigningKeyError as bad:
+            raise ConfigError(f"{name} must be an Ed25519 private key: {bad}") from None
         return value
 
     def master_keys(self, name: str, local: _LocalSecrets) -> tuple[bytes, ...]:

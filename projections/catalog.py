@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from projections.base import Projection
 from projections.key_audit import KeyAuditProjection
+from projections.merkle import MerkleTreeProjection
 from projections.orders import OrdersProjection
 from projections.products import ProductsProjection
 from projections.webhook_log import WebhookLogProjection
@@ -16,4 +17,5 @@ def all_projections() -> list[Projection]:
         WebhookLogProjection(),
         KeyAuditProjection(),
         ProductsProjection(),
+        MerkleTreeProjection(),
     ]

@@ -353,13 +353,12 @@ class ProjectionRunner:
         of an event: it propagates as it is, and the loop tries the batch again."""
         if not batch:
             return []
-        events = [(notification.id, event) for notification, event in batch]
         try:
-            return self.projection.apply_batch(tx, table, events)
+            return self.projection.apply_records(tx, table, batch)
         except Exception as cause:  # any other failure of a handler stops the projection, named
             if unavailable(cause) is not None:
                 raise
-            raise ProjectionFailed(events[0][0], events[0][1], cause) from cause
+            raise ProjectionFailed(batch[0][0].id, batch[0][1], cause) from cause
 
     def _advance(
         self, column: str, batch: Sequence[tuple[Any, DomainEvent]], head: int

@@ -18,7 +18,7 @@ from litestar.types import ControllerRouterHandler
 
 from application.orders import Viewer
 from entrypoints.bootstrap import WORKER_THREADS, Engine
-from entrypoints.http import admin_pages, catalog, keys, live, ops, orders, webhooks
+from entrypoints.http import admin_pages, audit, catalog, keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import Tokens, bearer_credential, retrieve_viewer
 from entrypoints.http.metrics import EngineMetricsConfig, EventLoopLag, HttpMetrics, metrics
@@ -44,6 +44,7 @@ PUBLIC_PATHS = [
     "^/metrics",
     "^/admin$",  # the admin page checks its own credentials (?token=, bearer or cookie)
     "^/admin/static/",
+    "^/audit/public-key",
 ]
 
 
@@ -69,6 +70,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             *orders.ROUTES,
+            *audit.ROUTES,
             *catalog.PUBLIC_ROUTES,
             *keys.ROUTES,
             *live.ROUTES,
@@ -92,6 +94,7 @@ def create_app(
         },
         # the request metrics go around authentication, to count what it refuses
         on_app_init=[auth.on_app_init, http_metrics.install],
+        guards=[audit.auditors_read_only],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan, EventLoopLag(engine.metrics).lifespan],

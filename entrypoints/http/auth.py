@@ -1,5 +1,5 @@
-"""Token authentication: HS256 JWTs with claims ``sub``, ``role`` (user | admin), ``exp``, and
-``iss`` / ``aud`` when ``JWT_ISSUER`` / ``JWT_AUDIENCE`` are set (then required).
+"""Token authentication: HS256 JWTs with claims ``sub``, ``role`` (user | admin | auditor),
+``exp``, and ``iss`` / ``aud`` when ``JWT_ISSUER`` / ``JWT_AUDIENCE`` are set (then required).
 
 Built on Litestar's ``JWTCookieAuth``: the token comes as ``Authorization: Bearer …`` or, from the
 admin page, as its HttpOnly, SameSite=Strict session cookie ``bitloot_admin``. Against CSRF, a
@@ -28,7 +28,7 @@ from typing_extensions import override
 
 from application.orders import Viewer
 
-ROLES = frozenset({"user", "admin"})
+ROLES = frozenset({"user", "admin", "auditor"})
 ALGORITHM = "HS256"
 COOKIE = "bitloot_admin"  # the admin page's session
 CSRF_HEADER = "x-requested-with"

@@ -13,6 +13,7 @@ from litestar.params import FromPath, PathParameter, QueryParameter
 from application.key_access import RevealedKey
 from domain.errors import LinkRefused
 from entrypoints.bootstrap import Engine
+from entrypoints.http.audit import AUDITOR
 from entrypoints.http.deps import EngineDep, FulfillmentDep, KeysDep, ViewerDep
 from entrypoints.http.schema import DIGITS_PATTERN
 from entrypoints.http.views import is_number
@@ -96,11 +97,11 @@ def download(
     return Response(_keys_view(parsed, revealed), headers={"Cache-Control": "no-store"})
 
 
-@get("/fulfillment/{order_id:uuid}/audit", sync_to_thread=True)
+@get("/fulfillment/{order_id:uuid}/audit", opt=AUDITOR, sync_to_thread=True)
 def fulfillment_audit(
     order_id: FromPath[UUID], fulfillment: FulfillmentDep, viewer: ViewerDep, engine: EngineDep
 ) -> dict[str, Any]:
-    """Who read the order's keys, when, from where (owner or admin)."""
+    """Who read the order's keys, when, from where (owner, admin or auditor)."""
     fulfillment.order(order_id, viewer)  # 404 unless the viewer may see the order
     return {"order_id": str(order_id), "accesses": engine.read_models.key_audit(order_id)}
 

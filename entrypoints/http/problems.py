@@ -21,6 +21,7 @@ from application.errors import (
     NotAllowed,
     PaymentGatewayError,
     SupplierError,
+    TreeBehind,
 )
 from domain.errors import (
     DomainError,
@@ -34,6 +35,7 @@ from domain.errors import (
     PriceChanged,
     ProductNotSold,
     TransitionRefused,
+    TreeTooSmall,
 )
 from projections.queries import BadQuery
 
@@ -56,6 +58,8 @@ _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (SupplierError, 502, "Supplier failed"),
     (KeyUnreadable, 410, "Keys are no longer readable"),
     (VaultError, 503, "Key vault unavailable"),
+    (TreeBehind, 503, "Evidence not ready, try again"),
+    (TreeTooSmall, 400, "No such proof"),
 )
 
 
