@@ -79,12 +79,12 @@ class Evidence:
         }
 
     def checkpoint(self) -> Checkpoint | None:
-        """Sign the tree as it stands, unless the newest checkpoint already has its size (then
-        that one); None while the tree is empty."""
+        """Sign the tree as it stands, unless the newest checkpoint already has its size and
+        this engine's key (then that one); None while the tree is empty."""
         with self._signing:
             size = self._tree.size()
             latest = self._checkpoints.latest()
-            if size == 0 or (latest is not None and latest.tree_size == size):
+            if size == 0 or (latest is not None and self._signs(latest, size, size)):
                 return latest
             root = range_hash(0, size, self._tree.nodes(nodes_of([(0, size)]))).hex()
             timestamp = self._clock.now().isoformat()
@@ -178,9 +178,16 @@ class Evidence:
                 )
             time.sleep(TREE_POLL_S)
 
+    def _signs(self, checkpoint: Checkpoint, least: int, most: int) -> bool:
+        """Whether a checkpoint is of a size from ``least`` to ``most`` and signed with this
+        engine's key (after a key change, bundles carry checkpoints the published key
+        verifies)."""
+        mine = checkpoint.key_id == key_id(self._signer.public_key)
+        return mine and least <= checkpoint.tree_size <= most
+
     def _covering(self, index: int) -> Checkpoint:
         latest = self._checkpoints.latest()
-        if latest is not None and latest.tree_size > index:
+        if latest is not None and self._signs(latest, index + 1, self._tree.size()):
             return latest
         signed = self.checkpoint()
         if signed is None or signed.tree_size <= index:  # pragma: no cover - the leaf exists

@@ -10,10 +10,11 @@ provider would, then polls the order's status until it is fulfilled. Two modes:
 It prints fulfilled orders per second, the server-side paid→fulfilled time (from the order's
 own ``OrderPaid`` and ``OrderFulfilled`` timestamps) and the client-side IPN→"fulfilled seen"
 time (p50 and p99 of each), the event-loop lag p99 of the API process over the run (from its
-``/metrics``), the RSS of every ``bitloot`` process on this machine (at the end, and when half
-of the orders had ended) and the CPU each used during the run, and, with ``--database``,
-the raw single-row INSERT+commit rate of that PostgreSQL measured in the same run (the baseline
-for events appended per second).
+``/metrics``), each projection's largest lag in events (the log's Merkle tree among them,
+sampled every 0.5 s from ``/admin/projections``), the RSS of every ``bitloot`` process on this
+machine (at the end, and when half of the orders had ended) and the CPU each used during the
+run, and, with ``--database``, the raw single-row INSERT+commit rate of that PostgreSQL measured
+in the same run (the baseline for events appended per second).
 
 The engine must mount the built-in sandboxes and let one address place many orders:
 
@@ -154,6 +155,8 @@ async def _measure(run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
         cpu_before = _cpu_seconds()
         started = time.monotonic()
         sampler = asyncio.create_task(_sample_rss(run, halfway))
+        lags: dict[str, int] = {}
+        lag_sampler = asyncio.create_task(_sample_projection_lag(run, http, lags))
         if args.mode == "saturation":
             await _saturate(run, http, min(max(args.clients, 1), 512))
         else:
@@ -161,6 +164,8 @@ async def _measure(run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
         elapsed = time.monotonic() - started
         cpu_used = {n: t - cpu_before.get(n, 0.0) for n, t in _cpu_seconds().items()}
         sampler.cancel()
+        lag_sampler.cancel()
+        at_end = await _projection_lag(run, http)
         lag_p99 = _quantile(_delta(await _lag_buckets(http), lag_before), 0.99)
         await _read_timestamps(run, http)
     figures = _figures(run, elapsed, args)
@@ -168,6 +173,10 @@ async def _measure(run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
     figures += [
         (f"rss_mb[{name}]", f"{mb:.0f} (halfway {halfway.get(name, math.nan):.0f})")
         for name, mb in _rss()
+    ]
+    figures += [
+        (f"projection_lag_max_events[{name}]", f"{lags.get(name, 0)} (at the end {lag})")
+        for name, lag in at_end.items()
     ]
     fulfilled = sum(1 for c in run.customers if c.status == "fulfilled")
     figures += [
@@ -182,6 +191,20 @@ async def _measure(run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
             ("events_per_second_vs_raw_insert", f"{fulfilled_per_s * EVENTS_PER_ORDER / rate:.3f}")
         )
     return figures
+
+
+async def _sample_projection_lag(run: Run, http: httpx.AsyncClient, lags: dict[str, int]) -> None:
+    """Every 0.5 s, the largest lag (events) of each projection so far (the log's tree too)."""
+    while True:
+        for name, lag in (await _projection_lag(run, http)).items():
+            lags[name] = max(lags.get(name, 0), lag)
+        await asyncio.sleep(0.5)
+
+
+async def _projection_lag(run: Run, http: httpx.AsyncClient) -> dict[str, int]:
+    token = mint_token(run.jwt_secret, "bench-admin", "admin")
+    answer = await http.get("/admin/projections", headers={"Authorization": f"Bearer {token}"})
+    return {p["name"]: int(p["lag_events"]) for p in answer.json()}
 
 
 async def _await_catalog(http: httpx.AsyncClient, seconds: float = 60.0) -> None:

@@ -14,7 +14,7 @@ from litestar import get
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, QueryParameter
 
 from application.evidence import checkpoint_view
 from application.orders import Viewer
@@ -24,12 +24,15 @@ from entrypoints.http.views import customer_view, history_view
 from projections.queries import BadCursor
 
 AUDITOR = {"auditor": True}  # ``opt`` of the routes an auditor may use
+MAX_SIZE = 10**15  # a bound beyond any log, exact in JSON numbers (the document states it)
 
 
-def auditors_read_only(
+async def auditors_read_only(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """Guard of the whole app: a token with role ``auditor`` passes only where ``AUDITOR``."""
+    """Guard of the whole app: a token with role ``auditor`` passes only where ``AUDITOR``.
+    A coroutine, so that it runs on the event loop: Litestar runs a plain function guard in a
+    worker thread, and every request (the mounted sandboxes' too) would then wait for one."""
     user = connection.scope.get("user")
     if isinstance(user, Viewer) and user.role == "auditor" and not handler.opt.get("auditor"):
         raise PermissionDeniedException(
@@ -37,8 +40,10 @@ def auditors_read_only(
         )
 
 
-def auditor_or_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: only auditors and admins pass."""
+async def auditor_or_admin(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Guard: only auditors and admins pass (on the event loop, as above)."""
     user = connection.scope.get("user")
     if not isinstance(user, Viewer) or not user.reads_every_order:
         raise PermissionDeniedException("auditor or admin role required")
@@ -74,11 +79,12 @@ def latest_checkpoint(engine: EngineDep) -> dict[str, Any]:
 @get("/audit/consistency", guards=[auditor_or_admin], opt=AUDITOR, sync_to_thread=True)
 def consistency(
     engine: EngineDep,
-    first: Annotated[int, Parameter(query="from", ge=1, le=2**62, description="older size")],
-    second: Annotated[int, Parameter(query="to", ge=1, le=2**62, description="newer size")],
+    first: Annotated[int, QueryParameter(name="from", ge=1, le=MAX_SIZE, description="older size")],
+    second: Annotated[int, QueryParameter(name="to", ge=1, le=MAX_SIZE, description="newer size")],
 ) -> dict[str, Any]:
     """The RFC 9162 proof that the tree of ``to`` leaves extends the tree of ``from`` leaves:
-    ``{"first","second","first_root","second_root","proof":[hex…]}``."""
+    ``{"first","second","first_root","second_root","proof":[hex…]}``. No such proof (``from``
+    above ``to``, or ``to`` beyond the tree) answers 404."""
     return engine.evidence.consistency(first, second)
 
 

@@ -59,7 +59,7 @@ _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (KeyUnreadable, 410, "Keys are no longer readable"),
     (VaultError, 503, "Key vault unavailable"),
     (TreeBehind, 503, "Evidence not ready, try again"),
-    (TreeTooSmall, 400, "No such proof"),
+    (TreeTooSmall, 404, "No such proof"),
 )
 
 

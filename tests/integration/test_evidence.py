@@ -112,6 +112,19 @@ def test_bundles_verify_and_checkpoints_extend_each_other(shop: Shop) -> None:
     assert shop.audit() == []
 
 
+def test_after_a_key_change_bundles_carry_a_checkpoint_of_the_new_key(shop: Shop) -> None:
+    order_id = shop.order()
+    old = shop.evidence.bundle(order_id)
+    new_key = Ed25519Signer.from_text(new_seed())
+    clock = FixedClock(datetime(2026, 12, 7, tzinfo=UTC))
+    checkpoints = CheckpointTable(shop.views)
+    renewed = Evidence(shop.store, TreeTable(shop.views), checkpoints, new_key, clock)
+    bundle = renewed.bundle(order_id)
+    assert verify_bundle(bundle, new_key.public_key) == []
+    assert bundle["checkpoint"]["root_hash"] == old["checkpoint"]["root_hash"]
+    assert verify_bundle(old, SIGNER.public_key) == []  # the one signed before still holds
+
+
 def test_edits_deletions_and_swaps_are_named_by_position(shop: Shop) -> None:
     orders = [shop.order() for _ in range(4)]
     before = shop.evidence.checkpoint()

@@ -8,7 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from adapters.signing import Ed25519Signer
 from entrypoints.cli import _parser
 from entrypoints.http.webhooks import ipn_secrets
 from entrypoints.settings import ConfigError, load_settings
@@ -61,12 +64,32 @@ def test_postgres_url_becomes_library_settings(tmp_path: Path) -> None:
         ("STUCK_ORDER_AFTER_S", "soon"),
         ("PUBLIC_BASE_URL", "ftp://x"),
         ("DATABASE_URL", "mysql://x/y"),
+        ("AUDIT_SIGNING_KEY", base64.b64encode(b"16 bytes only...").decode()),
+        ("AUDIT_SIGNING_KEY", "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----"),
+        ("AUDIT_CHECKPOINT_INTERVAL_S", "hourly"),
     ],
 )
 def test_malformed_values_name_the_variable(tmp_path: Path, name: str, value: str) -> None:
     """A malformed value stops start-up with a message that names the variable."""
     with pytest.raises(ConfigError, match=name):
         load_settings({"VAR_DIR": str(tmp_path), name: value})
+
+
+def test_the_checkpoint_signing_key_is_a_seed_or_a_pem_block(tmp_path: Path) -> None:
+    """The embedded default makes one key and keeps it; a configured key is read either way."""
+    first, second = (load_settings({"VAR_DIR": str(tmp_path)}) for _ in range(2))
+    assert first.audit_signing_key == second.audit_signing_key
+    assert "AUDIT_SIGNING_KEY" in first.defaulted
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    seed = base64.b64encode(key.private_bytes_raw()).decode()
+    signers = [
+        Ed25519Signer.from_text(
+            load_settings({"VAR_DIR": str(tmp_path), "AUDIT_SIGNING_KEY": text}).audit_signing_key
+        )
+        for text in (pem, seed)
+    ]
+    assert signers[0].public_key == signers[1].public_key == key.public_key().public_bytes_raw()
 
 
 def test_key_list_allows_rotation(tmp_path: Path) -> None:
