@@ -12,8 +12,8 @@ On a fresh event store (PostgreSQL schema or SQLite file), in one run:
 3. **Bundles.** ``--bundles`` random orders of the full log each get their bundle (leaves,
    inclusion proofs, signed checkpoint); it prints the p50 and p99 time and the bundle's size.
 
-    .venv/bin/python bench/evidence.py --events 1000000 --database postgresql://postgres@127.0.0.1:5432/test
-    .venv/bin/python bench/evidence.py --events 1000000 --database sqlite
+    .venv/bin/python -m bench.evidence --events 1000000 --database postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python -m bench.evidence --events 1000000 --database sqlite
 """
 
 from __future__ import annotations

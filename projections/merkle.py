@@ -84,9 +84,10 @@ def _nodes(tx: Tx, table: str, wanted: Iterable[Node]) -> dict[Node, bytes]:
     keys = sorted(set(wanted))
     if not keys:
         return {}
-    pairs = ", ".join(["(%s, %s)"] * len(keys))
+    # one index lookup per node on both databases (SQLite scans the table for a row-value IN)
+    wanted_nodes = " OR ".join(["(level = %s AND idx = %s)"] * len(keys))
     rows = tx.execute(
-        f"SELECT level, idx, hash FROM {table} WHERE (level, idx) IN (VALUES {pairs})",  # noqa: S608
+        f"SELECT level, idx, hash FROM {table} WHERE {wanted_nodes}",  # noqa: S608
         [value for key in keys for value in key],
     )
     return {(int(level), int(idx)): bytes(digest) for level, idx, digest in rows}
