@@ -110,8 +110,8 @@ class TreeTable:
         """The hashes of these complete subtrees (in one query per 200)."""
         keys = sorted(set(wanted))
         found: dict[Node, bytes] = {}
+        table = self._table()  # before the transaction: one pooled connection at a time
         with self._views.transaction() as tx:
-            table = self._table()
             for start in range(0, len(keys), 200):
                 found |= _nodes(tx, table, keys[start : start + 200])
         return found
