@@ -209,6 +209,11 @@ class Evidence:
             audit.check(checkpoint, self._tree, self._signer.public_key)
         if audit.pending:
             report(f"note: the tree has not reached the newest {audit.pending} events yet")
+        if audit.other_keys:
+            report(
+                f"note: {audit.other_keys} checkpoint(s) were signed with an earlier key: their "
+                "roots were checked, their signatures need that key's public half"
+            )
         return audit.findings
 
     def _log(self) -> Iterator[StoredRecord]:
@@ -266,6 +271,7 @@ class _LogAudit:
         self._report = report
         self.findings = 0
         self.pending = 0  # events after the tree's last leaf: not reached yet
+        self.other_keys = 0  # checkpoints signed before a key change
         self._store_tree = CompactRange()  # the tree the store's events make now
         self._signed_sizes = signed_sizes
         self._store_roots: dict[int, bytes] = {}  # its root at each size a checkpoint signed
@@ -323,7 +329,9 @@ class _LogAudit:
     def check(self, checkpoint: Checkpoint, tree: LogTree, public_key: bytes) -> None:
         """One checkpoint: its signature, and its root against the tree and the store."""
         what = f"checkpoint {checkpoint.id} (size {checkpoint.tree_size})"
-        if not verify_checkpoint(checkpoint_view(checkpoint), public_key):
+        if checkpoint.key_id != key_id(public_key):
+            self.other_keys += 1
+        elif not verify_checkpoint(checkpoint_view(checkpoint), public_key):
             self._find(f"{what}: the signature does not hold for the engine's key")
         size = checkpoint.tree_size
         try:

@@ -5,12 +5,14 @@ longer extends the checkpoints signed before."""
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import psycopg
 import pytest
 
@@ -123,6 +125,21 @@ def test_after_a_key_change_bundles_carry_a_checkpoint_of_the_new_key(shop: Shop
     assert verify_bundle(bundle, new_key.public_key) == []
     assert bundle["checkpoint"]["root_hash"] == old["checkpoint"]["root_hash"]
     assert verify_bundle(old, SIGNER.public_key) == []  # the one signed before still holds
+    lines: list[str] = []
+    assert renewed.audit_log(lines.append) == 0  # the earlier key's checkpoint: a note
+    assert any("signed with an earlier key" in line for line in lines)
+
+
+def test_a_checkpoint_row_with_a_forged_signature_is_named(shop: Shop) -> None:
+    shop.order()
+    signed = shop.evidence.checkpoint()
+    assert signed is not None
+    forged = msgspec.structs.replace(signed, signature=base64.b64encode(bytes(64)).decode())
+    kept = CheckpointTable(shop.views).add(forged)
+    assert shop.audit() == [
+        f"checkpoint {kept.id} (size {signed.tree_size}): the signature does not hold for the "
+        "engine's key"
+    ]
 
 
 def test_edits_deletions_and_swaps_are_named_by_position(shop: Shop) -> None:
