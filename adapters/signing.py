@@ -7,11 +7,7 @@ import base64
 import binascii
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_private_key,
-)
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 SEED_BYTES = 32
 
@@ -50,14 +46,6 @@ class Ed25519Signer:
     def sign(self, message: bytes) -> bytes:
         """The signature of ``message``."""
         return self._key.sign(message)
-
-    def public_pem(self) -> str:
-        """The public key as a PEM ``PUBLIC KEY`` block."""
-        return (
-            self._key.public_key()
-            .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        )
 
 
 def new_seed() -> str:

@@ -64,6 +64,7 @@ class Evidence:
         self._tree = tree
         self._checkpoints = checkpoints
         self._signer = signer
+        self._key_id = key_id(signer.public_key)
         self._clock = clock
         self._signing = threading.Lock()
 
@@ -75,7 +76,7 @@ class Evidence:
         return {
             "algorithm": "Ed25519",
             "public_key": base64.b64encode(raw).decode(),
-            "key_id": key_id(raw),
+            "key_id": self._key_id,
         }
 
     def checkpoint(self) -> Checkpoint | None:
@@ -95,7 +96,7 @@ class Evidence:
                     root_hash=root,
                     timestamp=timestamp,
                     signature=base64.b64encode(signature).decode(),
-                    key_id=key_id(self._signer.public_key),
+                    key_id=self._key_id,
                 )
             )
 
@@ -182,7 +183,7 @@ class Evidence:
         """Whether a checkpoint is of a size from ``least`` to ``most`` and signed with this
         engine's key (after a key change, bundles carry checkpoints the published key
         verifies)."""
-        mine = checkpoint.key_id == key_id(self._signer.public_key)
+        mine = checkpoint.key_id == self._key_id
         return mine and least <= checkpoint.tree_size <= most
 
     def _covering(self, index: int) -> Checkpoint:

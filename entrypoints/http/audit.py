@@ -18,6 +18,7 @@ from litestar.params import FromPath, QueryParameter
 
 from application.evidence import checkpoint_view
 from application.orders import Viewer
+from application.ports import Checkpoint
 from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
 from entrypoints.http.schema import MAX_LIMIT, Cursor, Limit
 from entrypoints.http.views import customer_view, history_view
@@ -63,7 +64,7 @@ def list_checkpoints(engine: EngineDep, limit: Limit = 50, cursor: Cursor = None
     limit = max(1, min(limit, MAX_LIMIT))
     after = _checkpoint_cursor(cursor)
     page = engine.evidence.checkpoints(after, limit + 1)
-    items = [checkpoint_view(c) | {"id": c.id} for c in page[:limit]]
+    items = [_listed(c) for c in page[:limit]]
     return {"items": items, "next_cursor": str(page[limit - 1].id) if len(page) > limit else None}
 
 
@@ -73,7 +74,7 @@ def latest_checkpoint(engine: EngineDep) -> dict[str, Any]:
     checkpoint = engine.evidence.latest() or engine.evidence.checkpoint()
     if checkpoint is None:
         raise NotFoundException("the log is empty: nothing has been signed yet")
-    return checkpoint_view(checkpoint) | {"id": checkpoint.id}
+    return _listed(checkpoint)
 
 
 @get("/audit/consistency", guards=[auditor_or_admin], opt=AUDITOR, sync_to_thread=True)
@@ -105,6 +106,11 @@ def order_evidence(
         if leaf["version"] not in shown:
             leaf["state"], leaf["redacted"] = None, True
     return bundle
+
+
+def _listed(checkpoint: Checkpoint) -> dict[str, Any]:
+    """A checkpoint as the audit routes list it: as signed, with its ``id`` (the cursor)."""
+    return checkpoint_view(checkpoint) | {"id": checkpoint.id}
 
 
 def _checkpoint_cursor(cursor: str | None) -> int:
