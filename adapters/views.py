@@ -23,6 +23,16 @@ from adapters.outages import unavailable
 
 Row = tuple[Any, ...]
 POOL_TIMEOUT_S = 5.0  # a query waits this long for a connection, then fails (the database is down)
+MISSING_TABLE_ERRORS = (psycopg.errors.UndefinedTable, sqlite3.OperationalError)
+"""What a statement on a table that does not exist raises (``missing_table`` tells which)."""
+
+
+def missing_table(error: BaseException) -> bool:
+    """Whether ``error`` says a statement named a table that does not exist (PostgreSQL's
+    ``UndefinedTable``, SQLite's ``no such table``)."""
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        return True
+    return isinstance(error, sqlite3.OperationalError) and "no such table" in str(error)
 
 
 class Tx(Protocol):

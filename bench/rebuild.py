@@ -85,7 +85,10 @@ def paid_order() -> list[DomainEvent]:
         uuid.uuid4(), owner="b", email="b@e.co", currency="eur", items=[item], now=now
     )
     events += payments.invoice_created(rules.fold(events), invoice_id="i", invoice_url="u", now=now)
-    notice = PaymentNotice(payment_id="1", payment_status="finished")
+    notice = PaymentNotice(
+        payment_id="1", payment_status="finished", invoice_id="i", price_amount=Decimal("9.99"),
+        price_currency="eur", actually_paid=Decimal("9.99"), pay_amount=Decimal("9.99"),
+    )  # fmt: skip
     return events + payments.payment_notified(rules.fold(events), notice, now)
 
 

@@ -32,7 +32,7 @@ from domain.evidence import SET_FORMAT
 from entrypoints.bootstrap import Engine
 from entrypoints.http.views import history_view
 from projections.merkle import NAME as MERKLE
-from projections.runner import current_table
+from projections.state import read_live
 
 PAGE = 500
 
@@ -175,11 +175,12 @@ def verify(engine: Engine, out: TextIO) -> int:
     """Fold every order from its events and compare with the orders projection; print and
     count mismatches."""
     _catch_up(engine, "orders")
-    table = current_table(engine.views, "orders")
-    rows = {
-        UUID(r[0]): (r[1], r[2])
-        for r in engine.views.query(f"SELECT order_id, status, version FROM {table}")  # noqa: S608
-    }
+    viewed = read_live(
+        engine.views,
+        "orders",
+        lambda table: engine.views.query(f"SELECT order_id, status, version FROM {table}"),  # noqa: S608
+    )
+    rows = {UUID(r[0]): (r[1], r[2]) for r in viewed}
     mismatches = 0
     for order_id in order_ids(engine, OrderPlaced):
         order = rules.fold(engine.store.load(order_id))

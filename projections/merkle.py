@@ -20,7 +20,7 @@ from domain.events import DomainEvent
 from domain.evidence import entry, leaf_hash
 from domain.merkle import CompactRange, Node, parts
 from projections.base import Change, Projection
-from projections.runner import current_table
+from projections.state import read_live
 
 NAME = "merkle_tree"
 _LEAF_COLUMNS = "idx, notification_id, originator_id, version, hash"
@@ -94,32 +94,34 @@ def _nodes(tx: Tx, table: str, wanted: Iterable[Node]) -> dict[Node, bytes]:
 
 
 class TreeTable:
-    """Reads of the tree for proofs and audits (the live generation's table)."""
+    """Reads of the tree for proofs and audits: the live generation's table, read again should
+    a rebuild's swap retire it under the read (``projections.state.read_live``). Every
+    generation is the same tree, cut at its own size, so reads that land on different ones agree."""
 
     def __init__(self, views: ViewDatabase) -> None:
         self._views = views
 
     def size(self) -> int:
         """How many leaves the tree has."""
-        rows = self._views.query(
-            f"SELECT MAX(idx) FROM {self._table()} WHERE level = 0"  # noqa: S608
-        )
+        rows = self._query("SELECT MAX(idx) FROM {t} WHERE level = 0")
         return 0 if not rows or rows[0][0] is None else int(rows[0][0]) + 1
 
     def nodes(self, wanted: Iterable[Node]) -> dict[Node, bytes]:
         """The hashes of these complete subtrees (in one query per 200)."""
         keys = sorted(set(wanted))
+        return read_live(self._views, NAME, lambda table: self._nodes_of(table, keys))
+
+    def _nodes_of(self, table: str, keys: list[Node]) -> dict[Node, bytes]:
         found: dict[Node, bytes] = {}
-        table = self._table()  # before the transaction: one pooled connection at a time
-        with self._views.transaction() as tx:
+        with self._views.transaction() as tx:  # the name is read before: one connection at a time
             for start in range(0, len(keys), 200):
                 found |= _nodes(tx, table, keys[start : start + 200])
         return found
 
     def leaves_of(self, aggregate_id: UUID) -> list[TreeLeaf]:
         """The leaves of one aggregate's events, by version."""
-        rows = self._views.query(
-            f"SELECT {_LEAF_COLUMNS} FROM {self._table()} "  # noqa: S608
+        rows = self._query(
+            f"SELECT {_LEAF_COLUMNS} FROM {{t}} "  # noqa: S608
             "WHERE level = 0 AND originator_id = %s ORDER BY version",
             (str(aggregate_id),),
         )
@@ -127,15 +129,20 @@ class TreeTable:
 
     def leaves(self, after: int, limit: int) -> list[TreeLeaf]:
         """At most ``limit`` leaves from index ``after + 1`` on."""
-        rows = self._views.query(
-            f"SELECT {_LEAF_COLUMNS} FROM {self._table()} "  # noqa: S608
+        rows = self._query(
+            f"SELECT {_LEAF_COLUMNS} FROM {{t}} "  # noqa: S608
             "WHERE level = 0 AND idx > %s ORDER BY idx LIMIT %s",
             (after, limit),
         )
         return [_leaf(row) for row in rows]
 
-    def _table(self) -> str:
-        return current_table(self._views, NAME)
+    def _query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One read of the live table, written with ``{t}`` for its name."""
+        return read_live(
+            self._views,
+            NAME,
+            lambda table: self._views.query(statement.replace("{t}", table), params),
+        )
 
 
 def _leaf(row: tuple[Any, ...]) -> TreeLeaf:

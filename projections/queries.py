@@ -17,8 +17,8 @@ from uuid import UUID
 
 import msgspec
 
-from adapters.views import ViewDatabase
-from projections.runner import current_table
+from adapters.views import Row, ViewDatabase
+from projections.state import read_live
 
 MAX_LIMIT = 200
 STUCK_LIMIT = 500  # stuck orders handed to the sweeper per round
@@ -74,10 +74,19 @@ PRODUCTS = _Listing("products", _PRODUCT_COLUMNS, "name", "product_id", ascendin
 
 
 class ReadModels:
-    """Queries over the projection tables (always the live generation)."""
+    """Queries over the projection tables (always the live generation, even while a rebuild
+    swaps generations: see ``projections.state.read_live``)."""
 
     def __init__(self, views: ViewDatabase) -> None:
         self._views = views
+
+    def _rows(self, projection: str, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one read of the projection's live table, written with ``{t}`` for its name."""
+        return read_live(
+            self._views,
+            projection,
+            lambda table: self._views.query(statement.replace("{t}", table), params),
+        )
 
     def orders(
         self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
@@ -113,19 +122,19 @@ class ReadModels:
 
     def webhook_log(self, delivery_id: UUID) -> dict[str, Any] | None:
         """One delivery with its body."""
-        table = current_table(self._views, "webhook_log")
         columns = (*_WEBHOOK_COLUMNS, "body", "headers")
-        rows = self._views.query(
-            f"SELECT {', '.join(columns)} FROM {table} WHERE delivery_id = %s",  # noqa: S608
+        rows = self._rows(
+            "webhook_log",
+            f"SELECT {', '.join(columns)} FROM {{t}} WHERE delivery_id = %s",  # noqa: S608
             (str(delivery_id),),
         )
         return _as_dict(columns, rows[0]) if rows else None
 
     def key_audit(self, order_id: UUID) -> list[dict[str, Any]]:
         """Every read of the order's keys, oldest first."""
-        table = current_table(self._views, "key_audit")
-        rows = self._views.query(
-            f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM {table} "  # noqa: S608
+        rows = self._rows(
+            "key_audit",
+            f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM {{t}} "  # noqa: S608
             "WHERE order_id = %s ORDER BY version",
             (str(order_id),),
         )
@@ -154,18 +163,18 @@ class ReadModels:
         """One catalog product, whatever its state."""
         if "\x00" in product_id:
             return None
-        table = current_table(self._views, "products")
-        rows = self._views.query(
-            f"SELECT {', '.join(_PRODUCT_COLUMNS)} FROM {table} WHERE product_id = %s",  # noqa: S608
+        rows = self._rows(
+            "products",
+            f"SELECT {', '.join(_PRODUCT_COLUMNS)} FROM {{t}} WHERE product_id = %s",  # noqa: S608
             (product_id,),
         )
         return _as_dict(_PRODUCT_COLUMNS, rows[0]) if rows else None
 
     def held_orders(self) -> int:
         """Paid orders whose purchase waits (for a supplier top-up)."""
-        table = current_table(self._views, "orders")
-        rows = self._views.query(
-            f"SELECT COUNT(*) FROM {table} WHERE status = 'paid' AND flags LIKE %s",  # noqa: S608
+        rows = self._rows(
+            "orders",
+            "SELECT COUNT(*) FROM {t} WHERE status = 'paid' AND flags LIKE %s",
             ("%held: %",),
         )
         return int(rows[0][0]) if rows else 0
@@ -173,9 +182,9 @@ class ReadModels:
     def stuck_orders(self, changed_before: datetime) -> list[tuple[UUID, str]]:
         """Orders sitting in ``paid`` or ``reserved``, or fulfilled but not yet told to their
         customer, since before the given time."""
-        table = current_table(self._views, "orders")
-        rows = self._views.query(
-            f"SELECT order_id, status FROM {table} "  # noqa: S608
+        rows = self._rows(
+            "orders",
+            "SELECT order_id, status FROM {t} "  # noqa: S608
             "WHERE (status IN ('paid', 'reserved') OR (status = 'fulfilled' AND notified = 0)) "
             "AND updated_at < %s "
             f"ORDER BY updated_at LIMIT {STUCK_LIMIT}",
@@ -186,10 +195,9 @@ class ReadModels:
     def dashboard(self) -> dict[str, Any]:
         """Orders by status, revenue of fulfilled orders by currency, and paid→fulfilled
         latency (median and 95th percentile, milliseconds)."""
-        table = current_table(self._views, "orders")
-        rows = self._views.query(
-            f"SELECT currency, total, paid_at, fulfilled_at FROM {table} "  # noqa: S608
-            "WHERE status = 'fulfilled'"
+        rows = self._rows(
+            "orders",
+            "SELECT currency, total, paid_at, fulfilled_at FROM {t} WHERE status = 'fulfilled'",
         )
         revenue: dict[str, Decimal] = {}
         latencies: list[float] = []
@@ -206,14 +214,12 @@ class ReadModels:
 
     def counts_by_status(self) -> dict[str, int]:
         """How many orders are in each status."""
-        table = current_table(self._views, "orders")
-        rows = self._views.query(f"SELECT status, COUNT(*) FROM {table} GROUP BY status")  # noqa: S608
+        rows = self._rows("orders", "SELECT status, COUNT(*) FROM {t} GROUP BY status")
         return {row[0]: int(row[1]) for row in rows}
 
     def _page(
         self, listing: _Listing, filters: dict[str, str | None], limit: int, cursor: str | None
     ) -> Page:
-        table = current_table(self._views, listing.projection)
         sort, key = listing.sort, listing.key
         after, order = (">", "ASC") if listing.ascending else ("<", "DESC")
         where, params = _where(filters)
@@ -221,8 +227,9 @@ class ReadModels:
             where.append(f"({sort}, {key}) {after} (%s, %s)")
             params.extend(_decode_cursor(cursor))
         limit = max(1, min(limit, MAX_LIMIT))
-        rows = self._views.query(
-            f"SELECT {', '.join(listing.columns)} FROM {table} "  # noqa: S608
+        rows = self._rows(
+            listing.projection,
+            f"SELECT {', '.join(listing.columns)} FROM {{t}} "  # noqa: S608
             f"{'WHERE ' + ' AND '.join(where) if where else ''} "
             f"ORDER BY {sort} {order}, {key} {order} LIMIT {limit + 1}",
             params,

@@ -8,6 +8,13 @@ again every ``STATE_REFRESH_S``, and after a failure or a command of its own), s
 new in the log a wake-up costs one read of the head. Past events of other topics only, its
 position moves on in memory and is written at most once every ``IDLE_WRITE_S`` (a restart reads
 those events again and finds nothing to apply in them).
+
+The state in memory may be stale (another process's command); it is never acted on as it is.
+Each batch first reads the stored state inside its transaction (``projections.state``) and
+gives the batch up quietly when the generation it would write is no longer the one the state
+names; each command reads and changes the state in one such transaction. A swap retires the old
+generation, whose table is dropped ``retire_after`` seconds later (readers may still hold its
+name), by the runner's next look at the retired list (every ``REAP_EVERY_S``).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import psycopg
 
 from adapters.batch_loop import BatchLoop
 from adapters.eventstore import RecorderEventStore, topic_of
@@ -26,38 +34,35 @@ from adapters.outages import log_failure, unavailable
 from adapters.views import Tx, ViewDatabase
 from domain.events import DomainEvent
 from projections.base import Change, Projection, table_name
+from projections.state import (
+    RETIRED_DDL,
+    STATE_DDL,
+    STATE_TABLE,
+    ProjectionState,
+    current_table,
+    forget_retired,
+    locked_state,
+    read_state,
+    retire,
+    retired_due,
+)
+
+# the state's names are also importable from here, where they were first
+__all__ = [
+    "ProjectionFailed",
+    "ProjectionRunner",
+    "ProjectionState",
+    "current_table",
+    "read_state",
+]
 
 log = logging.getLogger(__name__)
 
-STATE_TABLE = "projection_state"
 STATE_REFRESH_S = 1.0  # how soon a running projection sees another process's command
 IDLE_WRITE_S = 1.0  # how often a position moved past nothing of the projection's is written
-_STATE_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
-    "name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL, "
-    "state TEXT NOT NULL, error TEXT, error_position BIGINT, "
-    "rebuild_generation INTEGER, rebuild_position BIGINT, rebuild_target BIGINT, "
-    "last_event_at TEXT, updated_at TEXT NOT NULL)"
-)
-_COLUMNS = (
-    "generation, position, state, error, error_position, "
-    "rebuild_generation, rebuild_position, rebuild_target, last_event_at"
-)
-
-
-class ProjectionState(msgspec.Struct, frozen=True, kw_only=True):
-    """Where a projection stands."""
-
-    name: str
-    generation: int
-    position: int
-    state: str
-    error: str | None = None
-    error_position: int | None = None
-    rebuild_generation: int | None = None
-    rebuild_position: int | None = None
-    rebuild_target: int | None = None
-    last_event_at: str | None = None
+RETIRE_AFTER_S = 60.0  # a retired generation outlives the swap this long: readers hold its name
+REAP_EVERY_S = 30.0  # how often the runner looks for retired generations past their grace
+DROP_LOCK_TIMEOUT_MS = 2000  # a retired table a reader still holds is dropped at a later look
 
 
 class ProjectionFailed(Exception):
@@ -68,31 +73,6 @@ class ProjectionFailed(Exception):
             f"{type(event).__name__} of {event.originator_id} at position {position}: {cause!r}"
         )
         self.position = position
-
-
-_SELECT_STATE = f"SELECT {_COLUMNS} FROM {STATE_TABLE} WHERE name = %s"  # noqa: S608
-
-
-def read_state(views: ViewDatabase, name: str) -> ProjectionState | None:
-    """The stored state of a projection, if it has one."""
-    return _decode_state(name, views.query(_SELECT_STATE, (name,)))
-
-
-def _state_in(tx: Tx, name: str) -> ProjectionState | None:
-    return _decode_state(name, tx.execute(_SELECT_STATE, (name,)))
-
-
-def _decode_state(name: str, rows: list[Any]) -> ProjectionState | None:
-    if not rows:
-        return None
-    fields = dict(zip([c.strip() for c in _COLUMNS.split(",")], rows[0], strict=True))
-    return msgspec.convert({"name": name, **fields}, ProjectionState)
-
-
-def current_table(views: ViewDatabase, name: str) -> str:
-    """The table readers should use: the live generation's."""
-    state = read_state(views, name)
-    return table_name(name, state.generation if state else 1)
 
 
 class ProjectionRunner:
@@ -107,6 +87,8 @@ class ProjectionRunner:
         batch_size: int = 500,
         poll_interval: float = 0.25,
         publish: Callable[[Change], None] | None = None,
+        retire_after: float = RETIRE_AFTER_S,
+        state_refresh: float = STATE_REFRESH_S,
     ) -> None:
         self.projection = projection
         self._publish = publish
@@ -114,10 +96,14 @@ class ProjectionRunner:
         self._views = views
         self._topics = [topic_of(t) for t in projection.topics]
         self._batch_size = batch_size
+        self._retire_after = retire_after
+        self._state_refresh = state_refresh
         self._known: ProjectionState | None = None  # the state as this runner last saw it
         self._known_at = 0.0
         self._written_at = 0.0  # when this runner last wrote its live position
         self._eager = False  # catching up: every position is written
+        self._superseded = False  # the last batch was given up: the state had moved on
+        self._reap_at = 0.0  # when to look for retired generations past their grace next
         self._loop = BatchLoop(
             f"projection:{projection.name}",
             self.run_once,
@@ -137,15 +123,18 @@ class ProjectionRunner:
     def ensure(self) -> ProjectionState:
         """Create the state row and the live table if missing."""
         with self._views.transaction() as tx:
-            tx.execute(_STATE_DDL)
+            tx.execute(STATE_DDL)
+            tx.execute(RETIRED_DDL)
             tx.execute(
                 f"INSERT INTO {STATE_TABLE} (name, generation, position, state, updated_at) "  # noqa: S608
                 "VALUES (%s, 1, 0, 'live', %s) ON CONFLICT (name) DO NOTHING",
                 (self.name, _now()),
             )
-        state = self.state()
         with self._views.transaction() as tx:
+            state = self._lock(tx)
             self._create_tables(tx, state.generation)
+            if state.generation > 1:  # an engine before the retired list left the one before
+                retire(tx, self.name, state.generation - 1, time.time() + self._retire_after)
         return state
 
     def state(self) -> ProjectionState:
@@ -156,71 +145,85 @@ class ProjectionRunner:
         return state
 
     def request_rebuild(self) -> ProjectionState:
-        """Start building a new generation from position 0 beside the live one."""
+        """Start building a new generation from position 0 beside the live one; asked while
+        one is being built, this joins it. Returns the state, naming the generation built."""
         self._known = None
-        state = self.state()
-        if state.rebuild_generation is not None:
-            return state
-        new = state.generation + 1
         with self._views.transaction() as tx:
-            # The generation before the live one has had no readers since the last swap.
-            tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, state.generation - 1)}")
-            tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, new)}")
-            self._create_tables(tx, new)
-            self._update(
-                tx,
-                rebuild_generation=new,
-                rebuild_position=0,
-                rebuild_target=self._store.head(),
-                error=None,
-                error_position=None,
-            )
-            # Read inside the transaction: the runner cannot have swapped yet, so the answer
-            # always names the generation being built.
-            requested = _state_in(tx, self.name)
+            state = self._lock(tx)
+            if state.rebuild_generation is None:
+                new = state.generation + 1  # above every generation ever live: no reader has it
+                tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, new)}")  # a cancelled one
+                self._create_tables(tx, new)
+                cleared = {"error": None} if state.state == "live" else {}  # keep a failure's
+                state = self._update(
+                    tx,
+                    state,
+                    rebuild_generation=new,
+                    rebuild_position=0,
+                    rebuild_target=self._store.head(),
+                    **cleared,
+                )
         self.wake()
-        return requested or self.state()
+        return state
 
-    def cancel_rebuild(self, reason: str | None = None) -> None:
+    def cancel_rebuild(self, reason: str | None = None) -> ProjectionState:
         """Abandon a rebuild in progress; the live generation carries on untouched."""
         self._known = None
-        state = self.state()
-        if state.rebuild_generation is None:
-            return
         with self._views.transaction() as tx:
-            tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, state.rebuild_generation)}")
-            self._update(
-                tx,
-                rebuild_generation=None,
-                rebuild_position=None,
-                rebuild_target=None,
-                error=reason,
-            )
+            state = self._lock(tx)
+            if state.rebuild_generation is not None:
+                state = self._drop_rebuild(tx, state, reason)
+        return state
 
-    def retry(self) -> None:
+    def retry(self) -> ProjectionState:
         """Try the failed event again."""
         self._known = None
         with self._views.transaction() as tx:
-            self._update(tx, state="live", error=None, error_position=None)
+            state = self._update(tx, self._lock(tx), state="live", error=None, error_position=None)
         self.wake()
+        return state
 
-    def skip(self) -> None:
-        """Give up on the failed event and carry on after it."""
+    def skip(self) -> ProjectionState:
+        """Give up on the failed event and carry on after it (nothing to skip: no change)."""
         self._known = None
-        state = self.state()
-        if state.error_position is None:
-            return
         with self._views.transaction() as tx:
-            self._update(
-                tx, state="live", position=state.error_position, error=None, error_position=None
-            )
+            state = self._lock(tx)
+            if state.error_position is not None:
+                state = self._update(
+                    tx,
+                    state,
+                    state="live",
+                    position=max(state.error_position, state.position),
+                    error=None,
+                    error_position=None,
+                )
         self.wake()
+        return state
+
+    def _drop_rebuild(self, tx: Tx, state: ProjectionState, reason: str | None) -> ProjectionState:
+        """Drop the generation being built (never live, so no reader has its name); ``reason``
+        becomes the last rebuild's error, unless a failure's error is there (stopped)."""
+        if state.rebuild_generation is not None:
+            tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, state.rebuild_generation)}")
+        noted = {"error": reason} if state.state == "live" else {}
+        return self._update(
+            tx,
+            state,
+            rebuild_generation=None,
+            rebuild_position=None,
+            rebuild_target=None,
+            **noted,
+        )
 
     # -- processing (the runner's thread, or tests) ----------------------------------------
 
     def run_once(self) -> int:
         """Process one live batch and one rebuild batch; return how many events were applied.
-        With nothing new in the log and no rebuild, it reads the head and nothing else."""
+        With nothing new in the log and no rebuild, it reads the head and nothing else (and,
+        every ``REAP_EVERY_S``, the list of retired generations)."""
+        self._superseded = False
+        if time.monotonic() >= self._reap_at:
+            self.drop_retired()
         state = self._running_state()
         if state.state != "live":
             return 0
@@ -239,10 +242,10 @@ class ProjectionRunner:
 
     def _running_state(self) -> ProjectionState:
         """The state as this runner last wrote it, read again from the database every
-        ``STATE_REFRESH_S`` (a command of another process: rebuild, retry, skip) and after a
-        command of this one."""
+        ``state_refresh`` seconds (a command of another process: rebuild, retry, skip) and
+        after a command of this one."""
         now = time.monotonic()
-        if self._known is None or now - self._known_at >= STATE_REFRESH_S:
+        if self._known is None or now - self._known_at >= self._state_refresh:
             self._known, self._known_at = self.state(), now
         return self._known
 
@@ -250,7 +253,7 @@ class ProjectionRunner:
         """Run until nothing is left to do and the position is written (tests, CLI)."""
         self._known, self._eager = None, True
         try:
-            while self.run_once():
+            while self.run_once() or self._superseded:
                 pass
         finally:
             self._eager = False
@@ -265,8 +268,10 @@ class ProjectionRunner:
             return 0
         try:
             with self._views.transaction() as tx:
+                if not self._writes_live(tx, state.generation):
+                    return self._give_up()
                 changes = self._apply_all(tx, table, batch)
-                self._update(tx, **advance)
+                self._write(tx, **advance)
         except ProjectionFailed:
             self._known = None
             self._apply_one_by_one(state, table, batch)
@@ -276,6 +281,17 @@ class ProjectionRunner:
             self._known = msgspec.structs.replace(self._known, **advance)
         self._announce(changes)
         return len(batch)
+
+    def _writes_live(self, tx: Tx, generation: int) -> bool:
+        """Whether the state, held for this transaction, still runs ``generation`` live."""
+        stored = self._lock(tx)
+        return stored.state == "live" and stored.generation == generation
+
+    def _give_up(self) -> int:
+        """A batch read before another change to the state: nothing is written; the state is
+        read again and the work done over (at once, or at the next wake-up)."""
+        self._known, self._superseded = None, True
+        return 0
 
     def _announce(self, changes: list[Change]) -> None:
         """Tell live subscribers, after the commit (never during a rebuild)."""
@@ -295,20 +311,28 @@ class ProjectionRunner:
         for notification, event in batch:
             try:
                 with self._views.transaction() as tx:
+                    if not self._writes_live(tx, state.generation):
+                        self._give_up()
+                        return
                     changes = self._apply_all(tx, table, [(notification, event)])
-                    self._update(tx, position=notification.id)
+                    self._write(tx, position=notification.id)
                 self._announce(changes)
             except ProjectionFailed as failure:
-                log.exception("projection %s stopped at position %d", self.name, failure.position)
-                with self._views.transaction() as tx:
-                    self._update(
-                        tx, state="failed", error=str(failure), error_position=failure.position
-                    )
-                self._announce([{"projection": self.name, "state": "failed"}])
+                self._stop_at(state.generation, failure)
                 return
         log.info(
             "projection %s: batch recovered event by event (gen %d)", self.name, state.generation
         )
+
+    def _stop_at(self, generation: int, failure: ProjectionFailed) -> None:
+        """Record the failing event: the projection stops there until retried or skipped."""
+        with self._views.transaction() as tx:
+            if not self._writes_live(tx, generation):
+                self._give_up()
+                return
+            log.exception("projection %s stopped at position %d", self.name, failure.position)
+            self._write(tx, state="failed", error=str(failure), error_position=failure.position)
+        self._announce([{"projection": self.name, "state": "failed"}])
 
     def _rebuild_batch(self, state: ProjectionState, head: int) -> int:
         generation = state.rebuild_generation
@@ -318,24 +342,37 @@ class ProjectionRunner:
         batch = self._store.notifications(start, self._batch_size, self._topics, head)
         try:
             with self._views.transaction() as tx:
+                stored = self._lock(tx)
+                if not _still_building(stored, generation, start):
+                    return self._give_up()
                 self._apply_all(tx, table_name(self.name, generation), batch)
                 advance = self._advance("rebuild_position", batch, head)
-                self._update(tx, **advance)
+                self._write(tx, **advance)
                 swapped = len(batch) < self._batch_size
                 if swapped:
-                    self._swap(tx, state, generation, advance["rebuild_position"])
+                    self._swap(tx, stored, generation, advance["rebuild_position"])
         except ProjectionFailed as failure:
-            log.exception("projection %s: rebuild abandoned", self.name)
-            self.cancel_rebuild(f"rebuild abandoned: {failure}")
-            self._announce([{"projection": self.name, "state": "live", "rebuild": "abandoned"}])
+            self._abandon(generation, failure)
             return 0
         if swapped:
             self._announce([{"projection": self.name, "version": generation, "state": "live"}])
         return len(batch)
 
+    def _abandon(self, generation: int, failure: ProjectionFailed) -> None:
+        """A rebuild's event failed: drop that rebuild (unless it was replaced meanwhile)."""
+        log.exception("projection %s: rebuild abandoned", self.name)
+        with self._views.transaction() as tx:
+            state = self._lock(tx)
+            if state.rebuild_generation != generation:
+                return
+            self._drop_rebuild(tx, state, f"rebuild abandoned: {failure}")
+        self._known = None
+        self._announce([{"projection": self.name, "state": "live", "rebuild": "abandoned"}])
+
     def _swap(self, tx: Tx, state: ProjectionState, generation: int, position: int) -> None:
-        """The rebuilt generation has caught up: readers switch to it in this transaction."""
-        self._update(
+        """The rebuilt generation has caught up: readers switch to it in this transaction; the
+        one they leave is retired (dropped after ``retire_after``: a reader may hold its name)."""
+        self._write(
             tx,
             generation=generation,
             position=max(position, state.position),
@@ -343,7 +380,28 @@ class ProjectionRunner:
             rebuild_position=None,
             rebuild_target=None,
         )
+        retire(tx, self.name, state.generation, time.time() + self._retire_after)
+        self._reap_at = min(self._reap_at, time.monotonic() + self._retire_after)
         log.info("projection %s: generation %d is live", self.name, generation)
+
+    def drop_retired(self) -> None:
+        """Drop the retired generations whose grace has passed (``run_once`` does it every
+        ``REAP_EVERY_S``). One a reader still holds (on PostgreSQL the drop would wait for it)
+        is left for the next look."""
+        self._reap_at = time.monotonic() + REAP_EVERY_S
+        for generation in retired_due(self._views, self.name, time.time()):
+            try:
+                with self._views.transaction() as tx:
+                    if self._views.dialect == "postgres":
+                        tx.execute(f"SET LOCAL lock_timeout = {DROP_LOCK_TIMEOUT_MS}")
+                    forget_retired(tx, self.name, generation)
+            except psycopg.errors.LockNotAvailable:
+                log.warning(
+                    "projection %s: generation %d is still being read; dropped at a later look",
+                    self.name,
+                    generation,
+                )
+                return
 
     def _apply_all(
         self, tx: Tx, table: str, batch: Sequence[tuple[Any, DomainEvent]]
@@ -370,7 +428,19 @@ class ProjectionRunner:
             changes["last_event_at"] = batch[-1][1].timestamp.isoformat()
         return changes
 
-    def _update(self, tx: Tx, **changes: Any) -> None:
+    def _lock(self, tx: Tx) -> ProjectionState:
+        """The state, held until ``tx`` ends (``ensure`` first)."""
+        state = locked_state(tx, self._views.dialect, self.name)
+        if state is None:
+            raise LookupError(f"projection {self.name} has no state yet")
+        return state
+
+    def _update(self, tx: Tx, held: ProjectionState, /, **changes: Any) -> ProjectionState:
+        """Write changes to the state ``tx`` holds; return it as it now stands."""
+        self._write(tx, **changes)
+        return msgspec.structs.replace(held, **changes)
+
+    def _write(self, tx: Tx, **changes: Any) -> None:
         assignments = ", ".join(f"{column} = %s" for column in changes)
         tx.execute(
             f"UPDATE {STATE_TABLE} SET {assignments}, updated_at = %s WHERE name = %s",  # noqa: S608
@@ -394,6 +464,16 @@ class ProjectionRunner:
     def stop(self) -> None:
         """Stop after the current batch."""
         self._loop.stop()
+
+
+def _still_building(state: ProjectionState, generation: int, start: int) -> bool:
+    """Whether a rebuild batch read from ``start`` of ``generation`` is still the next one (no
+    cancel, no new rebuild, no other runner's batch since)."""
+    return (
+        state.state == "live"
+        and state.rebuild_generation == generation
+        and (state.rebuild_position or 0) == start
+    )
 
 
 def _now() -> str:

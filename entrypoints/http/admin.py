@@ -205,10 +205,11 @@ def control_projection(
     action: Annotated[str, PathParameter(schema_extra={"enum": list(PROJECTION_ACTIONS)})],
     engine: EngineDep,
 ) -> dict[str, Any]:
-    """``rebuild`` (a fresh copy beside the live one, swapped when caught up), ``cancel`` (a
-    rebuild in progress), ``retry`` or ``skip`` (a failed event)."""
+    """``rebuild`` (a fresh copy beside the live one, swapped when caught up; asked while one
+    runs, it joins that one), ``cancel`` (a rebuild in progress), ``retry`` or ``skip`` (a
+    failed event). Answers the state the command left, read and changed in one transaction."""
     runner = _runner(engine.projections, name)
-    actions: dict[str, Callable[[], object]] = {
+    actions: dict[str, Callable[[], ProjectionState]] = {
         "rebuild": runner.request_rebuild,
         "cancel": runner.cancel_rebuild,
         "retry": runner.retry,
@@ -216,9 +217,7 @@ def control_projection(
     }
     if action not in actions:
         raise NotFoundException(f"no action {action!r}; use rebuild, cancel, retry or skip")
-    answered = actions[action]()
-    state = answered if isinstance(answered, ProjectionState) else runner.state()
-    return projection_view(state, engine.store.head())
+    return projection_view(actions[action](), engine.store.head())
 
 
 def projection_view(state: ProjectionState, head: int) -> dict[str, Any]:

@@ -26,6 +26,10 @@ from projections.runner import ProjectionRunner, current_table
 from tests.conftest import POSTGRES_URL, postgres_env
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
+PAID_IN_FULL = PaymentNotice(
+    payment_id="1", payment_status="finished", invoice_id="i", price_amount=Decimal("2.50"),
+    price_currency="eur", actually_paid=Decimal("2.50"), pay_amount=Decimal("2.50"),
+)  # fmt: skip
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -57,8 +61,7 @@ def order_events(status: str = "paid", at: datetime = NOW) -> list[DomainEvent]:
     events += payments.invoice_created(rules.fold(events), invoice_id="i", invoice_url="u", now=at)
     if status == "pending_payment":
         return events
-    notice = PaymentNotice(payment_id="1", payment_status="finished")
-    return events + payments.payment_notified(rules.fold(events), notice, at)
+    return events + payments.payment_notified(rules.fold(events), PAID_IN_FULL, at)
 
 
 def table_rows(views: ViewDatabase, name: str) -> list[tuple[Any, ...]]:
