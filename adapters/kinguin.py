@@ -270,6 +270,8 @@ def parse_order_status(raw_body: bytes) -> OrderStatusWebhook:
         return msgspec.json.decode(raw_body, type=OrderStatusWebhook)
     except msgspec.DecodeError as bad:
         raise MalformedWebhook(f"not an order.status payload: {bad}") from bad
+    except RecursionError:
+        raise MalformedWebhook("not an order.status payload: nested too deeply") from None
 
 
 def supplier_notice(webhook: OrderStatusWebhook) -> SupplierNotice:
@@ -306,6 +308,8 @@ def read_product_update(
         webhook = msgspec.json.decode(raw_body, type=ProductUpdateWebhook)
     except msgspec.DecodeError as bad:
         raise MalformedWebhook(f"not a product.update payload: {bad}") from bad
+    except RecursionError:
+        raise MalformedWebhook("not a product.update payload: nested too deeply") from None
     delivery = Delivery(
         provider="kinguin",
         natural_key=kinguin_product_key(webhook.productId, webhook.updatedAt),

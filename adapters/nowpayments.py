@@ -66,10 +66,17 @@ class NowPaymentsClient:
         return Invoice(invoice_id=str(invoice.id), invoice_url=invoice.invoice_url)
 
 
+MAX_AMOUNT = Decimal(10) ** 15  # no IPN amount is this large; larger is refused as unreadable
+MIN_EXPONENT = -18  # nor has more decimal places than the 18 of the finest coins
+_AMOUNTS = ("price_amount", "pay_amount", "actually_paid", "actually_paid_at_fiat",
+            "outcome_amount")  # fmt: skip
+
+
 def parse_ipn(payload: Any) -> tuple[str, PaymentNotice]:
     """Read an IPN: the order id it names and what it says about the payment.
 
     Ids arrive as strings or numbers depending on the endpoint; they are kept as strings.
+    Amounts are numbers (or numeric strings) of at most ``MAX_AMOUNT`` and 18 decimal places.
     """
     if not isinstance(payload, dict):
         raise MalformedNotification("IPN body is not a JSON object")
@@ -80,15 +87,16 @@ def parse_ipn(payload: Any) -> tuple[str, PaymentNotice]:
     )
     if not order_id or payment_id is None or not isinstance(status, str):
         raise MalformedNotification("IPN lacks order_id, payment_id or payment_status")
+    amounts = {name: _amount(payload, name) for name in _AMOUNTS}
     notice = PaymentNotice(
         payment_id=str(payment_id),
         payment_status=status,
         invoice_id=_text(payload.get("invoice_id")),
-        price_amount=_amount(payload.get("price_amount")),
         price_currency=_text(payload.get("price_currency")),
-        actually_paid=_text(payload.get("actually_paid")),
         pay_currency=_text(payload.get("pay_currency")),
         parent_payment_id=_text(payload.get("parent_payment_id")),
+        outcome_currency=_text(payload.get("outcome_currency")),
+        **amounts,
     )
     return str(order_id), notice
 
@@ -97,15 +105,22 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _amount(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
+def _amount(payload: dict[str, Any], name: str) -> Decimal | None:
+    """The amount ``name`` of the IPN, exactly as written (the body is read with decimals);
+    None when absent or empty (the payment check then flags what it needs and lacks)."""
+    value = payload.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise MalformedNotification(f"{name} {value!r} is not a number")
     try:
-        amount = Decimal(str(value))
+        amount = Decimal(value)
     except InvalidOperation:
-        raise MalformedNotification(f"price_amount {value!r} is not a number") from None
-    if not amount.is_finite():
-        raise MalformedNotification(f"price_amount {value!r} is not a finite number")
+        raise MalformedNotification(f"{name} {value!r} is not a number") from None
+    if not amount.is_finite() or not 0 <= amount < MAX_AMOUNT:
+        raise MalformedNotification(f"{name} {value!r} is not an amount")
+    if amount.as_tuple().exponent < MIN_EXPONENT:  # type: ignore[operator]
+        raise MalformedNotification(f"{name} {value!r} has too many decimal places")
     return amount
 
 
@@ -115,9 +130,11 @@ def read_ipn(
     """A verified IPN body as the use cases take it: the order it names (if it names one of
     ours), what it says, and the delivery to store once."""
     try:
-        payload = json.loads(raw_body)
+        payload = json.loads(raw_body, parse_float=Decimal)
     except ValueError as bad:
         raise MalformedNotification(f"IPN body is not JSON: {bad}") from None
+    except RecursionError:
+        raise MalformedNotification("IPN body is nested too deeply") from None
     order_ref, notice = parse_ipn(payload)
     delivery = Delivery(
         provider="nowpayments",

@@ -69,6 +69,11 @@ class PaymentStatusChanged(DomainEvent, frozen=True, kw_only=True):
     actually_paid: str | None = None
     pay_currency: str | None = None
     parent_payment_id: str | None = None
+    pay_amount: str | None = None
+    """What the invoice asked in ``pay_currency``; ``actually_paid`` is what arrived."""
+    actually_paid_at_fiat: str | None = None
+    outcome_amount: str | None = None
+    outcome_currency: str | None = None
 
 
 class PaymentFlagged(DomainEvent, frozen=True, kw_only=True):
@@ -83,6 +88,9 @@ class OrderPaid(DomainEvent, frozen=True, kw_only=True):
     """The payment finished: the order may be fulfilled."""
 
     payment_id: str
+    amount_received: Decimal | None = None
+    """What the payment brought, in the order's currency at the invoice's rate (None in events
+    recorded before amounts were checked)."""
 
 
 class PaymentUnderpaid(DomainEvent, frozen=True, kw_only=True):
@@ -90,6 +98,8 @@ class PaymentUnderpaid(DomainEvent, frozen=True, kw_only=True):
 
     payment_id: str
     actually_paid: str | None = None
+    amount_received: Decimal | None = None
+    """``actually_paid`` in the order's currency at the invoice's rate (see ``OrderPaid``)."""
 
 
 class PaymentFailed(DomainEvent, frozen=True, kw_only=True):

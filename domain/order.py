@@ -111,6 +111,9 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     invoice_id: str | None = None
     invoice_url: str | None = None
     payment_id: str | None = None
+    amount_paid: Decimal | None = None
+    """What the payment brought, in the order's currency (None until paid or underpaid, and for
+    orders paid before amounts were recorded)."""
     supplier_order_id: str | None = None
     supplier_status: str | None = None
     supplier_updated_at: str | None = None
@@ -213,9 +216,11 @@ def _changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa: PLR09
                 "invoice_url": event.invoice_url,
             }
         case OrderPaid():
-            return {"status": Status.PAID, "payment_id": event.payment_id}
+            return {"status": Status.PAID, "payment_id": event.payment_id,
+                    "amount_paid": event.amount_received}  # fmt: skip
         case PaymentUnderpaid():
-            return {"status": Status.UNDERPAID, "payment_id": event.payment_id}
+            return {"status": Status.UNDERPAID, "payment_id": event.payment_id,
+                    "amount_paid": event.amount_received}  # fmt: skip
         case PaymentFailed():
             return {"status": Status.PAYMENT_FAILED, "failure_reason": event.reason}
         case KeysReserved():

@@ -10,6 +10,7 @@ asked: reads are refused from the moment it starts.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from domain.errors import TransitionRefused
 from domain.events import (
@@ -86,10 +87,17 @@ def return_refused(order: Order, *, reason: str, now: datetime) -> list[DomainEv
     return [Stamper(order.id, order.version, now)(KeyReturnRefused, reason=reason)]
 
 
+def refundable_amount(order: Order) -> Decimal:
+    """What a refund gives back: what the customer paid (an underpaid order's short payment, an
+    overpaid one's whole payment), or the total for orders paid before amounts were recorded."""
+    return order.amount_paid if order.amount_paid is not None else order.total
+
+
 def _refund(
     stamp: Stamper, order: Order, by: str, reason: str, reference: str
 ) -> list[DomainEvent]:
+    amount = refundable_amount(order)
     return [
-        stamp(RefundRequested, by=by, reason=reason, amount=order.total, currency=order.currency),
-        stamp(OrderRefunded, reference=reference, amount=order.total),
+        stamp(RefundRequested, by=by, reason=reason, amount=amount, currency=order.currency),
+        stamp(OrderRefunded, reference=reference, amount=amount),
     ]

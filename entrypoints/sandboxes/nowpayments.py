@@ -13,6 +13,12 @@ Two routes stand in for the customer and need no key:
   sets its status and sends the IPN inline to the invoice's ``ipn_callback_url``: a compact,
   recursively key-sorted JSON body signed with HMAC-SHA512 under the IPN secret in
   ``x-nowpayments-sig``, exactly the bytes that were signed. Control errors are RFC 9457 problems.
+  The IPN carries what the vendor's does (EXTERNAL_APIS §2.6): ``invoice_id``, ``price_amount``
+  and ``price_currency`` of the invoice, ``pay_amount`` (the price in ``pay_currency`` at a fixed
+  sandbox rate), ``actually_paid`` (``pay_amount`` for a paid status, half of it for
+  ``partially_paid``, 0 otherwise, or the ``actually_paid`` asked for: a ``finished`` below
+  ``pay_amount`` is a finished-but-underpaid IPN), ``actually_paid_at_fiat``, and
+  ``outcome_amount`` / ``outcome_currency`` (``actually_paid`` less a 0.5 % fee).
 
 Faults (``entrypoints.sandboxes.faults``; ``GET``/``POST /faults``, no key) make it hostile on
 demand. It takes ``error_rate``, ``rate_limit_rate``, ``latency_ms``, ``timeout_rate``,
@@ -609,7 +615,7 @@ def _invoice_html(invoice: _Invoice, base_url: str) -> str:
     price = f"{_amount_text(invoice.request.price_amount)} {invoice.request.price_currency}"
     command = (
         f"curl -X POST {base_url}/sandbox/nowpayments/payments/{invoice.id}/simulate "
-        "-H 'Authorization: Bearer <admin token, where the engine mounts this sandbox>' "
+        "-H 'Authorization: Bearer <an admin token of the engine>' "
         "-H 'Content-Type: application/json' -d '{\"status\": \"finished\"}'"
     )
     return (

@@ -19,7 +19,16 @@ from domain.supply import SupplierNotice
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PAYMENT = [
-    PaymentNotice(payment_id="7", payment_status=s, invoice_id="inv")
+    PaymentNotice(
+        payment_id="7",
+        payment_status=s,
+        invoice_id="inv",
+        price_amount=Decimal(1),
+        price_currency="eur",
+        pay_amount=Decimal("0.00001538"),
+        actually_paid=Decimal("0.00001538"),
+        pay_currency="btc",
+    )
     for s in ("waiting", "confirming", "confirmed", "sending", "finished")
 ]
 SUPPLIER = [

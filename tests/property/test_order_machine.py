@@ -44,6 +44,7 @@ PAYMENT_STATUSES = [
 ]  # fmt: skip
 SUPPLIER_STATUSES = ["processing", "completed", "canceled", "refunded"]
 START = datetime(2026, 1, 1, tzinfo=UTC)
+ASKED = Decimal("0.00015")  # what an invoice asks in BTC
 
 
 class OrderLifecycle(RuleBasedStateMachine):
@@ -87,10 +88,21 @@ class OrderLifecycle(RuleBasedStateMachine):
         except TransitionRefused:
             assert self.order.status not in rules.AWAITING_PAYMENT
 
-    @rule(status=st.sampled_from(PAYMENT_STATUSES), payment=st.sampled_from(["1", "2"]))
-    def ipn(self, status: str, payment: str) -> None:
+    @rule(
+        status=st.sampled_from(PAYMENT_STATUSES),
+        payment=st.sampled_from(["1", "2"]),
+        share=st.sampled_from([Decimal(1), Decimal("0.5"), Decimal("1.5")]),
+    )
+    def ipn(self, status: str, payment: str, share: Decimal) -> None:
         notice = PaymentNotice(
-            payment_id=payment, payment_status=status, invoice_id=self.order.invoice_id
+            payment_id=payment,
+            payment_status=status,
+            invoice_id=self.order.invoice_id,
+            price_amount=self.order.total,
+            price_currency="eur",
+            pay_amount=ASKED,
+            actually_paid=ASKED * share,
+            pay_currency="btc",
         )
         self.notices.append(notice)
         self._apply(payments.payment_notified(self.order, notice, self._now()))
@@ -159,6 +171,13 @@ class OrderLifecycle(RuleBasedStateMachine):
         assert sum(isinstance(e, OrderPaid) for e in self.events) <= 1
         reservations = sum(isinstance(e, KeysReserved) for e in self.events)
         assert reservations <= self.order.purchase_attempt + 1
+
+    @invariant()
+    def paid_only_when_the_money_covers_the_total(self) -> None:
+        for event in self.events:
+            if isinstance(event, OrderPaid):
+                assert event.amount_received is not None
+                assert event.amount_received >= self.order.total
 
     @invariant()
     def delivered_only_once(self) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import uuid4
 
+import msgspec
 import pytest
 
 from domain import access, payments, supply
@@ -42,8 +43,25 @@ def invoiced() -> Order:
     return step(order, payments.invoice_created(order, invoice_id="42", invoice_url="u", now=NOW))
 
 
-def notice(status: str, **extra: object) -> PaymentNotice:
-    return PaymentNotice(payment_id="777", payment_status=status, invoice_id="42", **extra)  # type: ignore[arg-type]
+PRICE = Decimal("19.98")  # what placed() costs, and what invoice 42 asks
+ASKED = Decimal("0.00030738")  # the invoice's price in BTC
+
+
+def notice(status: str, *, paid: Decimal | None = None, payment_id: str = "777") -> PaymentNotice:
+    """A complete IPN for invoice 42, bringing ``paid`` BTC (the price by default; half of it
+    for ``partially_paid``)."""
+    if paid is None:
+        paid = ASKED / 2 if status == "partially_paid" else ASKED
+    return PaymentNotice(
+        payment_id=payment_id,
+        payment_status=status,
+        invoice_id="42",
+        price_amount=PRICE,
+        price_currency="eur",
+        pay_amount=ASKED,
+        actually_paid=paid,
+        pay_currency="btc",
+    )
 
 
 def paid() -> Order:
@@ -160,19 +178,10 @@ def test_failures_fail_the_payment_but_not_a_paid_order(status: str) -> None:
 @pytest.mark.parametrize(
     ("bad", "reason"),
     [
-        (PaymentNotice(payment_id="1", payment_status="finished", invoice_id="other"), "invoice"),
-        (
-            PaymentNotice(payment_id="1", payment_status="finished", price_currency="usd"),
-            "currency",
-        ),
-        (
-            PaymentNotice(payment_id="1", payment_status="finished", price_amount=Decimal(1)),
-            "price",
-        ),
-        (
-            PaymentNotice(payment_id="2", payment_status="finished", parent_payment_id="1"),
-            "re-deposit",
-        ),
+        (msgspec.structs.replace(notice("finished"), invoice_id="other"), "invoice"),
+        (msgspec.structs.replace(notice("finished"), price_currency="usd"), "currency"),
+        (msgspec.structs.replace(notice("finished"), price_amount=Decimal(1)), "price"),
+        (msgspec.structs.replace(notice("finished"), parent_payment_id="1"), "re-deposit"),
     ],
 )
 def test_mismatched_payments_are_flagged_not_paid(bad: PaymentNotice, reason: str) -> None:

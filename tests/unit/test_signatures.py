@@ -1,4 +1,5 @@
-"""NOWPayments IPN signatures: the fact sheet's test vector and the tolerant verifier."""
+"""NOWPayments IPN signatures: the fact sheet's test vector, the tolerant verifier, and the
+budget of its costly half."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ import json
 
 import pytest
 
-from adapters.nowpayments_signature import canonical_body, sign, verify
+from adapters.nowpayments_signature import (
+    canonical_body,
+    sign,
+    signed_as_sent,
+    signed_when_sorted,
+    verify,
+    well_formed,
+)
+from entrypoints.http.webhooks import SortedChecks
 
 VECTOR_BODY = (
     '{"actually_paid":15,"fee":{"currency":"btc","depositFee":0.09853637216235617,"serviceFee":0,'
@@ -68,3 +77,44 @@ def test_tampered_body_is_refused() -> None:
     """Changing any value breaks the signature."""
     tampered = VECTOR_BODY.replace('"price_amount":1', '"price_amount":100')
     assert not verify("test_secret", tampered.encode(), VECTOR_SIG)
+
+
+def test_the_raw_check_hashes_only_the_bytes_as_sent() -> None:
+    """signed_as_sent takes the raw bytes only; a sorted-form signature needs the second check,
+    and either accepts any of several secrets."""
+    shuffled = json.dumps(dict(reversed(list(json.loads(VECTOR_BODY).items())))).encode()
+    assert signed_as_sent(["other", "test_secret"], VECTOR_BODY.encode(), VECTOR_SIG)
+    assert not signed_as_sent(["test_secret"], shuffled, VECTOR_SIG)
+    assert signed_when_sorted(["other", "test_secret"], shuffled, VECTOR_SIG)
+    assert not signed_when_sorted(["other", ""], shuffled, VECTOR_SIG)
+
+
+@pytest.mark.parametrize("signature", ["0" * 127, "g" * 128, "0" * 129, "", "  "])
+def test_a_signature_that_is_not_128_hex_digits_is_refused_unhashed(signature: str) -> None:
+    """Anything but the hex of an HMAC-SHA512 is refused before any hashing."""
+    assert not well_formed(signature)
+    assert not signed_as_sent(["test_secret"], VECTOR_BODY.encode(), signature)
+    assert not signed_when_sorted(["test_secret"], VECTOR_BODY.encode(), signature)
+
+
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000, b"{x"]
+)
+def test_hostile_bodies_do_not_verify_and_do_not_raise(body: bytes) -> None:
+    """JSON nested past the recursion limit, or not JSON: no sorted form, so no match (and no
+    RecursionError); signed as sent, the same bytes still verify."""
+    assert not signed_when_sorted(["s3cret"], body, sign("s3cret", body[:10]))
+    assert verify("s3cret", body, sign("s3cret", body))
+
+
+def test_sorted_checks_are_budgeted_per_second_and_by_size() -> None:
+    """At most per_second checks in a second (then none until time refills them), none for a
+    body over max_bytes."""
+    now = [100.0]
+    checks = SortedChecks(per_second=3, max_bytes=1000, clock=lambda: now[0])
+    assert not checks.admit(1001)
+    assert [checks.admit(10) for _ in range(4)] == [True, True, True, False]
+    now[0] += 0.34
+    assert [checks.admit(10) for _ in range(2)] == [True, False]
+    now[0] += 60
+    assert [checks.admit(10) for _ in range(4)] == [True, True, True, False]
