@@ -11,6 +11,7 @@ outage as the library's ``OperationalError``, see ``adapters.outages``).
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,9 +43,19 @@ INSERT_ATTEMPTS = 10  # as the library's own retry of an insert: 10 tries, 0.2 s
 INSERT_RETRY_WAIT_S = 0.2
 
 
+SALT_FIELD = b'"_salt":'
+SALT_BYTES = 16  # 128 random bits: no list of guesses reaches a redacted event's leaf hash
+
+
 class MsgspecMapper:
-    """Converts domain events to stored events and back, with msgspec JSON (an event appended
-    while tracing also keeps its trace, see ``adapters.tracing``)."""
+    """Converts domain events to stored events and back, with msgspec JSON.
+
+    Every stored event gets a random ``_salt`` beside its fields (and, appended while tracing,
+    its trace: see ``adapters.tracing``); decoding ignores both. The log's Merkle leaves hash the
+    stored bytes, so an evidence bundle that withholds an event's bytes from a customer (a
+    redacted leaf) cannot be reversed by guessing its fields. Events stored before the salt have
+    none, and their leaves stay as they were.
+    """
 
     def __init__(self) -> None:
         self._encoder = msgspec.json.Encoder()
@@ -56,7 +67,7 @@ class MsgspecMapper:
             originator_id=event.originator_id,
             originator_version=event.originator_version,
             topic=get_topic(type(event)),
-            state=with_trace(self._encoder.encode(event)),
+            state=with_trace(salted(self._encoder.encode(event))),
         )
 
     def to_domain_event(self, stored: StoredEvent) -> DomainEvent:
@@ -67,6 +78,14 @@ class MsgspecMapper:
             self._decoders[stored.topic] = decoder
         event: DomainEvent = decoder.decode(stored.state)
         return event
+
+
+def salted(state: bytes) -> bytes:
+    """A stored event's JSON object with a fresh random ``_salt`` as its last field."""
+    salt = secrets.token_urlsafe(SALT_BYTES).encode()
+    if state == b"{}":
+        return b'{%s"%s"}' % (SALT_FIELD, salt)
+    return b'%s,%s"%s"}' % (state[:-1], SALT_FIELD, salt)
 
 
 def topic_of(event_class: type[DomainEvent]) -> str:

@@ -8,6 +8,7 @@ cost cap its purchase may not exceed. Decisions are pure functions returning eve
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -34,7 +35,7 @@ from domain.events import (
     ProductWithdrawn,
     SupplierProduct,
 )
-from domain.order import MAX_UNIT_PRICE, Stamper
+from domain.order import MAX_QUANTITY_PER_LINE, MAX_UNIT_PRICE, Stamper
 
 CURRENCY = "eur"  # Kinguin prices in EUR, and so does the shop
 CENT = Decimal("0.01")
@@ -311,7 +312,31 @@ def quote_lines(
     lines = [_quote_line(r, products.get(r.product_id), today, tolerance_percent) for r in requests]
     if any(line.preorder for line in lines) and len(lines) > 1:
         raise InvalidOrder("a pre-order is bought alone: one line, nothing else in the order")
+    _check_totals(lines, products)
     return lines
+
+
+def _check_totals(lines: Sequence[LineItem], products: Mapping[str, Product | None]) -> None:
+    """The limits hold for the whole order, not line by line: each product's stock across all
+    its lines (409), then the keys of one offer (Kinguin sells at most
+    ``MAX_QUANTITY_PER_LINE`` of an offer per order; lines without an offer are one offer, the
+    cheapest: 422)."""
+    per_offer: Counter[tuple[str, str | None]] = Counter()
+    per_product: Counter[str] = Counter()
+    for line in lines:
+        per_offer[line.product_id, line.offer_id] += line.quantity
+        per_product[line.product_id] += line.quantity
+    preorders = {line.product_id for line in lines if line.preorder}  # no stock until released
+    for product_id, quantity in per_product.items():
+        product = products.get(product_id)
+        if product is not None and product_id not in preorders and quantity > product.supplier.qty:
+            raise NotEnoughStock(product_id, product.supplier.qty)
+    for (product_id, _), quantity in per_offer.items():
+        if quantity > MAX_QUANTITY_PER_LINE:
+            raise InvalidOrder(
+                f"at most {MAX_QUANTITY_PER_LINE} keys of one offer per order: {quantity} of "
+                f"{product_id} asked for"
+            )
 
 
 def _quote_line(

@@ -19,9 +19,10 @@ from litestar.params import FromPath, QueryParameter
 from application.evidence import checkpoint_view
 from application.orders import Viewer
 from application.ports import Checkpoint
+from entrypoints.http.customer_views import customer_entry
 from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
-from entrypoints.http.schema import MAX_LIMIT, Cursor, Limit
-from entrypoints.http.views import customer_view, history_view
+from entrypoints.http.schema import Cursor, Limit
+from entrypoints.http.views import history_view
 from projections.queries import BadCursor
 
 AUDITOR = {"auditor": True}  # ``opt`` of the routes an auditor may use
@@ -61,7 +62,6 @@ async def public_key(engine: EngineDep) -> dict[str, str]:
 @get("/audit/checkpoints", guards=[auditor_or_admin], opt=AUDITOR, sync_to_thread=True)
 def list_checkpoints(engine: EngineDep, limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
     """Signed checkpoints, oldest first, ``{"items","next_cursor"}``."""
-    limit = max(1, min(limit, MAX_LIMIT))
     after = _checkpoint_cursor(cursor)
     page = engine.evidence.checkpoints(after, limit + 1)
     items = [_listed(c) for c in page[:limit]]
@@ -101,7 +101,7 @@ def order_evidence(
     if viewer.reads_every_order:
         return bundle
     full = history_view(events)
-    shown = {e["version"] for e in full if customer_view(e, viewer.sub)["data"] == e["data"]}
+    shown = {e["version"] for e in full if customer_entry(e, viewer.sub)["data"] == e["data"]}
     for leaf in bundle["leaves"]:
         if leaf["version"] not in shown:
             leaf["state"], leaf["redacted"] = None, True

@@ -20,12 +20,12 @@ from domain.events import DomainEvent
 from domain.order import fold
 from entrypoints.bootstrap import Engine
 from entrypoints.http.audit import AUDITOR
+from entrypoints.http.customer_views import customer_entry
 from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
 from entrypoints.http.schema import DIGITS_PATTERN, query
 from entrypoints.http.views import (
     OrderIn,
     PaymentIn,
-    customer_view,
     history_view,
     is_number,
     order_view,
@@ -74,7 +74,7 @@ def create_order(
         for i in data.items
     ]
     order = fulfillment.place_order(viewer, email=data.email, currency=data.currency, lines=lines)
-    return order_view(order, data.email)
+    return order_view(order, data.email, staff=viewer.is_admin)
 
 
 @get("/orders/{order_id:uuid}", sync_to_thread=True)
@@ -88,7 +88,7 @@ def get_order(
     """The order now, or as it was at a version or instant (``?as_of=``)."""
     events = _history_as_of(fulfillment, order_id, viewer, as_of)
     order = fold(events)
-    return order_view(order, engine.customers.email_of(order))
+    return order_view(order, engine.customers.email_of(order), staff=viewer.is_admin)
 
 
 @get("/orders/{order_id:uuid}/history", opt=AUDITOR, sync_to_thread=True)
@@ -100,7 +100,7 @@ def get_history(
 ) -> list[dict[str, Any]]:
     """The order's events, oldest first (``?as_of=`` cuts the list there)."""
     history = history_view(_history_as_of(fulfillment, order_id, viewer, as_of))
-    return history if viewer.reads_every_order else [customer_view(e, viewer.sub) for e in history]
+    return history if viewer.reads_every_order else [customer_entry(e, viewer.sub) for e in history]
 
 
 @post("/payments/create", sync_to_thread=True)

@@ -29,6 +29,7 @@ from domain.events import (
     SupplierOrderStatusChanged,
     WebhookReceived,
 )
+from domain.failures import failure_code
 from domain.order import (
     EMAIL_PATTERN,
     MAX_LINES,
@@ -112,7 +113,11 @@ class OrderIn(msgspec.Struct):
     items: Annotated[
         list[ItemIn],
         documented(
-            f"1 to {MAX_LINES} lines (else 422 Invalid order)", min_items=1, max_items=MAX_LINES
+            f"1 to {MAX_LINES} lines (else 422 Invalid order); over all lines, at most "
+            f"{MAX_QUANTITY_PER_LINE} keys of one offer (else 422) and no more keys of a product "
+            "than its stock (else 409)",
+            min_items=1,
+            max_items=MAX_LINES,
         ),
     ]
     currency: Annotated[
@@ -134,9 +139,11 @@ class PaymentIn(msgspec.Struct):
     order_id: UUID
 
 
-def order_view(order: Order, email: str | None) -> dict[str, Any]:
-    """The order as clients read it (``email`` as unsealed, None once the customer is erased)."""
-    return {
+def order_view(order: Order, email: str | None, *, staff: bool = False) -> dict[str, Any]:
+    """The order as clients read it (``email`` as unsealed, None once the customer is erased).
+    A failure shows as its ``failure_code``; staff also see the supplier's order id and the
+    full ``failure_reason``."""
+    view: dict[str, Any] = {
         "id": str(order.id),
         "status": order.status.value,
         "version": order.version,
@@ -155,12 +162,17 @@ def order_view(order: Order, email: str | None) -> dict[str, Any]:
         "invoice_id": order.invoice_id,
         "invoice_url": order.invoice_url,
         "payment_id": order.payment_id,
-        "supplier_order_id": order.supplier_order_id,
-        "failure_reason": order.failure_reason,
+        "failure_code": failure_code(order),
         "key_count": len(order.keys),
         "created_at": order.placed_at.isoformat(),
         "updated_at": order.updated_at.isoformat(),
     }
+    if staff:
+        view |= {
+            "supplier_order_id": order.supplier_order_id,
+            "failure_reason": order.failure_reason,
+        }
+    return view
 
 
 def status_view(order: Order) -> dict[str, Any]:
@@ -177,6 +189,7 @@ def status_view(order: Order) -> dict[str, Any]:
             }
             for key in order.keys
         ],
+        "failure_code": failure_code(order),
         "updated_at": order.updated_at.isoformat(),
     }
 
@@ -193,7 +206,7 @@ def payment_view(order: Order) -> dict[str, Any]:
     }
 
 
-_ENVELOPE = ("originator_id", "originator_version", "timestamp")
+_ENVELOPE = ("originator_id", "originator_version", "timestamp")  # the entry's own fields
 
 
 def history_view(events: list[DomainEvent], owner: str | None = None) -> list[dict[str, Any]]:
@@ -211,30 +224,6 @@ def history_view(events: list[DomainEvent], owner: str | None = None) -> list[di
         }
         for event in events
     ]
-
-
-_STAFF_ONLY = frozenset({
-    "cost", "cost_cap", "current_cost", "old_cap", "new_cap", "margin", "needed", "balance",
-    "vault_ref", "by", "error", "supplier_order_id", "email_sealed", "summary",
-})  # fmt: skip
-_CUSTOMER_REASONS = frozenset({"PaymentFailed", "RefundRequested"})
-_PARTIES = frozenset({"nowpayments", "kinguin", "engine"})
-
-
-def customer_view(entry: dict[str, Any], owner: str) -> dict[str, Any]:
-    """A history entry as the order's owner sees it: types, times, statuses and amounts, but
-    no supplier costs or error text, no staff names and no vault references."""
-    data = {k: v for k, v in entry["data"].items() if k not in _STAFF_ONLY}
-    if "reason" in data and entry["type"] not in _CUSTOMER_REASONS:
-        del data["reason"]
-    if data.get("who") not in (None, owner):
-        data["who"] = "staff"
-    if isinstance(data.get("items"), list | tuple):
-        data["items"] = [
-            {k: v for k, v in line.items() if k not in _STAFF_ONLY} for line in data["items"]
-        ]
-    actor = entry["actor"] if entry["actor"] in _PARTIES | {owner} else "staff"
-    return {**entry, "actor": actor, "data": data}
 
 
 _BY_PROVIDER: dict[type[DomainEvent], str] = {

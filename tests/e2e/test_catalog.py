@@ -91,12 +91,17 @@ def test_orders_are_priced_by_the_shop(engine: RunningEngine) -> None:
         row = catalog["items"][0]
         assert (row["cost"], row["sale_price"], row["margin"]) == ("5.79", "6.99", "1.20")
         assert catalog["last_sync"]["seen"] >= 30
-        history = alice.get(f"/orders/{order['id']}/history").json()
+        history = admin.get(f"/orders/{order['id']}/history").json()
         line = history[0]["data"]["items"][0]
         assert (line["unit_price"], line["catalog_version"]) == ("6.99", row["version"])
-        assert "cost" not in line  # the shop's cost is for admins
-        staff = admin.get(f"/orders/{order['id']}/history").json()[0]["data"]["items"][0]
-        assert (staff["cost"], staff["cost_cap"]) == ("5.79", "5.90")
+        own = alice.get(f"/orders/{order['id']}/history").json()[0]["data"]["items"][0]
+        assert own == {
+            "product_id": CS_SOURCE,
+            "offer_id": None,
+            "quantity": 2,
+            "unit_price": "6.99",
+        }
+        assert (line["cost"], line["cost_cap"]) == ("5.79", "5.90")  # the shop's cost: admins
 
 
 def test_a_price_jump_fails_the_order_until_an_admin_accepts_the_new_cost(

@@ -4,6 +4,7 @@ Unicode digits or NUL characters."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -70,7 +71,9 @@ def test_no_server_error_for_odd_input(engine: RunningEngine) -> None:
 
 
 def test_customers_see_a_customer_view_of_their_history(tmp_path: Path) -> None:
-    """No supplier error text, vault references or staff names for the owner; all for admins."""
+    """No supplier id or error text, vault references or staff names in any view of the owner
+    (order, as_of, history, status, evidence, websocket); a failure shows as its code. Admins
+    see everything."""
     with (
         embedded_engine(tmp_path, KINGUIN_SANDBOX_DELAY="0.1") as shop,
         shop.client("ivy") as ivy,
@@ -81,15 +84,46 @@ def test_customers_see_a_customer_view_of_their_history(tmp_path: Path) -> None:
         await_status(ivy, failed, "fulfillment_failed")
         await_status(ivy, fine, "fulfilled")
         assert admin.post(f"/admin/orders/{fine}/shred").status_code == 200
+        supplier_id = admin.get(f"/orders/{fine}").json()["supplier_order_id"]
+        assert supplier_id
+        assert ivy.get(f"/orders/{failed}").json()["failure_code"] == "out_of_stock"
+        assert ivy.get(f"/fulfillment/{failed}/status").json()["failure_code"] == "out_of_stock"
+        assert "ProductUnavailable" in admin.get(f"/orders/{failed}").json()["failure_reason"]
         for order_id in (failed, fine):
-            owner = ivy.get(f"/orders/{order_id}/history").text
+            owner = owner_views(shop, ivy, order_id)
             staff = admin.get(f"/orders/{order_id}/history").text
-            for secret in ("ProductUnavailable", "vault_ref", '"root"', "cost_cap"):
+            for secret in ("ProductUnavailable", "vault_ref", '"root"', "cost_cap", supplier_id):
                 assert secret not in owner, (order_id, secret)
+            assert "supplier_order_id" not in owner
+            assert "failure_reason" not in owner
             assert any(s in staff for s in ("ProductUnavailable", "vault_ref"))
         history = ivy.get(f"/orders/{fine}/history").json()
         shredded = next(e for e in history if e["type"] == "KeysShredded")
         assert (shredded["actor"], shredded["data"]["who"]) == ("staff", "staff")
+        refused = next(e for e in ivy.get(f"/orders/{failed}/history").json()
+                       if e["type"] == "FulfillmentFailed")  # fmt: skip
+        assert refused["data"] == {"failure_code": "out_of_stock"}
+
+
+def owner_views(shop: RunningEngine, owner: httpx.Client, order_id: str) -> str:
+    """Everything the owner can read of an order, as one text: the order now and as of its
+    third version, its history, status, evidence (the states of the leaves it is shown,
+    decoded) and what its websocket sends on connect."""
+    texts = [
+        owner.get(f"/orders/{order_id}").text,
+        owner.get(f"/orders/{order_id}", params={"as_of": "3"}).text,
+        owner.get(f"/orders/{order_id}/history").text,
+        owner.get(f"/fulfillment/{order_id}/status").text,
+    ]
+    bundle = owner.get(f"/orders/{order_id}/evidence").json()
+    texts += [
+        base64.b64decode(leaf["state"]).decode() for leaf in bundle["leaves"] if leaf["state"]
+    ]
+    token = owner.headers["Authorization"].removeprefix("Bearer ")
+    url = f"{shop.url.replace('http://', 'ws://')}/ws/orders/{order_id}?token={token}"
+    with connect(url) as socket:
+        texts.append(str(socket.recv(timeout=5)))
+    return "\n".join(texts)
 
 
 def test_tokens_are_bound_to_this_service(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import boto3
 import httpx
 import psycopg
 
-from entrypoints.http.views import customer_view
+from entrypoints.http.customer_views import customer_entry
 from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import BITLOOT, RunningEngine, sandbox_admin
 
@@ -125,7 +125,7 @@ def test_order_is_fulfilled_end_to_end(engine: RunningEngine) -> None:
         assert as_paid.json()["status"] == "paid"
         with engine.client("auditor", "admin") as admin:
             staff_view = admin.get(f"/orders/{order['id']}/history").json()
-            assert [customer_view(e, "alice") for e in staff_view] == history
+            assert [customer_entry(e, "alice") for e in staff_view] == history
             assert staff_view[0]["data"]["items"][0]["cost_cap"] == "5.90"
 
     placed = staff_view[0]["data"]

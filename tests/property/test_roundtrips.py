@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from adapters import crypto
 from adapters.eventstore import MsgspecMapper
-from domain.events import ALL_EVENTS, DomainEvent, LineItem
+from domain.events import ALL_EVENTS, DomainEvent, LineItem, OrderPaid
 
 _SCALARS: dict[Any, st.SearchStrategy[Any]] = {
     str: st.text(max_size=40),
@@ -95,3 +95,17 @@ def test_wrapped_data_keys_round_trip_under_any_listed_master(masters: list[byte
     data_key = crypto.new_data_key()
     wrapped = crypto.wrap(keys, data_key, b"ctx")
     assert crypto.unwrap(crypto.MasterKeys([*masters[1:], masters[0]]), wrapped, b"ctx") == data_key
+
+
+def test_every_stored_event_gets_its_own_salt() -> None:
+    """The same event stored twice gives different bytes (a fresh salt each time) that decode
+    to the same event."""
+    when = datetime(2026, 12, 6, tzinfo=UTC)
+    event = OrderPaid(
+        originator_id=UUID(int=7), originator_version=5, timestamp=when, payment_id="5077125051"
+    )
+    mapper = MsgspecMapper()
+    first, second = mapper.to_stored_event(event), mapper.to_stored_event(event)
+    assert first.state != second.state
+    assert b'"_salt":' in first.state
+    assert mapper.to_domain_event(first) == mapper.to_domain_event(second) == event

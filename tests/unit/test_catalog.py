@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from domain import catalog
@@ -157,3 +158,23 @@ def test_preorders_are_sold_alone() -> None:
             today=TODAY,
             tolerance_percent=Decimal(0),
         )  # fmt: skip
+
+
+def test_stock_is_checked_across_every_line_of_a_product() -> None:
+    """Ten lines of 9 keys of a product with 9 in stock: each line fits, the order does not."""
+    products = {"5c9b5f6b2539a4e8f172916a": product(qty=9)}
+    one = [LineRequest(product_id="5c9b5f6b2539a4e8f172916a", quantity=9)]
+    assert len(catalog.quote_lines(one, products, today=TODAY, tolerance_percent=Decimal(2))) == 1
+    with pytest.raises(NotEnoughStock) as refused:
+        catalog.quote_lines(one * 10, products, today=TODAY, tolerance_percent=Decimal(2))
+    assert refused.value.available == 9
+
+
+def test_one_offer_sells_at_most_nine_keys_an_order_across_lines() -> None:
+    """Two lines of 5 keys of the same offer are 10 of it: refused; 9 across lines pass."""
+    products = {"5c9b5f6b2539a4e8f172916a": product()}
+    line = LineRequest(product_id="5c9b5f6b2539a4e8f172916a", quantity=5, offer_id="offer-1")
+    with pytest.raises(InvalidOrder, match="at most 9 keys of one offer"):
+        catalog.quote_lines([line, line], products, today=TODAY, tolerance_percent=Decimal(2))
+    nine = [line, msgspec.structs.replace(line, quantity=4)]
+    assert len(catalog.quote_lines(nine, products, today=TODAY, tolerance_percent=Decimal(2))) == 2
