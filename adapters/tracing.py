@@ -12,14 +12,17 @@ Kinguin, the key vault and the database.
   options and runs the actor inside a span continuing it.
 
 With tracing off, OpenTelemetry's API is a no-op: no span is valid, so nothing is recorded and
-nothing is exported.
+nothing is exported. With it on, every span goes through ``RedactingExporter`` on its way out: no
+credential in a URL (``?token=``, a link's ``sig``) nor anything shaped like a JWT reaches the
+trace backend, whichever attribute carries it (``http.url``, ``http.target``, ``url.full``,
+``url.query``, a captured header, an exception's message).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import dramatiq
@@ -29,11 +32,13 @@ from opentelemetry.instrumentation.botocore import AiobotocoreInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from typing_extensions import override
+
+from adapters.redaction import redact_credentials
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class Tracing:
         resource = Resource.create({SERVICE_NAME: service_name})
         self.provider = TracerProvider(resource=resource)
         exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
-        self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        self.provider.add_span_processor(BatchSpanProcessor(RedactingExporter(exporter)))
         trace.set_tracer_provider(self.provider)
         HTTPXClientInstrumentor().instrument(tracer_provider=self.provider)
         PsycopgInstrumentor().instrument(tracer_provider=self.provider, skip_dep_check=True)
@@ -62,6 +67,72 @@ class Tracing:
     def close(self) -> None:
         """Export what is pending, then stop."""
         self.provider.shutdown()
+
+
+class RedactingExporter(SpanExporter):
+    """Hands spans to another exporter with credentials taken out of their names, attributes
+    and events' attributes (``adapters.redaction``). At export, not at the start of a span, so
+    that an attribute set at any time is covered; a span with nothing to hide goes as it is."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+
+    @override
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export the spans, redacted."""
+        return self._inner.export([redacted_span(span) for span in spans])
+
+    @override
+    def shutdown(self) -> None:
+        """Shut the inner exporter down."""
+        self._inner.shutdown()
+
+    @override
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the inner exporter."""
+        return self._inner.force_flush(timeout_millis)
+
+
+def redacted_span(span: ReadableSpan) -> ReadableSpan:
+    """The span with no credential in its name, attributes or events (itself if it had none)."""
+    name = redact_credentials(span.name)
+    attributes = _redacted(span.attributes)
+    events = [_redacted_event(event) for event in span.events]
+    if (
+        name == span.name
+        and attributes == span.attributes
+        and all(a is b for a, b in zip(events, span.events, strict=True))
+    ):
+        return span
+    return ReadableSpan(
+        name=name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes=attributes, events=events, links=span.links, kind=span.kind,
+        status=span.status, start_time=span.start_time, end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )  # fmt: skip
+
+
+def _redacted_event(event: Event) -> Event:
+    """The event with its attributes redacted (itself if nothing was)."""
+    attributes = _redacted(event.attributes)
+    if attributes == event.attributes:
+        return event
+    return Event(event.name, attributes, event.timestamp)
+
+
+def _redacted(attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Attributes with every string (and every string in a sequence) redacted."""
+    if attributes is None:
+        return None
+    return {key: _redacted_value(value) for key, value in attributes.items()}
+
+
+def _redacted_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_credentials(value)
+    if isinstance(value, tuple | list):
+        return type(value)(redact_credentials(v) if isinstance(v, str) else v for v in value)
+    return value
 
 
 def traceparent() -> str | None:

@@ -17,7 +17,7 @@ from application.errors import ConcurrencyConflict
 from application.ports import EventStore
 from domain import order as rules
 from domain.errors import OrderNotFound
-from domain.events import DomainEvent
+from domain.events import DomainEvent, OrderPlaced
 from domain.order import Order
 
 MAX_ATTEMPTS = 8  # optimistic-concurrency retries before giving up
@@ -73,11 +73,13 @@ class Orders:
         self, order_id: UUID, viewer: Viewer, until_version: int | None = None
     ) -> list[DomainEvent]:
         """The order's events, oldest first, if the viewer is its owner, an admin or an
-        auditor."""
+        auditor. Only an order's stream is one: every aggregate shares the store, and the ids
+        of the others (products, pricing, webhook deliveries, customers) can be computed, so
+        a stream that does not start with ``OrderPlaced`` answers as not found to everyone."""
         events = self.store.load(order_id, until_version=until_version)
-        if not events:
+        if not events or not isinstance(events[0], OrderPlaced):
             raise OrderNotFound(str(order_id))
-        if not viewer.reads_every_order and rules.fold(events[:1]).owner != viewer.sub:
+        if not viewer.reads_every_order and events[0].owner != viewer.sub:
             raise OrderNotFound(str(order_id))
         return events
 

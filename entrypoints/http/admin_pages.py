@@ -2,8 +2,9 @@
 JSON admin API under ``/admin/...``.
 
 Login is a bearer header, or the sign-in form (``POST /admin/login``, the token in the body, never
-in a URL) that answers 303 with an HttpOnly, SameSite=Strict cookie, ``Secure`` unless the page
-is used over plain HTTP on loopback (``X-Forwarded-Proto`` counts only from ``TRUSTED_PROXIES``).
+in a URL) that answers 303 with an HttpOnly, SameSite=Strict cookie, ``Secure`` unless the engine
+is configured for plain local HTTP (``PUBLIC_BASE_URL`` is ``http://`` on a loopback host): the
+request's ``Host`` or ``X-Forwarded-Proto`` never decides it.
 Signing out (``POST /admin/logout``) revokes the token until it expires. The page's own API
 calls carry that cookie, which the engine's JWT middleware (``entrypoints.http.auth``) takes
 like a bearer header — for a state-changing request only with
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import CacheControlHeader, Cookie
@@ -79,7 +81,7 @@ async def login(request: Request[Any, Any, Any], engine: EngineDep) -> Response[
         max_age=max_age,
         httponly=True,
         samesite="strict",
-        secure=not plain_local_http(request, engine.settings.trusted_proxies),
+        secure=not plain_local_http(engine.settings.public_base_url),
     )
     return Redirect(PAGE_PATH, status_code=303, headers=PAGE_HEADERS, cookies=[session])
 
@@ -100,18 +102,16 @@ def logout(request: Request[Any, Any, Any], engine: EngineDep) -> Response[Any]:
     return _forget(Redirect(PAGE_PATH, status_code=303, headers=PAGE_HEADERS))
 
 
-def plain_local_http(request: Request[Any, Any, Any], trusted_proxies: frozenset[str]) -> bool:
-    """Whether the page is used over plain HTTP on this machine (the one case a cookie may go
-    without ``Secure``); a proxy's ``X-Forwarded-Proto`` counts only from a trusted proxy."""
-    scheme = request.url.scheme
-    client = request.client.host if request.client else ""
-    if client in trusted_proxies:
-        scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
-    host = request.url.hostname or ""
-    return scheme == "http" and host in _LOOPBACK_HOSTS
+def plain_local_http(public_base_url: str) -> bool:
+    """Whether the engine is configured for plain HTTP on this machine (``PUBLIC_BASE_URL``
+    is ``http://`` on a loopback host), the one case its cookie goes without ``Secure``. Taken
+    from configuration, not from the request: a proxy that sends ``Host: 127.0.0.1`` must not
+    turn ``Secure`` off for a public site."""
+    url = urlsplit(public_base_url)
+    return url.scheme == "http" and (url.hostname or "") in _LOOPBACK_HOSTS
 
 
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def page(viewer: Viewer) -> Response[bytes]:

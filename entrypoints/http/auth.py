@@ -2,17 +2,22 @@
 ``exp``, and ``iss`` / ``aud`` when ``JWT_ISSUER`` / ``JWT_AUDIENCE`` are set (then required).
 
 Built on Litestar's ``JWTCookieAuth``: the token comes as ``Authorization: Bearer …`` or, from the
-admin page, as its HttpOnly, SameSite=Strict session cookie ``bitloot_admin``. Against CSRF, a
-cookie-authenticated request that changes state must also carry
+admin page, as its HttpOnly, SameSite=Strict session cookie ``bitloot_admin``. An
+``Authorization`` header is taken only with the ``Bearer`` scheme and a credential (any other
+answers 401; it never lets the cookie through in its place). Against CSRF, a request that
+changes state and that the cookie authenticates must also carry
 ``X-Requested-With: bitloot-admin`` (which a cross-site form cannot send); without it the
 request is answered 401. ``iat`` is optional (the contract names only sub, role and exp).
-Tokens minted here carry a ``jti``, so that signing out revokes them (``Tokens.revoke``) until
-they expire, in every process that shares the revocations.
+Signing out revokes a token (``Tokens.revoke``) until it expires, in every process that shares
+the revocations: by its ``jti`` (tokens minted here carry one) or, for a token without one, by
+an id derived from its claims (``claims_id``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -39,9 +44,14 @@ CSRF_REFUSAL = (
 )
 
 
+CLAIMS_ID_PREFIX = "claims-sha256:"  # never a minted jti (those are uuid4 hex)
+IDENTIFYING_CLAIMS = ("sub", "role", "iat", "exp", "iss", "aud")
+
+
 @dataclasses.dataclass
 class BitLootToken(Token):
-    """A token whose ``iat`` may be absent."""
+    """A token whose ``iat`` may be absent, and whose ``jti`` is always a string: the token's
+    own, or ``claims_id`` of its claims for a token minted without one."""
 
     @classmethod
     @override
@@ -54,13 +64,26 @@ class BitLootToken(Token):
         audience: str | Sequence[str] | None = None,
         options: Any = None,
     ) -> Any:
-        """Verify the token and default ``iat`` to now when the issuer left it out."""
+        """Verify the token; give it a revocation id when it has no ``jti`` (from its claims
+        as signed, before ``iat`` is defaulted to now for one that left it out)."""
         payload = super().decode_payload(
             encoded_token, secret, algorithms, issuer, audience, options
         )
         if isinstance(payload, dict):
+            jti = payload.get("jti")
+            if not isinstance(jti, str) or not jti:
+                payload["jti"] = claims_id(payload)
             payload.setdefault("iat", int(datetime.now(UTC).timestamp()))
         return payload
+
+
+def claims_id(claims: dict[str, Any]) -> str:
+    """The revocation id of a token without a ``jti``: SHA-256 of its identifying claims in
+    canonical JSON. Two such tokens share it only if they name the same subject, role,
+    issuer, audience and times, which makes them the same credential."""
+    named = {claim: claims[claim] for claim in IDENTIFYING_CLAIMS if claim in claims}
+    canonical = json.dumps(named, sort_keys=True, separators=(",", ":"), default=str)
+    return CLAIMS_ID_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def retrieve_viewer(token: Token, _connection: ASGIConnection[Any, Any, Any, Any]) -> Viewer | None:
@@ -126,21 +149,20 @@ class Tokens:
 
     def revoked(self, token: Token) -> bool:
         """Whether the token was signed out."""
-        return isinstance(token.jti, str) and self._revocations.is_revoked(token.jti)
+        return self._revocations.is_revoked(revocation_id(token))
 
     async def _revoked_handler(self, token: Token, _connection: object) -> bool:
         # ``JWTAuth`` awaits its handler: the lookup (a dictionary, or one Redis EXISTS)
         # must not hold the event loop, which every other request is waiting for.
-        return isinstance(token.jti, str) and await self._revocations.is_revoked_async(token.jti)
+        return await self._revocations.is_revoked_async(revocation_id(token))
 
     async def aclose(self) -> None:
         """Release what the running loop's revocation lookups hold (the app's shutdown)."""
         await self._revocations.aclose()
 
     def revoke(self, token: Token) -> None:
-        """Sign the token out until it expires."""
-        if isinstance(token.jti, str):
-            self._revocations.revoke(token.jti, token.exp.timestamp())
+        """Sign the token out until it expires (every token: see ``revocation_id``)."""
+        self._revocations.revoke(revocation_id(token), token.exp.timestamp())
 
     def middleware(self, exclude: list[str]) -> JWTCookieAuth[Viewer, BitLootToken]:
         """Litestar's JWT middleware (bearer header, or the admin cookie) configured for the
@@ -161,28 +183,49 @@ class Tokens:
 
 
 class CsrfCheckedCookieMiddleware(JWTCookieAuthenticationMiddleware):
-    """Litestar's bearer-or-cookie middleware, refusing a state-changing request that only the
-    cookie authenticates unless it carries the CSRF header."""
+    """Bearer header or admin cookie, decided here rather than by Litestar's parent class,
+    which takes whatever follows the first space of any ``Authorization`` header and falls
+    back to the cookie when nothing does (so ``Authorization: Basic`` plus the cookie would
+    skip the CSRF check). A bearer header is the credential when there is one; a non-bearer
+    ``Authorization`` header is refused; otherwise the cookie, for a state-changing request
+    only with the CSRF header."""
 
     @override
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
-        """Check the CSRF header where the cookie is the credential, then authenticate."""
+        """Authenticate the bearer credential, or the cookie where the CSRF check allows it."""
+        credential = bearer_credential(connection)
+        if credential:
+            return await self.authenticate_token(credential, connection)
+        if "authorization" in connection.headers:
+            raise NotAuthorizedException("Authorization must be: Bearer <token>")
         if connection.scope["type"] == ScopeType.HTTP and not cookie_allowed(connection):
             raise NotAuthorizedException(CSRF_REFUSAL)
-        return await super().authenticate_request(connection)
+        cookie = connection.cookies.get(self.auth_cookie_key, "")
+        if not cookie:
+            raise NotAuthorizedException("No JWT token found in request header or cookies")
+        return await self.authenticate_token(cookie, connection)
 
 
 def cookie_allowed(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     """Whether the request is not one that only the admin cookie would authenticate, or it is
-    safe, or it carries the CSRF header."""
+    safe, or it carries the CSRF header. Only a bearer credential excuses the cookie: any
+    other ``Authorization`` header leaves the cookie as what would authenticate."""
     return (
         COOKIE not in connection.cookies
-        or "authorization" in connection.headers
+        or bool(bearer_credential(connection))
         or str(connection.scope.get("method", "GET")).upper() in SAFE_METHODS
         or connection.headers.get(CSRF_HEADER) == CSRF_VALUE
     )
+
+
+def revocation_id(token: Token) -> str:
+    """What a sign-out records: the ``jti``, which ``BitLootToken`` always sets (the token's
+    own, or ``claims_id`` of its claims)."""
+    if not isinstance(token.jti, str):
+        raise TypeError("a token not decoded as a BitLootToken has no revocation id")
+    return token.jti
 
 
 def bearer_credential(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

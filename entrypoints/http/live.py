@@ -1,13 +1,21 @@
 """Live order status over websockets: ``/ws/orders/{id}`` for its owner (or an admin) and
-``/ws/admin`` for admins. The token comes as ``?token=``. On connect the socket receives the
-current status, then every change ``{"order_id","status","version","at"}``; a caller who may not
-see the order is closed with code 4403 before any message (4401 for a missing or bad token, and
-4401 again when the token expires while the socket is open). The handler reads from the socket
-while it forwards, so a client that leaves — or a server that stops — ends it at once."""
+``/ws/admin`` for admins. The token comes in the handshake's subprotocols,
+``Sec-WebSocket-Protocol: bearer, <JWT>``, and the socket is accepted with the subprotocol
+``bearer``, so the token never sits in a URL (where proxies' logs and traces keep it).
+``?token=`` is still taken, deprecated (one WARNING line per process, without the token).
+
+On connect the socket receives the current status, then every change
+``{"order_id","status","version","at"}``; a caller who may not see the order — an auditor
+included: auditors read histories, not live updates — is closed with code 4403 before any
+message (4401 for a missing or bad token, and 4401 again when the token expires while the
+socket is open). The handler reads from the socket while it forwards, so a client that leaves
+— or a server that stops — ends it at once."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +34,9 @@ from entrypoints.bootstrap import Engine
 from entrypoints.http.auth import retrieve_viewer
 from entrypoints.http.deps import EngineDep
 
+log = logging.getLogger(__name__)
+
+BEARER = "bearer"  # the subprotocol the client offers before its token, and the server answers
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TRY_AGAIN_LATER = 1013
@@ -37,11 +48,13 @@ async def order_updates(
     socket: WebSocket[Any, Any, Any], order_id: FromPath[str], engine: EngineDep
 ) -> None:
     """Status changes of one order, for its owner or an admin."""
-    await socket.accept()
     session = await _session(socket, engine)
     if session is None:
         return
     viewer, expires_at = session
+    if viewer.role == "auditor":
+        await socket.close(code=CLOSE_FORBIDDEN, reason="owner or admin only")
+        return
     parsed = _uuid(order_id)
     if parsed is None:
         await socket.close(code=CLOSE_FORBIDDEN, reason="not your order")
@@ -61,7 +74,6 @@ async def order_updates(
 @websocket("/ws/admin")
 async def admin_updates(socket: WebSocket[Any, Any, Any], engine: EngineDep) -> None:
     """Every order's status changes and the projections' state, for admins."""
-    await socket.accept()
     session = await _session(socket, engine)
     if session is None:
         return
@@ -146,13 +158,39 @@ async def _until_closed(socket: WebSocket[Any, Any, Any]) -> None:
 async def _session(
     socket: WebSocket[Any, Any, Any], engine: Engine
 ) -> tuple[Viewer, datetime] | None:
-    """Who is asking and until when their token holds; closed with 4401 without one."""
-    decoded = engine.tokens.decode(socket.query_params.get("token", ""))
+    """Accept the socket, then who is asking and until when their token holds; closed with
+    4401 without a valid token. (Accepted first in every case: a close code can only be sent
+    on an open socket; before it, the client would hear a bare HTTP 403.)"""
+    subprotocol, credential = offered_credential(socket)
+    await socket.accept(subprotocols=subprotocol)
+    decoded = engine.tokens.decode(credential) if credential else None
     viewer = retrieve_viewer(decoded, socket) if decoded else None
     if decoded is None or viewer is None:
-        await socket.close(code=CLOSE_UNAUTHORIZED, reason="a valid ?token= is required")
+        await socket.close(code=CLOSE_UNAUTHORIZED, reason="a valid bearer token is required")
         return None
     return viewer, decoded.exp
+
+
+def offered_credential(socket: WebSocket[Any, Any, Any]) -> tuple[str | None, str]:
+    """The subprotocol to answer (``bearer`` when the client offered it) and the token: the
+    subprotocol that follows ``bearer``, else the deprecated ``?token=``, else empty."""
+    offered = [str(p) for p in socket.scope.get("subprotocols") or ()]
+    if BEARER in offered:
+        after = offered[offered.index(BEARER) + 1 :]
+        return BEARER, after[0] if after else ""
+    query_token = socket.query_params.get("token", "")
+    if query_token:
+        _query_token_deprecated()
+    return None, query_token
+
+
+@functools.cache
+def _query_token_deprecated() -> None:
+    """Say once per process that a client still sends its token in the URL."""
+    log.warning(
+        "a websocket client sent its token as ?token= (deprecated: URLs reach logs and traces); "
+        "send it as Sec-WebSocket-Protocol: bearer, <JWT>"
+    )
 
 
 async def _current(engine: Engine, order_id: UUID, viewer: Viewer) -> dict[str, Any] | None:

@@ -263,8 +263,8 @@ def test_the_session_cookie_authenticates_reads_and_csrf_guarded_posts(
 
 
 def test_the_cookie_alone_changes_state_only_with_the_csrf_header() -> None:
-    """An explicit Authorization header wins; a safe method passes; an unsafe method that only
-    the cookie authenticates needs the CSRF header."""
+    """A bearer credential wins; a safe method passes; an unsafe method that only the cookie
+    authenticates needs the CSRF header, whatever non-bearer Authorization header it carries."""
     cookie = (b"cookie", f"theme=dark; {COOKIE}=a.b.c".encode())
     csrf = (b"x-requested-with", b"bitloot-admin")
     own = (b"authorization", b"Bearer x.y.z")
@@ -278,4 +278,6 @@ def test_the_cookie_alone_changes_state_only_with_the_csrf_header() -> None:
     assert not allowed("POST", cookie, (b"x-requested-with", b"fetch"))
     assert allowed("POST", cookie, csrf)
     assert allowed("POST", cookie, own)
+    for other in (b"Basic x", b"Basic", b"Bearer", b"x.y.z"):
+        assert not allowed("POST", cookie, (b"authorization", other)), other
     assert allowed("POST")  # no cookie: the bearer check decides

@@ -16,13 +16,16 @@ from uuid import UUID
 
 import httpx
 import psycopg
+import pytest
 
+from domain.catalog import PRICING_ID, SYNC_ID, product_aggregate_id
+from domain.customers import customer_id
 from domain.evidence import read_public_key, verify_bundle, verify_consistency
 from tests.conftest import POSTGRES_URL
-from tests.e2e.conftest import BITLOOT, RunningEngine
+from tests.e2e.conftest import BITLOOT, RunningEngine, sandbox_admin
 from tests.e2e.test_admin import eventually, fulfilled_and_revealed
 from tests.e2e.test_cli import bitloot
-from tests.e2e.test_pipeline import ORDER
+from tests.e2e.test_pipeline import ORDER, place_and_pay
 
 
 def test_auditors_read_histories_audits_and_evidence_and_nothing_else(
@@ -78,6 +81,42 @@ def test_auditors_read_histories_audits_and_evidence_and_nothing_else(
         bad = auditor.get("/audit/consistency", params={"from": 5, "to": 2})
         assert bad.status_code == 404
         assert bad.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("engine", ["sqlite+in-process"], indirect=True)
+def test_order_routes_read_order_streams_only(engine: RunningEngine) -> None:
+    """A product, the pricing rules, the catalog sync, a webhook delivery and a customer share
+    the store with orders and their ids can be computed: asked for through the order routes
+    (history, evidence, key audit, an order as of a version) they answer 404 to auditors and
+    admins alike, as an unknown id does; the order itself answers."""
+    with (
+        engine.client("olga") as owner,
+        engine.client("ivy", "auditor") as auditor,
+        engine.client("ops", "admin") as admin,
+    ):
+        order, payment = place_and_pay(owner)
+        owner.post(f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
+                   json={"status": "finished"}, headers=sandbox_admin())  # fmt: skip
+        delivery = eventually(lambda: admin.get("/admin/webhook-logs").json()["items"], bool)[0]
+        assert admin.put("/admin/pricing", json=PRICING).status_code == 200
+        assert admin.post("/admin/customers/zed/erase").json()["erased"] is True
+        streams = [product_aggregate_id("5c9b5f6b2539a4e8f172916a"), PRICING_ID, SYNC_ID,
+                   UUID(delivery["delivery_id"]), customer_id("zed")]  # fmt: skip
+        for reader in (auditor, admin):
+            assert reader.get(f"/orders/{order['id']}/history").status_code == 200
+            for stream in streams:
+                for path in (f"/orders/{stream}/history", f"/orders/{stream}/evidence",
+                             f"/fulfillment/{stream}/audit"):  # fmt: skip
+                    answer = reader.get(path)
+                    assert answer.status_code == 404, (path, answer.text)
+                    assert answer.headers["content-type"].startswith("application/problem+json")
+        for stream in streams:
+            assert admin.get(f"/orders/{stream}", params={"as_of": "1"}).status_code == 404
+
+
+PRICING: dict[str, Any] = {
+    "margin_percent": "20", "minimum_margin": "0.50", "rounding": None, "overrides": {},
+}  # fmt: skip
 
 
 def assert_consistent(auditor: httpx.Client, old: dict[str, Any], new: dict[str, Any]) -> None:

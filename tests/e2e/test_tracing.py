@@ -1,6 +1,6 @@
 """Tracing, on both wirings, into a real OTLP/HTTP receiver: one trace follows a paid order from
 the IPN through the event log and the actors to Kinguin (and, with S3, the key vault and
-PostgreSQL)."""
+PostgreSQL); no token sent in a URL reaches the receiver."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from websockets.sync.client import connect
 
 from tests.e2e.conftest import RunningEngine, sandbox_admin
-from tests.e2e.test_pipeline import await_status, place_and_pay
+from tests.e2e.test_pipeline import ORDER, await_status, place_and_pay
 from tests.support import free_port
 
 IPN_PATH = "/webhooks/nowpayments/ipn"
@@ -39,6 +40,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.spans: list[Span] = []
+        self.bodies: list[bytes] = []  # as received, to search for what must not be there
         self.port = free_port()
         self._lock = threading.Lock()
         receiver = self
@@ -46,6 +48,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.bodies.append(body)
                 receiver.take(ExportTraceServiceRequest.FromString(body))
                 answer = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
@@ -135,6 +138,43 @@ def test_one_trace_from_the_ipn_through_the_actors_to_kinguin(
             missing = [sorted(set(wanted) - found) for found in ipn_traces]
             raise AssertionError(f"no trace has all of {wanted}; missing: {missing}")
         time.sleep(0.2)
+
+
+@pytest.mark.parametrize("engine", ["sqlite+in-process"], indirect=True)
+def test_no_token_in_a_url_reaches_the_traces_or_the_access_log(
+    engine: RunningEngine, receiver: Receiver
+) -> None:
+    """A request and a websocket with ``?token=<JWT>`` are traced (and logged) with
+    ``token=[redacted]``; neither the JWT nor its signature is in anything exported or logged."""
+    token = engine.token("tess")
+    with engine.client("tess") as tess:
+        order_id = tess.post("/orders", json=ORDER).json()["id"]
+        assert tess.get(f"/orders/{order_id}", params={"token": token}).status_code == 200
+    ws = f"{engine.url.replace('http://', 'ws://')}/ws/orders/{order_id}?token={token}"
+    with connect(ws) as socket:
+        socket.recv(timeout=5)
+    deadline = time.monotonic() + 20
+    while not _redacted_urls(receiver, order_id) >= {"http", "websocket"}:
+        assert time.monotonic() < deadline, "the requests' spans never arrived"
+        time.sleep(0.2)
+    for secret in (token, token.split(".")[2]):
+        assert not any(secret.encode() in body for body in receiver.bodies)
+        assert secret.encode() not in engine.logged()
+    assert f"/orders/{order_id}?token=[redacted]".encode() in engine.logged()
+
+
+def _redacted_urls(receiver: Receiver, order_id: str) -> set[str]:
+    """Which of the request (``http``) and the websocket reached the receiver as a server span
+    whose URL names the order and shows its token redacted."""
+    found: set[str] = set()
+    for spans in receiver.traces().values():
+        for span in spans:
+            values = [str(v) for v in span.attributes.values()]
+            if span.kind == SERVER and any(
+                order_id in v and "token=[redacted]" in v for v in values
+            ):
+                found.add("websocket" if any("/ws/" in v for v in values) else "http")
+    return found
 
 
 WANTED = (
