@@ -49,6 +49,7 @@ class Catalog:
         self._supplier = supplier
         self._clock = clock
         self._tolerance = tolerance_percent
+        self._imported = False  # a finished import is never undone: once seen, not asked again
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -64,6 +65,13 @@ class Catalog:
         """The newest finished sync."""
         event = self._store.latest(rules.SYNC_ID)
         return event if isinstance(event, CatalogSynced) else None
+
+    def imported(self) -> bool:
+        """Whether a catalog import has ever finished (in any process): until then orders find
+        no product. Cheap to ask often: one lookup until the answer is yes, none after."""
+        if not self._imported:
+            self._imported = self.last_sync() is not None
+        return self._imported
 
     def quote(self, requests: Sequence[LineRequest]) -> list[LineItem]:
         """Price an order's lines at the current sale prices (or refuse them)."""

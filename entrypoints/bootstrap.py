@@ -298,19 +298,21 @@ class Engine:
         )
 
     def readiness(self) -> dict[str, str]:
-        """Check the store, the broker and the vault; name each one's state."""
+        """Check the store, the broker, the vault and the catalog (``empty`` until the first
+        import has finished: every order would be refused); name each one's state."""
         checks: dict[str, str] = {}
         for name, probe in (
             ("store", self.store.head),
             ("broker", self._ping_broker),
             ("vault", self.vault.ping),
+            ("catalog", self.catalog.imported),
         ):
             try:
-                probe()
+                found = probe()
             except Exception as failure:  # noqa: BLE001 - readiness reports any failure by name
                 checks[name] = f"failing: {type(failure).__name__}"
             else:
-                checks[name] = "ok"
+                checks[name] = "empty" if found is False else "ok"  # only the catalog says no
         return checks
 
     def _ping_broker(self) -> None:

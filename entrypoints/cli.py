@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import queue
-import re
 import secrets
 import signal
 import sys
@@ -24,20 +23,25 @@ from uuid import UUID
 from wsgiref.simple_server import WSGIServer
 
 import httpx
-import uvicorn
-from litestar import Litestar
 from prometheus_client import start_http_server
 
+from adapters.redaction import redact_credentials
 from domain.evidence import bundles_in, read_public_key, verify_bundle
 from entrypoints import maintenance
 from entrypoints.bootstrap import WORKER_THREADS, Engine, bootstrap
-from entrypoints.http.app import create_app, kinguin_sandbox_config, nowpayments_sandbox_config
+from entrypoints.http.app import create_app
 from entrypoints.http.auth import mint_token
-from entrypoints.sandboxes.standalone import create_sandbox_app
+from entrypoints.serving import (
+    ADMIN_TOKEN_TTL,
+    banner,
+    confirm_providers,
+    run_http,
+    sandbox_app,
+    sandbox_banner,
+)
 from entrypoints.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("bitloot")
-ADMIN_TOKEN_TTL = timedelta(hours=1)  # admin tokens are short-lived
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         command: int = args.run(settings, args)
+    except ConfigError as bad:  # a setting only a command checks (e.g. what Kinguin answers)
+        print(f"configuration error: {bad}", file=sys.stderr)
+        return 2
     finally:
         writer.stop()
     return command
@@ -280,18 +287,17 @@ def _verify_evidence(args: argparse.Namespace) -> int:
 
 
 class _RedactCredentials(logging.Filter):
-    """Access-log lines keep their paths but never a token or a link signature."""
+    """Access-log lines keep their paths but never a token, a JWT or a link signature
+    (``adapters.redaction``: the same rule as the traces')."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
+        if record.args and isinstance(record.args, tuple):
             record.args = tuple(
-                _CREDENTIALS.sub(r"\1=[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
+                redact_credentials(a) if isinstance(a, str) else a for a in record.args
             )
+        elif not record.args and isinstance(record.msg, str):  # already the whole line
+            record.msg = redact_credentials(record.msg)
         return True
-
-
-_CREDENTIALS = re.compile(r"\b(token|sig)=[^&\s]*")
 
 
 def _redact_uvicorn_logs() -> None:
@@ -308,12 +314,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     _redact_uvicorn_logs()
+    confirm_providers(settings)
     engine = bootstrap(settings)
     app = create_app(
         engine, worker=not args.no_worker, followers=not args.no_followers, threads=args.threads
     )
-    _print_banner(settings)
-    _run_http(app, settings)
+    print(banner(settings), flush=True)
+    run_http(app, settings)
     return 0
 
 
@@ -324,6 +331,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    confirm_providers(settings)
     engine = bootstrap(settings)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -350,17 +358,11 @@ def _serve_metrics(engine: Engine, host: str, port: int | None) -> WSGIServer | 
     return server
 
 
-def _run_http(app: Litestar, settings: Settings) -> None:
-    """Serve ``app`` on ``HOST:PORT`` until stopped; uvicorn's lines go to the root logger,
-    whose handler only queues them (``log_config=None``: uvicorn configures no handler)."""
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", log_config=None)
-
-
 def _sandbox(settings: Settings, _args: argparse.Namespace) -> int:
     _redact_uvicorn_logs()
-    app = create_sandbox_app(kinguin_sandbox_config(settings), nowpayments_sandbox_config(settings))
-    print(f"sandboxes at {settings.public_base_url}/sandbox/kinguin and …/sandbox/nowpayments/v1")
-    _run_http(app, settings)
+    app = sandbox_app(settings)
+    print(sandbox_banner(settings), flush=True)
+    run_http(app, settings)
     return 0
 
 
@@ -373,35 +375,6 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-SANDBOX_WARNING = [
-    "  note: the built-in sandboxes are mounted under /sandbox (their controls, such as simulating",
-    "        a payment, need an admin token); set KINGUIN_BASE_URL and NOWPAYMENTS_BASE_URL to use",
-    "        the real providers",
-]
-
-
-def _print_banner(settings: Settings) -> None:
-    defaults = ", ".join(settings.defaulted) or "none"
-    lines = [
-        "",
-        f"BitLoot fulfillment engine — {settings.wiring}",
-        f"  API       {settings.public_base_url}",
-        f"  OpenAPI   {settings.public_base_url}/schema",
-        f"  Kinguin   {settings.kinguin_url}",
-        f"  NOWPay    {settings.nowpayments_url}",
-        f"  Data      {settings.var_dir}",
-        f"  Defaults  {defaults} (local values; secrets kept in {settings.var_dir}/secrets.json)",
-        "",
-        *_banner_tokens(settings),
-        "",
-        "  try:  make demo    (or: .venv/bin/bitloot demo)",
-        "",
-    ]
-    if settings.sandboxes:
-        lines[-2:-2] = SANDBOX_WARNING
-    print("\n".join(lines), flush=True)
-
-
 def _mint(settings: Settings, sub: str, role: str, ttl: timedelta = timedelta(days=1)) -> str:
     return mint_token(
         settings.jwt_secret,
@@ -411,22 +384,6 @@ def _mint(settings: Settings, sub: str, role: str, ttl: timedelta = timedelta(da
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
     )
-
-
-def _banner_tokens(settings: Settings) -> list[str]:
-    """Tokens only when they are signed with the engine's own generated local secret: a
-    configured ``JWT_SECRET`` is a real deployment, whose logs must not make readers admins."""
-    if "JWT_SECRET" not in settings.defaulted:
-        return ["  tokens:   JWT_SECRET is configured, so none is printed; mint one with",
-                "            bitloot token --sub NAME --role user|admin"]  # fmt: skip
-    user = _mint(settings, "alice", "user")
-    admin = _mint(settings, "admin", "admin", ADMIN_TOKEN_TTL)
-    return [
-        "  user token (sub alice):",
-        f"    {user}",
-        f"  admin token (sub admin, valid {ADMIN_TOKEN_TTL.seconds // 3600} h):",
-        f"    {admin}",
-    ]
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:

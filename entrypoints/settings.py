@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fcntl
-import json
+import ipaddress
+import math
 import secrets
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -21,6 +20,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from adapters.signing import Ed25519Signer, SigningKeyError, new_seed
+from entrypoints.local_secrets import LocalSecrets
+from entrypoints.providers import real_money_refusal, supplier_must_identify
 from entrypoints.sandboxes.faults import (
     NO_FAULTS,
     Faults,
@@ -32,6 +33,11 @@ from entrypoints.sandboxes.faults import (
 MIN_JWT_SECRET_BYTES = 32
 APPLICATION_NAME = "bitloot"
 CONNECT_TIMEOUT_S = 5  # a PostgreSQL that does not answer a new connection in 5 s is down
+MAX_PER_MINUTE = 1_000_000  # rate limits: beyond this a limit no longer limits anything
+MAX_SANDBOX_PRODUCTS = 100_000  # about Kinguin's own catalog; each one lives in memory
+MAX_FULFILLMENT_ATTEMPTS = 1_000
+HOUR_S = 3_600.0
+DAY_S = 86_400.0
 
 
 class ConfigError(Exception):
@@ -81,8 +87,9 @@ class Settings:
     sandboxes: frozenset[str] = frozenset()
     """The built-in sandboxes this engine mounts (``kinguin``, ``nowpayments``)."""
     sandbox_ipn_secret: str = ""
-    """What the mounted NOWPayments sandbox signs its IPNs with: a secret of its own, accepted
-    only while that sandbox is mounted."""
+    """What the NOWPayments sandbox signs its IPNs with (``NOWPAYMENTS_SANDBOX_IPN_SECRET``): a
+    secret of its own, never ``NOWPAYMENTS_IPN_SECRET``. The engine accepts it while it mounts
+    that sandbox; an engine using a standalone one takes it as its ``NOWPAYMENTS_IPN_SECRET``."""
     trusted_proxies: frozenset[str] = frozenset()
     jwt_audience: str | None = None
     retry_backoff_s: float = 0.5
@@ -149,9 +156,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read and validate the settings; fill the gaps with local defaults."""
     env = _Reader(environ)
     host = env.text("HOST", "127.0.0.1")
-    port = env.integer("PORT", 8000)
+    port = env.integer("PORT", 8000, minimum=1, maximum=65535)
     var_dir = Path(env.text("VAR_DIR", "var")).resolve()
-    local = _LocalSecrets(var_dir)
+    local = LocalSecrets(var_dir / "secrets.json")
     public = env.url("PUBLIC_BASE_URL", f"http://{_reachable(host)}:{port}").rstrip("/")
     database_url = env.optional("DATABASE_URL")
     if database_url and not database_url.startswith(("postgresql", "postgres", "sqlite")):
@@ -170,7 +177,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         kinguin_api_key=env.secret("KINGUIN_API_KEY", local),
         kinguin_webhook_secret=env.secret("KINGUIN_WEBHOOK_SECRET", local),
         kinguin_webhook_url=env.url("KINGUIN_WEBHOOK_URL", f"{public}/kinguin/webhooks"),
-        kinguin_sandbox_delay=env.number("KINGUIN_SANDBOX_DELAY", 2.0),
+        kinguin_sandbox_delay=env.number("KINGUIN_SANDBOX_DELAY", 2.0, maximum=HOUR_S),
         nowpayments_base_url=env.optional("NOWPAYMENTS_BASE_URL"),
         nowpayments_api_key=env.secret("NOWPAYMENTS_API_KEY", local),
         nowpayments_ipn_secret=env.secret("NOWPAYMENTS_IPN_SECRET", local),
@@ -181,36 +188,43 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         resend_api_key=env.optional("RESEND_API_KEY"),
         resend_base_url=env.url("RESEND_BASE_URL", "https://api.resend.com"),
         email_from=env.text("EMAIL_FROM", "BitLoot <keys@bitloot.example>"),
-        stuck_order_after_s=env.number("STUCK_ORDER_AFTER_S", 60.0),
+        stuck_order_after_s=env.number("STUCK_ORDER_AFTER_S", 60.0, minimum=1, maximum=DAY_S),
         kinguin_faults=_faults(environ, "kinguin"),
         nowpayments_faults=_faults(environ, "nowpayments"),
         single_use_links=env.flag("DOWNLOAD_LINK_SINGLE_USE", default=False),
-        reveals_per_minute=env.integer("REVEALS_PER_MINUTE", 30, minimum=1),
-        orders_per_minute=env.integer("ORDERS_PER_MINUTE", 60, minimum=1),
-        orders_per_minute_per_ip=env.integer("ORDERS_PER_MINUTE_PER_IP", 600, minimum=1),
-        catalog_sync_interval_s=env.number("CATALOG_SYNC_INTERVAL_S", 300.0),
-        supplier_price_tolerance_percent=env.number("SUPPLIER_PRICE_TOLERANCE_PERCENT", 2.0),
-        kinguin_sandbox_products=env.integer("KINGUIN_SANDBOX_PRODUCTS", 0),
-        fulfillment_attempts=env.integer("FULFILLMENT_ATTEMPTS", 12, minimum=1),
+        reveals_per_minute=env.per_minute("REVEALS_PER_MINUTE", 30),
+        orders_per_minute=env.per_minute("ORDERS_PER_MINUTE", 60),
+        orders_per_minute_per_ip=env.per_minute("ORDERS_PER_MINUTE_PER_IP", 600),
+        catalog_sync_interval_s=env.number(
+            "CATALOG_SYNC_INTERVAL_S", 300.0, minimum=10, maximum=7 * DAY_S
+        ),
+        supplier_price_tolerance_percent=env.number(
+            "SUPPLIER_PRICE_TOLERANCE_PERCENT", 2.0, maximum=100, unit="percent"
+        ),
+        kinguin_sandbox_products=env.integer(
+            "KINGUIN_SANDBOX_PRODUCTS", 0, maximum=MAX_SANDBOX_PRODUCTS
+        ),
+        fulfillment_attempts=env.integer(
+            "FULFILLMENT_ATTEMPTS", 12, minimum=1, maximum=MAX_FULFILLMENT_ATTEMPTS
+        ),
         jwt_issuer=env.optional("JWT_ISSUER"),
         sandboxes=_sandboxes(env.optional("SANDBOXES"), environ),
-        sandbox_ipn_secret=local.get(
-            "NOWPAYMENTS_SANDBOX_IPN_SECRET", lambda: secrets.token_urlsafe(48)
-        ),
-        trusted_proxies=frozenset(
-            p.strip() for p in (env.optional("TRUSTED_PROXIES") or "").split(",") if p.strip()
-        ),
+        sandbox_ipn_secret=env.secret("NOWPAYMENTS_SANDBOX_IPN_SECRET", local),
+        trusted_proxies=env.addresses("TRUSTED_PROXIES"),
         jwt_audience=env.optional("JWT_AUDIENCE"),
-        retry_backoff_s=env.number("RETRY_BACKOFF_S", 0.5),
-        retry_backoff_max_s=env.number("RETRY_BACKOFF_MAX_S", 60.0),
+        retry_backoff_s=env.number("RETRY_BACKOFF_S", 0.5, maximum=HOUR_S),
+        retry_backoff_max_s=env.number("RETRY_BACKOFF_MAX_S", 60.0, maximum=DAY_S),
         otlp_endpoint=env.optional_url("OTEL_EXPORTER_OTLP_ENDPOINT"),
         service_name=env.text("OTEL_SERVICE_NAME", "bitloot"),
         audit_signing_key=env.signing_key("AUDIT_SIGNING_KEY", local),
-        audit_checkpoint_interval_s=env.number("AUDIT_CHECKPOINT_INTERVAL_S", 60.0),
+        audit_checkpoint_interval_s=env.number(
+            "AUDIT_CHECKPOINT_INTERVAL_S", 60.0, minimum=1, maximum=DAY_S
+        ),
         defaulted=tuple(env.defaulted),
     )
     _check_complete(settings)
     _check_sandboxes(settings)
+    _check_backoff(settings)
     return settings
 
 
@@ -233,8 +247,9 @@ def _sandboxes(named: str | None, environ: Mapping[str, str]) -> frozenset[str]:
 
 
 def _check_sandboxes(settings: Settings) -> None:
-    """Every provider is real or a mounted sandbox; a real supplier is never paid through the
-    sandbox payment provider (anyone could then buy real keys with simulated payments)."""
+    """Every provider has a base URL or is a mounted sandbox; a real Kinguin is never paid
+    through anything but the real NOWPayments (``entrypoints.providers``: anyone could then buy
+    real keys with simulated payments)."""
     providers = {"kinguin": settings.kinguin_base_url, "nowpayments": settings.nowpayments_base_url}
     for name, base_url in providers.items():
         variable = f"{name.upper()}_BASE_URL"
@@ -246,11 +261,16 @@ def _check_sandboxes(settings: Settings) -> None:
             raise ConfigError(
                 f"{variable} is set but SANDBOXES mounts the {name} sandbox: choose one"
             )
-    if "nowpayments" in settings.sandboxes and "kinguin" not in settings.sandboxes:
-        raise ConfigError(
-            "refusing to pay a real Kinguin through the NOWPayments sandbox: set "
-            "NOWPAYMENTS_BASE_URL, or mount both sandboxes (SANDBOXES=kinguin,nowpayments)"
-        )
+    # where the URLs alone cannot tell, `bitloot serve` / `worker` ask Kinguin before starting
+    refusal = None if supplier_must_identify(settings) else real_money_refusal(settings)
+    if refusal is not None:
+        raise ConfigError(refusal)
+
+
+def _check_backoff(settings: Settings) -> None:
+    """The retry wait starts at RETRY_BACKOFF_S and grows up to RETRY_BACKOFF_MAX_S."""
+    if settings.retry_backoff_max_s < settings.retry_backoff_s:
+        raise ConfigError("RETRY_BACKOFF_MAX_S must not be below RETRY_BACKOFF_S")
 
 
 def _faults(environ: Mapping[str, str], sandbox: SandboxName) -> Faults:
@@ -294,25 +314,45 @@ class _Reader:
             return default
         return value
 
-    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int, *, maximum: int, minimum: int = 0) -> int:
         raw = self.text(name, str(default))
         try:
             value = int(raw)
         except ValueError:
             raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-        if not minimum <= value <= 65535:
-            raise ConfigError(f"{name} must be between {minimum} and 65535")
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name} must be between {minimum} and {maximum:_}, not {value}")
         return value
 
-    def number(self, name: str, default: float) -> float:
+    def per_minute(self, name: str, default: int) -> int:
+        """A rate limit: at least one a minute, at most ``MAX_PER_MINUTE``."""
+        return self.integer(name, default, minimum=1, maximum=MAX_PER_MINUTE)
+
+    def number(
+        self,
+        name: str,
+        default: float,
+        *,
+        maximum: float,
+        minimum: float = 0.0,
+        unit: str = "seconds",
+    ) -> float:
         raw = self.text(name, str(default))
         try:
             value = float(raw)
         except ValueError:
-            raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
-        if value < 0:
-            raise ConfigError(f"{name} must not be negative")
+            raise ConfigError(f"{name} must be a number of {unit}, not {raw!r}") from None
+        if not (math.isfinite(value) and minimum <= value <= maximum):
+            raise ConfigError(f"{name} must be between {minimum:g} and {maximum:g} {unit}")
         return value
+
+    def addresses(self, name: str) -> frozenset[str]:
+        """A comma list of IP addresses or networks (``10.0.0.0/8``), normalised."""
+        found: set[str] = set()
+        for part in (self.optional(name) or "").split(","):
+            if part.strip():
+                found.add(_address(name, part.strip()))
+        return frozenset(found)
 
     def flag(self, name: str, *, default: bool) -> bool:
         raw = self.text(name, "true" if default else "false").lower()
@@ -332,7 +372,7 @@ class _Reader:
             raise ConfigError(f"{name} must be an http(s) URL, not {value!r}")
         return value
 
-    def secret(self, name: str, local: _LocalSecrets, min_bytes: int = 16) -> str:
+    def secret(self, name: str, local: LocalSecrets, min_bytes: int = 16) -> str:
         value = self.optional(name)
         if value is None:
             self.defaulted.append(name)
@@ -341,7 +381,7 @@ class _Reader:
             raise ConfigError(f"{name} must be at least {min_bytes} bytes long")
         return value
 
-    def signing_key(self, name: str, local: _LocalSecrets) -> str:
+    def signing_key(self, name: str, local: LocalSecrets) -> str:
         value = self.optional(name)
         if value is None:
             self.defaulted.append(name)
@@ -352,12 +392,23 @@ class _Reader:
             raise ConfigError(f"{name} must be an Ed25519 private key: {bad}") from None
         return value
 
-    def master_keys(self, name: str, local: _LocalSecrets) -> tuple[bytes, ...]:
+    def master_keys(self, name: str, local: LocalSecrets) -> tuple[bytes, ...]:
         value = self.optional(name)
         if value is None:
             self.defaulted.append(name)
             value = local.get(name, lambda: base64.b64encode(secrets.token_bytes(32)).decode())
         return tuple(_master_key(name, part) for part in value.split(",") if part.strip())
+
+
+def _address(name: str, text: str) -> str:
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=False))
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ConfigError(
+            f"{name} entries must be IP addresses or networks, not {text!r}"
+        ) from None
 
 
 def _master_key(name: str, text: str) -> bytes:
@@ -368,45 +419,6 @@ def _master_key(name: str, text: str) -> bytes:
     if len(key) != 32:
         raise ConfigError(f"{name} entries must decode to 32 bytes, not {len(key)}")
     return key
-
-
-class _LocalSecrets:
-    """Secrets generated once for the embedded default, kept under the var folder. Processes
-    starting together on one folder agree: a secret is made under a file lock, after reading
-    the file again, and the file is replaced whole."""
-
-    def __init__(self, var_dir: Path) -> None:
-        self._path = var_dir / "secrets.json"
-        self._values = self._read()
-
-    def get(self, name: str, make: Callable[[], str]) -> str:
-        if name not in self._values:
-            with self._locked():
-                self._values = self._read()  # another process may have made it meanwhile
-                if name not in self._values:
-                    self._values[name] = make()
-                    self._write()
-        return self._values[name]
-
-    def _read(self) -> dict[str, str]:
-        values: dict[str, str] = json.loads(self._path.read_text()) if self._path.exists() else {}
-        return values
-
-    def _write(self) -> None:
-        fresh = self._path.with_suffix(".json.new")
-        fresh.write_text(json.dumps(self._values, indent=2))
-        fresh.chmod(0o600)
-        fresh.replace(self._path)
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        with (self._path.parent / "secrets.lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _reachable(host: str) -> str:

@@ -12,7 +12,6 @@ from anyio import to_thread
 from litestar import Litestar, Request
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.types import ControllerRouterHandler
 
@@ -22,8 +21,8 @@ from entrypoints.http import admin_pages, audit, catalog, keys, live, ops, order
 from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import Tokens, bearer_credential, retrieve_viewer
 from entrypoints.http.metrics import EngineMetricsConfig, EventLoopLag, HttpMetrics, metrics
+from entrypoints.http.openapi import openapi_config, openapi_plugins
 from entrypoints.http.problems import EXCEPTION_HANDLERS
-from entrypoints.http.schema import OPENAPI_PLUGINS
 from entrypoints.sandboxes.callbacks import Callbacks
 from entrypoints.sandboxes.control import ControlCheck
 from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
@@ -42,7 +41,7 @@ PUBLIC_PATHS = [
     "^/downloads/",
     "^/ws/",
     "^/metrics",
-    "^/admin$",  # the admin page checks its own credentials (?token=, bearer or cookie)
+    "^/admin$",  # the admin page checks its own credentials (bearer or cookie)
     "^/admin/static/",
     "^/audit/public-key",
 ]
@@ -98,8 +97,8 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan, EventLoopLag(engine.metrics).lifespan],
-        openapi_config=OpenAPIConfig(title="BitLoot fulfillment engine", version="0.1.0"),
-        plugins=[*OPENAPI_PLUGINS, engine.live, callbacks, *_tracing(engine)],
+        openapi_config=openapi_config(),
+        plugins=[*openapi_plugins(PUBLIC_PATHS), engine.live, callbacks, *_tracing(engine)],
     )
 
 
@@ -123,17 +122,15 @@ def sandboxes(engine: Engine, callbacks: Callbacks) -> list[ControllerRouterHand
         routers.append(kinguin_sandbox(kinguin))
     if "nowpayments" in settings.sandboxes:
         nowpayments = dataclasses.replace(
-            nowpayments_sandbox_config(settings),
-            ipn_secret=settings.sandbox_ipn_secret,
-            control_check=check,
-            callbacks=callbacks,
+            nowpayments_sandbox_config(settings), control_check=check, callbacks=callbacks
         )
         routers.append(nowpayments_sandbox(nowpayments))
     return routers
 
 
 def admin_check(tokens: Tokens) -> ControlCheck:
-    """Whether a request carries an admin bearer token (for the sandboxes' controls)."""
+    """Whether a request carries an admin bearer token (for the sandboxes' controls, mounted
+    or standalone)."""
 
     def check(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
         credential = bearer_credential(connection)
@@ -145,7 +142,8 @@ def admin_check(tokens: Tokens) -> ControlCheck:
 
 
 def kinguin_sandbox_config(settings: Settings) -> KinguinSandboxConfig:
-    """The Kinguin sandbox as the settings describe it (controls open: see ``sandboxes``)."""
+    """The Kinguin sandbox as the settings describe it (its controls get their check from
+    the caller: ``sandboxes``, ``bitloot sandbox``)."""
     return KinguinSandboxConfig(
         api_key=settings.kinguin_api_key,
         webhook_secret=settings.kinguin_webhook_secret,
@@ -158,11 +156,12 @@ def kinguin_sandbox_config(settings: Settings) -> KinguinSandboxConfig:
 
 
 def nowpayments_sandbox_config(settings: Settings) -> NowPaymentsSandboxConfig:
-    """The NOWPayments sandbox as the settings describe it, signing with the IPN secret (the
-    standalone sandbox is the provider; the mounted one signs with a secret of its own)."""
+    """The NOWPayments sandbox as the settings describe it, signing its IPNs with a secret of
+    its own (``NOWPAYMENTS_SANDBOX_IPN_SECRET``), never with the real ``NOWPAYMENTS_IPN_SECRET``:
+    mounted or standalone, it must not be able to sign for a real shop."""
     return NowPaymentsSandboxConfig(
         api_key=settings.nowpayments_api_key,
-        ipn_secret=settings.nowpayments_ipn_secret,
+        ipn_secret=settings.sandbox_ipn_secret,
         public_base_url=settings.public_base_url,
         faults=settings.nowpayments_faults,
         state_dir=settings.var_dir / "sandbox",

@@ -34,7 +34,8 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", exclude_from_auth=True, sync_to_thread=True)
 def readyz(engine: EngineDep) -> Response[dict[str, Any]]:
-    """The store, the broker and the vault answer."""
+    """The store, the broker and the vault answer, and the catalog has been imported (503
+    with ``checks.catalog: empty`` until then: every order would be refused)."""
     checks = engine.readiness()
     ready = all(state == "ok" for state in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}

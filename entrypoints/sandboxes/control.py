@@ -1,7 +1,8 @@
 """The sandboxes' own control routes (not part of any vendor API): shared pieces.
 
-Control routes need no API key and suffer no injected faults; mounted inside the engine they
-need an admin bearer token (``ControlCheck``), since with them anyone could mark an order paid.
+Control routes need no API key and suffer no injected faults; mounted inside the engine, and in
+a standalone ``bitloot sandbox``, they need an admin bearer token of the engine
+(``ControlCheck``), since with them anyone could mark an order paid.
 They answer their errors as RFC 9457 problem documents. Each sandbox mounts ``fault_routes``:
 ``GET /faults`` returns the current faults with every field the sandbox takes; ``POST /faults``
 replaces the whole set (``{}`` clears it) and answers the new set, or a 400 problem naming the
@@ -32,7 +33,7 @@ ControlCheck = Callable[[ASGIConnection[Any, Any, Any, Any]], bool]
 
 
 def control_guards(check: ControlCheck | None) -> list[Guard]:
-    """Guards for the control routes: none without a check (a standalone or test sandbox)."""
+    """Guards for the control routes: none without a check (a sandbox built by a test)."""
     if check is None:
         return []
 

@@ -1,7 +1,8 @@
 """Faults of the built-in sandboxes (DESIGN §6, "Sandboxes"), over real HTTP.
 
-The sandboxes run as the standalone app (``create_sandbox_app``) under uvicorn; webhooks and IPNs go
-to a separate recording receiver, so each test sees exactly what a real engine would receive.
+The sandboxes run as the standalone app (``create_sandbox_app``) under uvicorn, their controls
+checking for an admin token as ``bitloot sandbox`` does; webhooks and IPNs go to a separate
+recording receiver, so each test sees exactly what a real engine would receive.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import pytest
 from litestar import Litestar, Request, post
 
 from adapters.nowpayments_signature import verify
+from adapters.revocations import MemoryRevocations
+from entrypoints.http.app import admin_check
+from entrypoints.http.auth import Tokens, mint_token
 from entrypoints.sandboxes.faults import (
     NO_FAULTS,
     FaultDice,
@@ -53,6 +57,8 @@ TEST_PRODUCT = "00000000000000000000dead"
 KINGUIN_HOOK = "/hooks/kinguin"
 IPN_HOOK = "/hooks/ipn"
 TIMEOUT_S = 1.0
+JWT_SECRET = "sandbox-faults-jwt-secret-long-enough-0123456789"
+ADMIN = {"Authorization": f"Bearer {mint_token(JWT_SECRET, 'faults-admin', 'admin')}"}
 PROBLEM_FIELDS = {"title", "status", "detail", "type"}
 NOWPAYMENTS_ERROR_FIELDS = {"status", "statusCode", "code", "message"}
 NO_KINGUIN_FAULTS = {
@@ -110,14 +116,17 @@ class Served:
         return [json.loads(delivery.body) for delivery in self.received(IPN_HOOK)]
 
     def kinguin(self, api_key: str | None = KINGUIN_KEY) -> httpx.Client:
-        """A Kinguin sandbox client (with the API key unless told otherwise)."""
+        """A Kinguin sandbox client with an admin token (and the API key unless told otherwise)."""
         headers = {"X-Api-Key": api_key} if api_key is not None else {}
-        return httpx.Client(base_url=f"{self.base_url}/sandbox/kinguin", headers=headers)
+        return httpx.Client(base_url=f"{self.base_url}/sandbox/kinguin", headers=ADMIN | headers)
 
     def nowpayments(self, api_key: str | None = NOWPAYMENTS_KEY) -> httpx.Client:
-        """A NOWPayments sandbox client (with the API key unless told otherwise)."""
+        """A NOWPayments sandbox client with an admin token (and the API key unless told
+        otherwise)."""
         headers = {"x-api-key": api_key} if api_key is not None else {}
-        return httpx.Client(base_url=f"{self.base_url}/sandbox/nowpayments", headers=headers)
+        return httpx.Client(
+            base_url=f"{self.base_url}/sandbox/nowpayments", headers=ADMIN | headers
+        )
 
 
 def receiver(deliveries: list[Delivery]) -> Litestar:
@@ -161,7 +170,8 @@ def sandboxes(
             timeout_s=TIMEOUT_S,
             rng=rng,
         )
-        with serving(create_sandbox_app(kinguin, nowpayments), port=port):
+        check = admin_check(Tokens(JWT_SECRET, MemoryRevocations()))
+        with serving(create_sandbox_app(kinguin, nowpayments, control_check=check), port=port):
             yield Served(base_url, receiver_url, deliveries)
 
 

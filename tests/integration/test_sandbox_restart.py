@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from entrypoints.http.auth import mint_token
 from tests.e2e.conftest import BITLOOT, start_process
 from tests.support import free_port
 
@@ -24,8 +25,10 @@ PRODUCT_ID = "5c9b5f6b2539a4e8f172916a"
 class SandboxProcess:
     """``bitloot sandbox`` on a port of its own; ``kill`` and ``start`` keep ``VAR_DIR``."""
 
-    def __init__(self, var_dir: Path) -> None:
-        self.port = free_port()
+    def __init__(
+        self, var_dir: Path, port: int | None = None, settings: dict[str, str] | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.var_dir = var_dir
         self.env = {
@@ -33,6 +36,7 @@ class SandboxProcess:
             "VAR_DIR": str(var_dir),
             "PORT": str(self.port),
             "KINGUIN_SANDBOX_DELAY": "1.0",
+            **(settings or {}),
         }
         self.process = self.start()
 
@@ -61,8 +65,14 @@ class SandboxProcess:
         headers = {"X-Api-Key": self.secret("KINGUIN_API_KEY")}
         return httpx.Client(base_url=f"{self.url}/sandbox/kinguin", headers=headers, timeout=10)
 
+    def admin(self) -> dict[str, str]:
+        """An admin token of the engine whose JWT_SECRET the sandbox shares (its VAR_DIR)."""
+        token = mint_token(self.secret("JWT_SECRET"), "sandbox-admin", "admin")
+        return {"Authorization": f"Bearer {token}"}
+
     def nowpayments(self) -> httpx.Client:
-        headers = {"x-api-key": self.secret("NOWPAYMENTS_API_KEY")}
+        """A NOWPayments client with the API key and an admin token (for ``simulate``)."""
+        headers = {"x-api-key": self.secret("NOWPAYMENTS_API_KEY"), **self.admin()}
         return httpx.Client(base_url=f"{self.url}/sandbox/nowpayments", headers=headers, timeout=10)
 
 
