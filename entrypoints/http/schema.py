@@ -18,6 +18,7 @@ same in both.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import msgspec
@@ -32,7 +33,7 @@ from litestar.typing import FieldDefinition
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
 
-MAX_LIMIT = 200  # the lists clamp ?limit= to 1..MAX_LIMIT (projections.queries.MAX_LIMIT)
+MAX_LIMIT = 200  # the largest page a list answers (projections.queries.MAX_LIMIT)
 DIGITS_PATTERN = r"^[0-9]+$"
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]*={0,2}$"  # URL-safe base64, as next_cursor is written
 NO_NUL_PATTERN = r"^[^\x00]*$"
@@ -61,12 +62,14 @@ def query(description: str, **schema: Any) -> Any:
 
 Limit: TypeAlias = Annotated[
     int,
-    query(
-        f"page size, 1 to {MAX_LIMIT} (values outside are clamped to that range)",
-        minimum=1,
-        maximum=MAX_LIMIT,
+    QueryParameter(
+        description=f"page size, 1 to {MAX_LIMIT}; any other value answers 400",
+        ge=1,
+        le=MAX_LIMIT,
+        schema_extra={"minimum": 1, "maximum": MAX_LIMIT},  # as integers (``ge``: floats)
     ),
 ]
+"""``?limit=`` of every list: decoded, so the bounds the document states are the ones enforced."""
 Cursor: TypeAlias = Annotated[
     str | None,
     query(
@@ -85,7 +88,9 @@ def text_filter(description: str) -> Any:
 
 class StrictStructSchemaPlugin(StructSchemaPlugin):
     """msgspec structs as Litestar documents them, plus ``additionalProperties: false`` for
-    those that refuse unknown fields (``forbid_unknown_fields=True``, answered 400)."""
+    those that refuse unknown fields (``forbid_unknown_fields=True``, answered 400), and a
+    field that may be left out (``msgspec.UNSET``) as its plain type (Litestar wraps it in a
+    ``oneOf`` of that one type)."""
 
     def to_openapi_schema(
         self, field_definition: FieldDefinition, schema_creator: SchemaCreator
@@ -94,7 +99,16 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         info = msgspec.inspect.type_info(field_definition.type_)
         if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
             schema.additional_properties = False
+        properties = schema.properties or {}
+        for name, field in properties.items():
+            if isinstance(field, Schema) and field.one_of and _only_one_of(field):
+                properties[name] = field.one_of[0]
         return schema
+
+
+def _only_one_of(schema: Schema) -> bool:
+    """Whether ``schema`` is a ``oneOf`` of one schema and says nothing else."""
+    return len(schema.one_of or ()) == 1 and dataclasses.replace(schema, one_of=None) == Schema()
 
 
 OPENAPI_PLUGINS: list[OpenAPISchemaPluginProtocol] = [StrictStructSchemaPlugin()]

@@ -1,18 +1,25 @@
-"""The OpenAPI document against the running engine: schemathesis generates requests from
-``/schema/openapi.json`` (with a user token, then with an admin token) and checks that none
-gets a server error and that every schema-valid one is accepted, or refused only in a way
-docs/api.md documents and a schema cannot express (not found, a conflict with the current state).
+"""The OpenAPI document against the running engine, on both wirings (embedded SQLite, and
+PostgreSQL + Redis with a worker process): schemathesis generates requests from
+``/schema/openapi.json`` with a user token, then with an admin token, and checks that
+
+- none gets a server error, and the engine logs no ERROR line;
+- every schema-valid request is accepted, or refused only in a way docs/api.md documents and a
+  schema cannot express (not found, a conflict with the current state);
+- every schema-violating request is refused (``negative_data_rejection``);
+- every operation that declares security refuses a request without a token, or with a bad
+  one (``ignored_auth``);
+- every status answered is one the operation documents (``status_code_conformance``).
 
 Stateless checks only (examples, coverage and fuzzing phases), with a fixed seed and
-derandomised generation so that a run is reproducible; 20 fuzzed examples per operation keep
-both runs at about 25 s each.
+derandomised generation so that a run is reproducible; ``MAX_EXAMPLES`` fuzzed examples per
+operation keep the whole module at about 1.5 minutes.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,12 +28,11 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 
-from domain.order import EMAIL_PATTERN, MAX_LINES, MAX_QUANTITY_PER_LINE, Status
-from tests.e2e.conftest import RunningEngine, embedded_engine
+from tests.e2e.conftest import RunningEngine
 from tests.e2e.test_catalog import CS_SOURCE, await_status, order_body, paid_order
 
 SEED = 20261128
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 30
 CUSTOMER = "schemathesis-user"
 SUBJECTS = {"user": CUSTOMER, "admin": "schemathesis-admin"}
 # What a schema-valid request may be answered (schemathesis's default for this check, plus 410;
@@ -36,22 +42,18 @@ SUBJECTS = {"user": CUSTOMER, "admin": "schemathesis-admin"}
 # 429 (rate limits; raised out of the way here). Never 400 or 422: those are what the document
 # states.
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "410", "429", "5xx"]
+# Refusals of schema-valid input that docs/api.md documents and no schema can state: a rule
+# across an order's lines (Kinguin sells at most 9 keys of one offer per order, in any lines).
+ACROSS_LINES = re.compile(rb'"title":"Invalid order".*keys of one offer per order')
+LOGGED_FAULT = re.compile(rb"\bERROR\b|Traceback \(most recent call last\)")
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
-    """One engine on the embedded default for both runs; rate limits out of the way (a 429
-    would be accepted, but would hide what the order behind it does)."""
-    limits = {"ORDERS_PER_MINUTE": "60000", "ORDERS_PER_MINUTE_PER_IP": "60000",
-              "REVEALS_PER_MINUTE": "60000", "KINGUIN_SANDBOX_DELAY": "0.1"}  # fmt: skip
-    with embedded_engine(tmp_path_factory.mktemp("schema"), **limits) as engine:
-        yield engine
-
-
-@pytest.fixture(scope="module")
-def known(shop: RunningEngine) -> dict[str, list[str]]:
-    """See ``known_values``."""
-    return known_values(shop)
+@pytest.fixture
+def engine_settings() -> dict[str, str]:
+    """Rate limits out of the way (a 429 would be accepted, but would hide what the order
+    behind it does), and a quick sandbox."""
+    return {"ORDERS_PER_MINUTE": "60000", "ORDERS_PER_MINUTE_PER_IP": "60000",
+            "REVEALS_PER_MINUTE": "60000", "KINGUIN_SANDBOX_DELAY": "0.1"}  # fmt: skip
 
 
 def known_values(shop: RunningEngine) -> dict[str, list[str]]:
@@ -80,13 +82,7 @@ def document_under_test(
 ) -> dict[str, Any]:
     """The served document as schemathesis tests it, with what it leaves out and why."""
     document = copy.deepcopy(raw)
-    paths: dict[str, Any] = document["paths"]
-    for path in list(paths):
-        # The built-in sandboxes stand in for Kinguin and NOWPayments; they are not the
-        # engine's API and are not meant for its clients (docs/api.md, "Sandboxes").
-        if path.startswith("/sandbox/"):
-            del paths[path]
-    for operations in paths.values():
+    for operations in document["paths"].values():
         for operation in operations.values():
             # `cursor` is opaque: only a next_cursor the API handed out is meaningful, and any
             # other value is the documented 400 ("a cursor this API did not hand out"); no
@@ -117,10 +113,9 @@ def products_in_stock(shop: RunningEngine) -> list[str]:
     return sorted(p["product_id"] for p in items if p["availability"] == "in_stock")
 
 
-def run(shop: RunningEngine, role: str, known: dict[str, list[str]]) -> list[str]:
-    """Run schemathesis with a token of ``role``; the failures it found, described."""
-    raw = httpx.get(f"{shop.url}/schema/openapi.json", timeout=10).raise_for_status().json()
-    config = SchemathesisConfig.from_dict({
+def config_for(shop: RunningEngine, role: str) -> SchemathesisConfig:
+    """schemathesis with a token of ``role`` and the checks this module holds the engine to."""
+    return SchemathesisConfig.from_dict({
         "seed": SEED,
         "base-url": shop.url,
         "headers": {"Authorization": f"Bearer {shop.token(SUBJECTS[role], role)}"},
@@ -132,57 +127,62 @@ def run(shop: RunningEngine, role: str, known: dict[str, list[str]]) -> list[str
             "enabled": False,
             "not_a_server_error": {"enabled": True},
             "positive_data_acceptance": {"enabled": True, "expected-statuses": ACCEPTED},
+            "negative_data_rejection": {"enabled": True},
+            "ignored_auth": {"enabled": True},
+            "status_code_conformance": {"enabled": True},
         },
     })  # fmt: skip
+
+
+def run(shop: RunningEngine, role: str, known: dict[str, list[str]]) -> list[str]:
+    """Run schemathesis with a token of ``role``; the failures it found, described."""
+    raw = httpx.get(f"{shop.url}/schema/openapi.json", timeout=10).raise_for_status().json()
     schema = schemathesis.openapi.from_dict(
-        document_under_test(raw, products_in_stock(shop), known), config=config
+        document_under_test(raw, products_in_stock(shop), known), config=config_for(shop, role)
     )
     failures: list[str] = []
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
-            recorder = event.recorder
-            for case_id, checks in recorder.checks.items():
-                for check in checks:
-                    if check.failure_info is None:
-                        continue
-                    case = recorder.cases[case_id].value
-                    answer = recorder.interactions.get(case_id)
-                    got = answer.response if answer is not None else None
-                    failures.append(
-                        f"{recorder.label} ({event.phase}): {check.name}: "
-                        f"{check.failure_info.failure.title}\n"
-                        f"  sent: {case.as_curl_command()}\n"
-                        f"  got: {got.status_code if got else None} "
-                        f"{(got.content or b'')[:300] if got else b''!r}"
-                    )
+            failures += described(role, event)
         elif isinstance(event, events.NonFatalError | events.FatalError):
             failures.append(f"schemathesis could not run: {event!r}")
     return failures
 
 
-@pytest.mark.parametrize("role", ["user", "admin"])
-def test_openapi_document_is_what_the_engine_accepts(
-    shop: RunningEngine, known: dict[str, list[str]], role: str
-) -> None:
-    """No 5xx and no undocumented refusal of schema-valid input, as a user and as an admin."""
-    failures = run(shop, role, known)
+def described(role: str, event: events.ScenarioFinished) -> list[str]:
+    """The failed checks of one scenario: what was sent, what came back."""
+    recorder, found = event.recorder, []
+    for case_id, checks in recorder.checks.items():
+        for check in checks:
+            if check.failure_info is None:
+                continue
+            case = recorder.cases[case_id].value
+            answer = recorder.interactions.get(case_id)
+            got = answer.response if answer is not None else None
+            if check.name == "positive_data_acceptance" and documented_refusal(got):
+                continue
+            found.append(
+                f"{role}: {recorder.label} ({event.phase}): {check.name}: "
+                f"{check.failure_info.failure.title}\n"
+                f"  sent: {case.as_curl_command()}\n"
+                f"  got: {got.status_code if got else None} "
+                f"{(got.content or b'')[:300] if got else b''!r}"
+            )
+    return found
+
+
+def documented_refusal(got: Any) -> bool:
+    """Whether a schema-valid request was refused as docs/api.md says, by a rule no schema can
+    state (``ACROSS_LINES``)."""
+    return got is not None and bool(ACROSS_LINES.search(got.content or b""))
+
+
+def test_openapi_document_is_what_the_engine_accepts(engine: RunningEngine) -> None:
+    """As a user and as an admin: no 5xx and no ERROR logged, no undocumented refusal of
+    schema-valid input, no schema-violating input accepted, no documented security ignored,
+    no undocumented status."""
+    known = known_values(engine)
+    failures = [failure for role in SUBJECTS for failure in run(engine, role, known)]
     assert not failures, "\n".join(dict.fromkeys(failures))
-
-
-def test_document_states_the_engines_own_values(shop: RunningEngine) -> None:
-    """The enums and limits in the document are the engine's: its projections and their
-    actions, the order statuses, Kinguin's limits on a line and an order."""
-    raw = httpx.get(f"{shop.url}/schema/openapi.json", timeout=10).raise_for_status().json()
-    schemas = raw["components"]["schemas"]
-    control = raw["paths"]["/admin/projections/{name}/{action}"]["post"]["parameters"]
-    enums = {p["name"]: p["schema"]["enum"] for p in control}
-    with shop.client("schema-admin", "admin") as admin:
-        names = [p["name"] for p in admin.get("/admin/projections").json()]
-    assert sorted(enums["name"]) == sorted(names)
-    assert enums["action"] == ["rebuild", "cancel", "retry", "skip"]
-    assert schemas["Status"]["enum"] == [status.value for status in Status]
-    item, order = schemas["ItemIn"]["properties"], schemas["OrderIn"]["properties"]
-    assert (item["quantity"]["minimum"], item["quantity"]["maximum"]) == (1, MAX_QUANTITY_PER_LINE)
-    assert (order["items"]["minItems"], order["items"]["maxItems"]) == (1, MAX_LINES)
-    assert order["email"]["pattern"] == EMAIL_PATTERN
-    assert schemas["PricingIn"]["additionalProperties"] is False
+    faults = [line for line in engine.logged().splitlines() if LOGGED_FAULT.search(line)]
+    assert not faults, b"\n".join(faults).decode(errors="replace")
