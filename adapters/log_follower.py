@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 import psycopg
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 
 from adapters.batch_loop import BatchLoop, Lock
 from adapters.eventstore import RecorderEventStore, topic_of
@@ -89,6 +89,12 @@ class LogFollower:
             return
         try:
             self._tracking.insert_tracking(Tracking(self.name, position))
+        except IntegrityError:
+            # The library retries an insert whose connection broke (a database restart); when
+            # the broken try had committed, the retry finds the position already recorded.
+            if (self._tracking.max_tracking_id(self.name) or 0) < position:
+                self._position = None
+                raise
         except Exception:
             self._position = None  # not recorded: read it again before the next batch
             raise

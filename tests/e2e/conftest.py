@@ -170,18 +170,17 @@ def engine(
         serve.append("--no-worker")
     processes = [start_process(serve, env, logs[0])]
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, processes[0], logs[0])
-    actor_metrics_url = ""
-    if request.param == "postgresql+redis":
-        logs.append(tmp_path / "worker.log")
-        metrics_port = free_port()
-        worker = [BITLOOT, "worker", "--metrics-port", str(metrics_port)]
-        processes.append(start_process(worker, env, logs[1]))
-        actor_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-    running = RunningEngine(url=url, env=env, logs=logs, wiring=request.param,
+    try:  # stopped whatever happens, a start that never became healthy included
+        wait_healthy(url, processes[0], logs[0])
+        actor_metrics_url = ""
+        if request.param == "postgresql+redis":
+            logs.append(tmp_path / "worker.log")
+            metrics_port = free_port()
+            worker = [BITLOOT, "worker", "--metrics-port", str(metrics_port)]
+            processes.append(start_process(worker, env, logs[1]))
+            actor_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        yield RunningEngine(url=url, env=env, logs=logs, wiring=request.param,
                             processes=processes, actor_metrics_url=actor_metrics_url)  # fmt: skip
-    try:
-        yield running
     finally:
         stop_processes(processes)
         if request.param == "postgresql+redis":

@@ -10,6 +10,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import Tracking
 
 from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.log_follower import LogFollower, PostgresWakeUp
@@ -32,9 +33,17 @@ def paid_order_events() -> list[DomainEvent]:
     order = rules.fold(placed)
     invoiced = payments.invoice_created(order, invoice_id="i", invoice_url="u", now=NOW)
     order = rules.fold([*placed, *invoiced])
-    paid = payments.payment_notified(
-        order, PaymentNotice(payment_id="1", payment_status="finished"), NOW
+    notice = PaymentNotice(
+        payment_id="1",
+        payment_status="finished",
+        invoice_id="i",
+        price_amount=Decimal(1),
+        price_currency="eur",
+        pay_amount=Decimal("0.0001"),
+        actually_paid=Decimal("0.0001"),
+        pay_currency="btc",
     )
+    paid = payments.payment_notified(order, notice, NOW)
     return [*placed, *invoiced, *paid]
 
 
@@ -74,6 +83,29 @@ def test_process_manager_resumes_from_its_tracked_position(env: dict[str, str]) 
         pass
     assert again.sent == [("reserve", later[0].originator_id)]
     restarted_store.close()
+
+
+def test_a_position_recorded_by_a_broken_try_is_not_an_error(env: dict[str, str]) -> None:
+    """The library retries a tracking insert whose connection broke; when the broken try had
+    committed (a database restart at the commit), the retry meets the recorded position: the
+    follower takes it as recorded, handles nothing twice, and carries on."""
+    store = open_event_store(env)
+    orders = [paid_order_events() for _ in range(2)]
+    for events in orders:
+        store.save(events)
+    head = store.head()
+    store.tracking_recorder().insert_tracking(Tracking("process_manager", head))  # the broken try
+    dispatcher = RecordingDispatcher()
+    manager = ProcessManager(dispatcher)
+    follower = LogFollower("process_manager", store, manager.handle, manager.topics)
+    follower._position = 0  # as it stood in memory before the broken try
+    follower.run_once()
+    assert follower.position == head
+    assert len(dispatcher.sent) == 2
+    store.save(paid_order_events())
+    follower.run_once()
+    assert len(dispatcher.sent) == 3
+    store.close()
 
 
 def wait_for(condition: object, timeout: float = 5.0) -> bool:
