@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -72,7 +72,7 @@ class LiveUpdates(InitPlugin):
     def on_redis(cls, url: str, namespace: str) -> LiveUpdates:
         """The sockets of every API process sharing this Redis (connects on first use)."""
         redis = Redis.from_url(url)
-        return cls(_ResilientRedisBackend(redis=redis), namespace, redis)
+        return cls(ResilientRedisBackend(redis=redis), namespace, redis)
 
     def order_channel(self, order_id: str) -> str:
         """The channel of one order's changes."""
@@ -158,9 +158,29 @@ def _enqueue(outbox: Outbox, item: tuple[bytes, list[str]]) -> None:
         outbox.put_nowait(item)
 
 
-class _ResilientRedisBackend(RedisChannelsPubSubBackend):
+class ResilientRedisBackend(RedisChannelsPubSubBackend):
     """Litestar's Redis pub/sub backend, whose stream of events outlives a Redis outage: the
-    subscription connection reconnects (and subscribes again) instead of ending the stream."""
+    subscription connection reconnects (and subscribes again) instead of ending the stream.
+
+    Subscribing and unsubscribing take turns. redis-py's ``PubSub`` opens its connection on its
+    first command without a lock: two sockets subscribing at once (an owner's and an admin's)
+    each opened one, the second replaced the first, and the channel subscribed on the first was
+    never read again (seen: one socket heard ``paid`` and nothing after, one run in five).
+    """
+
+    def __init__(self, *, redis: Redis) -> None:
+        super().__init__(redis=redis)
+        self._turns = asyncio.Lock()
+
+    async def subscribe(self, channels: Iterable[str]) -> None:
+        """Subscribe to ``channels``, one command at a time."""
+        async with self._turns:
+            await super().subscribe(channels)
+
+    async def unsubscribe(self, channels: Iterable[str]) -> None:
+        """Unsubscribe from ``channels``, one command at a time."""
+        async with self._turns:
+            await super().unsubscribe(channels)
 
     async def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
         """The events of the subscribed channels, across reconnections."""
