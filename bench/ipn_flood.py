@@ -9,6 +9,7 @@ status codes (``reset``: the engine closed the connection before its answer coul
 Against ``make run`` (the engine at http://127.0.0.1:8000)::
 
     .venv/bin/python -m bench.ipn_flood --senders 20 --seconds 10
+    .venv/bin/python -m bench.ipn_flood --senders 20 --seconds 10 --size 8000 --shape ipn
 """
 
 from __future__ import annotations
@@ -39,8 +40,18 @@ class Figures:
     codes: Counter[str] = field(default_factory=Counter)
 
 
-def hostile_body(size: int) -> bytes:
-    """``[[{}],[{}],…]`` of exactly ``size`` bytes (at least 2)."""
+SHAPES = ("lists", "ipn")
+
+
+def hostile_body(size: int, shape: str = "lists") -> bytes:
+    """A body of exactly ``size`` bytes: ``[[{}],[{}],…]`` (``lists``: the shape that cost the
+    most to re-serialise), or a JSON object of 60 long text fields (``ipn``: shaped like an IPN,
+    so that a body of at most 8 KiB reaches the sorted-form signature check)."""
+    if shape == "ipn":
+        fields = 60  # each `"kNN":"…"` is 8 bytes and its text, with a comma between
+        filler = max(size - 1 - fields * 9, 0) // fields
+        text = "{" + ",".join(f'"k{n:02}":"{"x" * filler}"' for n in range(fields))
+        return text.encode().ljust(size - 1, b" ") + b"}"
     unit = b"[{}],"
     inner = (unit * (size // len(unit) + 1))[: size - 2].rstrip(b",")
     return b"[" + inner.ljust(size - 2, b" ") + b"]"
@@ -109,7 +120,15 @@ async def flood(url: str, senders: int, seconds: float, body: bytes) -> Counter[
     return codes
 
 
-def measure(url: str, *, senders: int, seconds: float, size: int, before_s: float = 3.0) -> Figures:
+def measure(
+    url: str,
+    *,
+    senders: int,
+    seconds: float,
+    size: int,
+    before_s: float = 3.0,
+    shape: str = "lists",
+) -> Figures:
     """Probe ``/healthz`` alone for ``before_s``, then during a flood of ``seconds``. The flood
     runs in a process of its own, so the probe's figures are the engine's, not the flood's
     competition for this process's interpreter lock."""
@@ -117,16 +136,16 @@ def measure(url: str, *, senders: int, seconds: float, size: int, before_s: floa
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
         pool.submit(int).result()  # the process is up and has imported this module
-        flooding = pool.submit(run_flood, url, senders, seconds, size)
+        flooding = pool.submit(run_flood, url, senders, seconds, size, shape)
         time.sleep(0.5)  # let the senders get going
         figures.during_ms = probe(url, max(seconds - 0.7, 0.5))
         figures.codes = flooding.result()
     return figures
 
 
-def run_flood(url: str, senders: int, seconds: float, size: int) -> Counter[str]:
+def run_flood(url: str, senders: int, seconds: float, size: int, shape: str) -> Counter[str]:
     """``flood`` with a hostile body of ``size`` bytes (the entry point of the flood process)."""
-    return asyncio.run(flood(url, senders, seconds, hostile_body(size)))
+    return asyncio.run(flood(url, senders, seconds, hostile_body(size, shape)))
 
 
 def report(figures: Figures) -> str:
@@ -151,9 +170,15 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--size", type=int, default=MIB, help="body size in bytes")
+    parser.add_argument("--shape", choices=SHAPES, default="lists", help="see hostile_body")
     args = parser.parse_args()
-    figures = measure(args.url, senders=args.senders, seconds=args.seconds, size=args.size)
-    print(f"{args.senders} senders of {args.size} bytes for {args.seconds:g} s against {args.url}")
+    figures = measure(
+        args.url, senders=args.senders, seconds=args.seconds, size=args.size, shape=args.shape
+    )
+    print(
+        f"{args.senders} senders of {args.size}-byte {args.shape} bodies for {args.seconds:g} s "
+        f"against {args.url}"
+    )
     print(report(figures))
 
 

@@ -134,8 +134,8 @@ def _already_counted(order: Order, notice: PaymentNotice) -> bool:
     replayed notice of it (the inbox drops exact repeats before they get here)."""
     if notice.payment_status not in MONEY_STATUSES or notice.payment_id != order.payment_id:
         return False
-    if order.status is Status.UNDERPAID:
-        return notice.payment_status == "partially_paid"  # its `finished` may still pay
+    if order.status is Status.UNDERPAID and notice.payment_status == "finished":
+        return False  # its `finished` may still pay
     received = amount_received(notice)
     return received is None or order.amount_paid is None or received <= order.amount_paid
 
@@ -157,7 +157,8 @@ def _late_money(order: Order, notice: PaymentNotice) -> str | None:
     if order.status in AWAITING_PAYMENT:
         return None
     if order.status is Status.UNDERPAID:
-        if notice.payment_status == "partially_paid":
+        further = notice.payment_id != order.payment_id  # more on its own payment is not late
+        if further and notice.payment_status == "partially_paid":
             return f"a further partial payment of an order underpaid by payment {order.payment_id}"
         return None
     received = amount_received(notice)
@@ -206,8 +207,11 @@ def _payment_transition(order: Order, notice: PaymentNotice, stamp: Stamper) -> 
     may_pay = order.status in AWAITING_PAYMENT or order.status is Status.UNDERPAID
     received = amount_received(notice)
     if status == "finished" and may_pay:
-        return [stamp(OrderPaid, payment_id=notice.payment_id, amount_received=received)]
-    if status == "partially_paid" and order.status in AWAITING_PAYMENT:
+        paid = stamp(OrderPaid, payment_id=notice.payment_id, amount_received=received)
+        return [paid, *_earlier_partial(order, notice, stamp)]
+    if status == "partially_paid" and (
+        order.status in AWAITING_PAYMENT or _more_of_it(order, notice)
+    ):
         return [
             stamp(
                 PaymentUnderpaid,
@@ -219,6 +223,25 @@ def _payment_transition(order: Order, notice: PaymentNotice, stamp: Stamper) -> 
     if status in PAYMENT_FAILURE_STATUSES and may_pay:
         return [stamp(PaymentFailed, payment_id=notice.payment_id, reason=status)]
     return []
+
+
+def _more_of_it(order: Order, notice: PaymentNotice) -> bool:
+    """More money on the payment that underpaid the order (NOWPayments reports a payment's
+    running total): the order stays underpaid and remembers the new amount."""
+    return order.status is Status.UNDERPAID and notice.payment_id == order.payment_id
+
+
+def _earlier_partial(order: Order, notice: PaymentNotice, stamp: Stamper) -> list[DomainEvent]:
+    """Another payment paid an underpaid order in full: the partial payment received before is
+    now extra money, flagged for an admin to refund."""
+    if order.status is not Status.UNDERPAID or notice.payment_id == order.payment_id:
+        return []
+    amount = f"{order.amount_paid:f} {order.currency}" if order.amount_paid else "money"
+    reason = (
+        f"payment {order.payment_id} partially_paid: {amount} received before payment "
+        f"{notice.payment_id} paid the order in full; refund it"
+    )
+    return [stamp(PaymentFlagged, payment_id=order.payment_id or "", reason=reason)]
 
 
 def _kept(amount: Decimal) -> Decimal | None:

@@ -305,20 +305,30 @@ class Engine:
             ("store", self.store.head),
             ("broker", self._ping_broker),
             ("vault", self.vault.ping),
-            ("catalog", self.catalog.imported),
+            ("catalog", self._catalog_imported),
         ):
             try:
-                found = probe()
+                probe()
+            except CatalogEmpty:
+                checks[name] = "empty"
             except Exception as failure:  # noqa: BLE001 - readiness reports any failure by name
                 checks[name] = f"failing: {type(failure).__name__}"
             else:
-                checks[name] = "empty" if found is False else "ok"  # only the catalog says no
+                checks[name] = "ok"
         return checks
+
+    def _catalog_imported(self) -> None:
+        if not self.catalog.imported():
+            raise CatalogEmpty
 
     def _ping_broker(self) -> None:
         client = getattr(self.broker, "client", None)
         if client is not None:
             client.ping()
+
+
+class CatalogEmpty(Exception):
+    """The first catalog import has not finished: readiness says ``empty``."""
 
 
 class Startable(Protocol):

@@ -20,7 +20,7 @@ from domain.events import DomainEvent
 from domain.evidence import entry, leaf_hash
 from domain.merkle import CompactRange, Node, parts
 from projections.base import Change, Projection
-from projections.state import read_live
+from projections.state import query_live, read_live
 
 NAME = "merkle_tree"
 _LEAF_COLUMNS = "idx, notification_id, originator_id, version, hash"
@@ -138,11 +138,7 @@ class TreeTable:
 
     def _query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """One read of the live table, written with ``{t}`` for its name."""
-        return read_live(
-            self._views,
-            NAME,
-            lambda table: self._views.query(statement.replace("{t}", table), params),
-        )
+        return query_live(self._views, NAME, statement, params)
 
 
 def _leaf(row: tuple[Any, ...]) -> TreeLeaf:

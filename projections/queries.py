@@ -18,7 +18,7 @@ from uuid import UUID
 import msgspec
 
 from adapters.views import Row, ViewDatabase
-from projections.state import read_live
+from projections.state import query_live
 
 MAX_LIMIT = 200
 STUCK_LIMIT = 500  # stuck orders handed to the sweeper per round
@@ -82,11 +82,7 @@ class ReadModels:
 
     def _rows(self, projection: str, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one read of the projection's live table, written with ``{t}`` for its name."""
-        return read_live(
-            self._views,
-            projection,
-            lambda table: self._views.query(statement.replace("{t}", table), params),
-        )
+        return query_live(self._views, projection, statement, params)
 
     def orders(
         self, *, status: str | None = None, limit: int = 50, cursor: str | None = None

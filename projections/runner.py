@@ -39,22 +39,12 @@ from projections.state import (
     STATE_DDL,
     STATE_TABLE,
     ProjectionState,
-    current_table,
     forget_retired,
     locked_state,
     read_state,
     retire,
     retired_due,
 )
-
-# the state's names are also importable from here, where they were first
-__all__ = [
-    "ProjectionFailed",
-    "ProjectionRunner",
-    "ProjectionState",
-    "current_table",
-    "read_state",
-]
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ name again and retries should the table be gone all the same.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import msgspec
 
-from adapters.views import MISSING_TABLE_ERRORS, Tx, ViewDatabase, missing_table
+from adapters.views import MISSING_TABLE_ERRORS, Row, Tx, ViewDatabase, missing_table
 from projections.base import table_name
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,16 @@ def read_live(views: ViewDatabase, name: str, read: Callable[[str], T]) -> T:
             if attempts == 0 or not missing_table(failure):
                 raise
             log.debug("projection %s: %s was dropped under a reader; reading again", name, table)
+
+
+def query_live(
+    views: ViewDatabase, name: str, statement: str, params: Sequence[Any] = ()
+) -> list[Row]:
+    """One read of the projection's live table (``read_live``), written with ``{t}`` for its
+    name."""
+    return read_live(
+        views, name, lambda table: views.query(statement.replace("{t}", table), params)
+    )
 
 
 def retire(tx: Tx, name: str, generation: int, drop_after: float) -> None:

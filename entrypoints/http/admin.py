@@ -24,7 +24,8 @@ from entrypoints.http.schema import Cursor, Limit, query, text_filter
 from entrypoints.http.views import order_view
 from projections.catalog import all_projections
 from projections.queries import Page
-from projections.runner import ProjectionRunner, ProjectionState
+from projections.runner import ProjectionRunner
+from projections.state import ProjectionState
 
 Provider = Literal["nowpayments", "kinguin"]
 PROJECTIONS = tuple(p.name for p in all_projections())  # the engine's runners, by name

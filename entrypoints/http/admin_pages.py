@@ -39,16 +39,17 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 HTML = "text/html"
+LOGIN_MAX_BODY_BYTES = 8 * 1024  # a form with one token (a JWT is a few hundred bytes)
 
 
-@get(PAGE_PATH, include_in_schema=False, sync_to_thread=False)
-def admin_page(request: Request[Any, Any, Any], engine: EngineDep) -> Response[Any]:
+@get(PAGE_PATH, include_in_schema=False)
+async def admin_page(request: Request[Any, Any, Any], engine: EngineDep) -> Response[Any]:
     """The admin page for an admin (bearer header or session cookie); else the sign-in form.
     A token in the URL is never taken: URLs end up in histories and proxy logs."""
     credential = bearer_credential(request) or request.cookies.get(COOKIE)
     if not credential:
         return denied(401)
-    token = engine.tokens.decode(credential)
+    token = await engine.tokens.decode_async(credential)
     viewer = retrieve_viewer(token, request) if token else None
     if viewer is None:
         return _forget(denied(401))
@@ -62,12 +63,15 @@ def admin_page(request: Request[Any, Any, Any], engine: EngineDep) -> Response[A
     include_in_schema=False,
     exclude_from_auth=True,
     status_code=303,
+    request_max_body_size=LOGIN_MAX_BODY_BYTES,
 )
 async def login(request: Request[Any, Any, Any], engine: EngineDep) -> Response[Any]:
-    """The sign-in form: an admin token in the body becomes the session cookie."""
+    """The sign-in form: an admin token in the body becomes the session cookie. Open to
+    anyone, so the body is small (413 past ``LOGIN_MAX_BODY_BYTES``, before it is read) and
+    the revocation lookup does not hold the event loop."""
     form = await request.form()
     credential = str(form.get("token") or "").strip()
-    token = engine.tokens.decode(credential) if credential else None
+    token = await engine.tokens.decode_async(credential) if credential else None
     viewer = retrieve_viewer(token, request) if token else None
     if token is None or viewer is None:
         return denied(401)

@@ -138,14 +138,26 @@ class Tokens:
         )
 
     def decode(self, credential: str) -> BitLootToken | None:
-        """The token, if it is valid here and not revoked."""
+        """The token, if it is valid here and not revoked (the lookup may wait on Redis: off
+        the event loop, or ``decode_async``)."""
+        token = self._verified(credential)
+        return None if token is None or self.revoked(token) else token
+
+    async def decode_async(self, credential: str) -> BitLootToken | None:
+        """``decode`` on the event loop: the revocation lookup does not hold it."""
+        token = self._verified(credential)
+        if token is None or await self._revocations.is_revoked_async(revocation_id(token)):
+            return None
+        return token
+
+    def _verified(self, credential: str) -> BitLootToken | None:
+        """The token, if its signature and claims are valid here."""
         try:
-            token = BitLootToken.decode(
+            return BitLootToken.decode(
                 credential, self._secret, ALGORITHM, issuer=self._issuer, audience=self._audience
             )
         except NotAuthorizedException:
             return None
-        return None if self.revoked(token) else token
 
     def revoked(self, token: Token) -> bool:
         """Whether the token was signed out."""

@@ -163,7 +163,7 @@ async def _session(
     on an open socket; before it, the client would hear a bare HTTP 403.)"""
     subprotocol, credential = offered_credential(socket)
     await socket.accept(subprotocols=subprotocol)
-    decoded = engine.tokens.decode(credential) if credential else None
+    decoded = await engine.tokens.decode_async(credential) if credential else None
     viewer = retrieve_viewer(decoded, socket) if decoded else None
     if decoded is None or viewer is None:
         await socket.close(code=CLOSE_UNAUTHORIZED, reason="a valid bearer token is required")

@@ -8,16 +8,15 @@ Anyone can post here, so the work a caller can cause before proving who it is st
 body over 64 KiB answers 413 before it is read (Litestar checks ``Content-Length`` first, and
 counts the bytes of a body sent without it); a malformed signature is refused without hashing;
 the HMAC of the raw bytes is tried first, and only when it fails is the body parsed and
-re-serialised (the vendor signs a sorted form), within a budget (``SortedChecks``): bodies of
-at most 8 KiB, one at a time in a worker thread, 20 a second. JSON of any depth answers 4xx.
+re-serialised (the vendor signs a sorted form): bodies of at most 8 KiB shaped like an IPN (a
+JSON object of a few dozen fields, nested three deep at most), one at a time in a worker thread.
+JSON of any depth answers 4xx.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 from anyio import CapacityLimiter, to_thread
@@ -33,9 +32,7 @@ from entrypoints.settings import Settings
 log = logging.getLogger(__name__)
 WEBHOOK_MAX_BODY_BYTES = 64 * 1024  # DESIGN §6; a real IPN or Kinguin webhook is about 1 KiB
 SORTED_CHECKS_AT_ONCE = 1  # bodies re-serialised for their signature at the same time
-SORTED_CHECKS_PER_SECOND = 20.0  # measured ≤ 0.6 ms each at 8 KiB: about 1% of a core
-SORTED_CHECK_MAX_BYTES = 8 * 1024  # a larger body must be signed as sent (real IPNs: ~1 KiB)
-_SORTED_CHECKS = "ipn_sorted_signature_checks"  # the app state key of their budget
+_SORTED_CHECKS = "ipn_sorted_signature_checks"  # the app state key of their thread slot
 
 
 @post("/webhooks/nowpayments/ipn", status_code=200, request_max_body_size=WEBHOOK_MAX_BODY_BYTES)
@@ -98,63 +95,28 @@ async def ipn_signed(
     request: Request[Any, Any, Any], secrets: tuple[str, ...], raw: bytes, signature: str | None
 ) -> bool:
     """Whether the body is signed under one of ``secrets``: as sent (on the loop, one HMAC per
-    secret), else in a sorted form, within the app's ``SortedChecks`` budget."""
+    secret), else in a sorted form (in a worker thread, one check at a time; only small,
+    IPN-shaped bodies get that far, see ``adapters.nowpayments_signature``)."""
     if nowpayments_signature.signed_as_sent(secrets, raw, signature):
         return True
     if signature is None or not nowpayments_signature.well_formed(signature):
         return False
-    return await _sorted_checks(request).signed(secrets, raw, signature)
+    if len(raw) > nowpayments_signature.SORTED_MAX_BYTES:
+        return False
+    check = nowpayments_signature.signed_when_sorted
+    limiter = _sorted_checks(request)
+    return await to_thread.run_sync(check, secrets, raw, signature, limiter=limiter)
 
 
-class SortedChecks:
-    """The budget of sorted-form signature checks, which parse and re-serialise a body an
-    anonymous caller chose: bodies of at most ``max_bytes``, one at a time in a worker thread,
-    at most ``per_second`` a second (in bursts of as many). A flood of bogus signatures costs at
-    most that; a genuine IPN signed as sent never needs a check, and one that does and finds the
-    budget spent is refused (401) and sent again by NOWPayments."""
-
-    def __init__(
-        self,
-        *,
-        per_second: float = SORTED_CHECKS_PER_SECOND,
-        max_bytes: int = SORTED_CHECK_MAX_BYTES,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._per_second = per_second
-        self._max_bytes = max_bytes
-        self._clock = clock
-        self._tokens = per_second
-        self._last = clock()
-        self._limiter: CapacityLimiter | None = None
-
-    def admit(self, body_size: int) -> bool:
-        """Whether a body of ``body_size`` bytes may be checked now (spending one check)."""
-        now = self._clock()
-        self._tokens = min(self._per_second, self._tokens + (now - self._last) * self._per_second)
-        self._last = now
-        if body_size > self._max_bytes or self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
-
-    async def signed(self, secrets: tuple[str, ...], raw: bytes, signature: str) -> bool:
-        """Whether a sorted form of ``raw`` is signed, if the budget admits the check."""
-        if not self.admit(len(raw)):
-            return False
-        if self._limiter is None:
-            self._limiter = CapacityLimiter(SORTED_CHECKS_AT_ONCE)  # made inside the loop
-        check = nowpayments_signature.signed_when_sorted
-        return await to_thread.run_sync(check, secrets, raw, signature, limiter=self._limiter)
-
-
-def _sorted_checks(request: Request[Any, Any, Any]) -> SortedChecks:
-    """The app's budget of sorted-form checks (kept in its state, made on first use)."""
+def _sorted_checks(request: Request[Any, Any, Any]) -> CapacityLimiter:
+    """The app's one worker-thread slot for sorted-form checks (made on first use, inside the
+    event loop), so that a flood of them takes one thread, not the pool."""
     state = request.app.state
-    checks = state.get(_SORTED_CHECKS)
-    if not isinstance(checks, SortedChecks):
-        checks = SortedChecks()
-        state[_SORTED_CHECKS] = checks
-    return checks
+    limiter = state.get(_SORTED_CHECKS)
+    if not isinstance(limiter, CapacityLimiter):
+        limiter = CapacityLimiter(SORTED_CHECKS_AT_ONCE)
+        state[_SORTED_CHECKS] = limiter
+    return limiter
 
 
 def _reject(request: Request[Any, Any, Any], provider: str, reason: str) -> None:

@@ -5,7 +5,9 @@ depth answers 4xx, and IPNs that are short, incomplete or late are flagged, not 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,40 @@ def test_a_flood_of_big_ipn_bodies_answers_413_and_the_api_stays_responsive(
     assert figures.codes["413"] >= 0.95 * answered, figures.codes
     assert percentile(figures.during_ms, 0.99) < 50, sorted(figures.during_ms)[-10:]
     assert b"ERROR" not in shop.logged()
+
+
+def test_a_flood_of_small_ipn_shaped_bodies_does_not_starve_a_genuine_ipn(
+    shop: RunningEngine,
+) -> None:
+    """20 senders of 8,000-byte IPN-shaped bodies with a bogus signature (each one reaches the
+    sorted-form check) are all refused 401, and meanwhile genuine IPNs that verify only in
+    their sorted form are accepted, every one."""
+    ipn_secret = secret(shop, "NOWPAYMENTS_IPN_SECRET")
+
+    def genuine(payment_id: int) -> int:
+        payload = {"payment_status": "waiting", "payment_id": payment_id, "order_id": "none"}
+        spaced = json.dumps(payload).encode()  # unsorted, with spaces: not the signed bytes
+        signature = sign(ipn_secret, canonical_body(payload))
+        assert signature != sign(ipn_secret, spaced)
+        headers = {"x-nowpayments-sig": signature}
+        return httpx.post(f"{shop.url}{IPN}", content=spaced, headers=headers).status_code
+
+    def during_the_flood() -> list[int]:
+        time.sleep(1.0)
+        return [genuine(n) for n in range(10)]
+
+    with ThreadPoolExecutor(1) as pool:
+        answers = pool.submit(during_the_flood)
+        figures = measure(shop.url, senders=20, seconds=3, size=8000, before_s=0.5, shape="ipn")
+        assert answers.result() == [200] * 10
+    assert figures.codes["401"] > 100, figures.codes
+
+
+def test_the_sign_in_form_takes_a_small_body_only(shop: RunningEngine) -> None:
+    """POST /admin/login, open to anyone: a body over 8 KiB answers 413 before it is read."""
+    big = {"token": "x" * (9 * KIB)}
+    assert httpx.post(f"{shop.url}/admin/login", data=big).status_code == 413
+    assert httpx.post(f"{shop.url}/admin/login", data={"token": "x"}).status_code == 401
 
 
 def test_webhook_bodies_over_64_kib_answer_413_with_or_without_a_length(

@@ -22,7 +22,8 @@ from domain.payments import PaymentNotice
 from projections.base import Projection
 from projections.orders import OrdersProjection
 from projections.queries import BadCursor, ReadModels
-from projections.runner import ProjectionRunner, current_table
+from projections.runner import ProjectionRunner
+from projections.state import current_table
 from tests.conftest import POSTGRES_URL, postgres_env
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)

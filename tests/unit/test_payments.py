@@ -221,3 +221,25 @@ def test_an_ipn_body_nested_too_deeply_is_unreadable() -> None:
     RecursionError."""
     with pytest.raises(MalformedNotification, match="nested too deeply"):
         read_ipn(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_more_money_on_the_underpaying_payment_is_remembered() -> None:
+    """NOWPayments reports a payment's running total: a larger partially_paid on the same
+    payment keeps the order underpaid with the new amount (and a refund gives all of it back);
+    the same or a smaller amount again changes nothing; nothing is flagged."""
+    order = told(invoiced(), notice("partially_paid", paid=ASKED / 4))
+    more = told(order, notice("partially_paid", paid=ASKED * 3 / 4))
+    assert (more.status, more.amount_paid, more.flags) == (Status.UNDERPAID, PRICE * 3 / 4, ())
+    assert told(more, notice("partially_paid", paid=ASKED / 4)).version == more.version + 2
+    events = refunds.refunded(more, by="admin", reason="short", reference="R", now=NOW)
+    assert next(e for e in events if isinstance(e, RefundRequested)).amount == PRICE * 3 / 4
+
+
+def test_another_payment_paying_an_underpaid_order_flags_the_partial_one() -> None:
+    """The order is paid by the new payment in full; the partial payment received before is
+    flagged as money to refund, with its amount."""
+    order = told(invoiced(), notice("partially_paid"))
+    after = told(order, notice("finished", payment_id="888"))
+    assert (after.status, after.payment_id, after.amount_paid) == (Status.PAID, "888", PRICE)
+    [flag] = after.flags
+    assert f"payment 777 partially_paid: {PRICE / 2} eur received before payment 888" in flag

@@ -1,5 +1,5 @@
 """NOWPayments IPN signatures: the fact sheet's test vector, the tolerant verifier, and the
-budget of its costly half."""
+bounds of its costly half."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import json
 import pytest
 
 from adapters.nowpayments_signature import (
+    MAX_FIELDS,
+    SORTED_MAX_BYTES,
     canonical_body,
+    ipn_shaped,
     sign,
     signed_as_sent,
     signed_when_sorted,
     verify,
     well_formed,
 )
-from entrypoints.http.webhooks import SortedChecks
 
 VECTOR_BODY = (
     '{"actually_paid":15,"fee":{"currency":"btc","depositFee":0.09853637216235617,"serviceFee":0,'
@@ -107,14 +109,18 @@ def test_hostile_bodies_do_not_verify_and_do_not_raise(body: bytes) -> None:
     assert verify("s3cret", body, sign("s3cret", body))
 
 
-def test_sorted_checks_are_budgeted_per_second_and_by_size() -> None:
-    """At most per_second checks in a second (then none until time refills them), none for a
-    body over max_bytes."""
-    now = [100.0]
-    checks = SortedChecks(per_second=3, max_bytes=1000, clock=lambda: now[0])
-    assert not checks.admit(1001)
-    assert [checks.admit(10) for _ in range(4)] == [True, True, True, False]
-    now[0] += 0.34
-    assert [checks.admit(10) for _ in range(2)] == [True, False]
-    now[0] += 60
-    assert [checks.admit(10) for _ in range(4)] == [True, True, True, False]
+def test_only_small_ipn_shaped_bodies_are_re_serialised() -> None:
+    """The sorted check reads a JSON object of a few dozen fields nested three deep at most, of
+    at most 8 KiB: the vector verifies; a list, an object too deep or too wide, or a body over
+    the size limit is not re-serialised, whatever it is signed with."""
+    vector = json.loads(VECTOR_BODY)
+    assert ipn_shaped(vector)
+    assert not ipn_shaped([vector])
+    assert not ipn_shaped({"a": {"b": {"c": {"d": 1}}}})
+    assert not ipn_shaped({str(n): n for n in range(MAX_FIELDS + 1)})
+    assert not ipn_shaped({"a": list(range(MAX_FIELDS))})
+    wide = json.dumps({"x": "y" * SORTED_MAX_BYTES}, separators=(",", ":"))
+    padded = json.dumps({"x": "y" * SORTED_MAX_BYTES}).encode()  # sorted form differs
+    assert not signed_when_sorted(["s3cret"], padded, sign("s3cret", wide.encode()))
+    spaced = json.dumps(vector, indent=1).encode()
+    assert signed_when_sorted(["test_secret"], spaced, VECTOR_SIG)
