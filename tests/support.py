@@ -22,10 +22,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: Any, port: int | None = None) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread; yield its base URL; stop it on exit."""
+def serving(app: Any, port: int | None = None, **options: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn in a thread (with these ``uvicorn.Config`` options besides);
+    yield its base URL; stop it on exit."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    settings = {"host": "127.0.0.1", "log_level": "warning", "lifespan": "on", **options}
+    config = uvicorn.Config(app, **{**settings, "port": port})
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

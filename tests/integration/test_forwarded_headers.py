@@ -1,11 +1,9 @@
 """uvicorn as ``bitloot serve`` runs it: a client's X-Forwarded-For / -Proto count only when it
-is one of TRUSTED_PROXIES (per-address rate limits, the reveal audit and the admin cookie's
-Secure flag read them), over real HTTP."""
+is one of TRUSTED_PROXIES (per-address rate limits and the reveal audit read them), over real
+HTTP."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,12 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from litestar import Litestar, Request, get
 
 from entrypoints.serving import uvicorn_options
 from entrypoints.settings import load_settings
-from tests.support import free_port
+from tests.support import free_port, serving
 
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
 
@@ -34,18 +31,9 @@ def served(tmp_path: Path, environ: dict[str, str]) -> Iterator[str]:
     """The app under uvicorn with the options ``bitloot serve`` derives from ``environ``."""
     port = free_port()
     settings = load_settings({"VAR_DIR": str(tmp_path), "PORT": str(port), **environ})
-    config = uvicorn.Config(Litestar([whoami]), **uvicorn_options(settings), log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    options = {k: v for k, v in uvicorn_options(settings).items() if k != "port"}
+    with serving(Litestar([whoami]), port, **options) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
