@@ -1,14 +1,15 @@
-"""The background loop shared by the log followers and the projection runners: run a batch of
-work; go again at once while batches come back full, else wait for a wake-up or the poll
-interval; survive a failing batch (log, pause, retry); and, when given a lock, work only while
-this process holds it, standing by otherwise (one worker per job across processes).
+"""The background loop of the log reader and the periodic jobs (sweeper, catalog sync, audit
+checkpoints): run a batch of work; go again at once while batches come back full, else wait for
+a wake-up or the poll interval; survive a failing batch (log, pause, retry); and, when given a
+lock, work only while this process holds it, standing by otherwise (one worker per job across
+processes).
 
 An outage of the database or Redis (``adapters.outages``) is expected: the failed batch, the
 lock that could not be taken and the lock that was lost are each one WARNING line saying when
 the loop tries again; anything else keeps its traceback. A lock whose connection died (a
 database restart, ``pg_terminate_backend``) is no longer held, so the loop makes sure it still
-holds its lock before every batch (one round trip on the lock's own connection) and stands by as
-soon as it is gone rather than working beside its successor."""
+holds its lock before every batch (a look at the lock's own connection, which a restart cuts)
+and stands by as soon as it is gone rather than working beside its successor."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
-"""Following the event log: a thread that reads notifications after a tracked position, hands
-each event to a handler, and records the new position.
+"""Following the event log: hand each event of some topics after a tracked position to a
+handler, and record the new position.
 
-It polls the notification log (the SQLite recorder has no subscriptions) and is woken early by
-appends in this process and, on PostgreSQL, by the recorder's ``NOTIFY`` on the events channel.
-Handling is at-least-once: the position is recorded once per batch, so a crash in the middle of
-a batch repeats the batch's events (the handlers are idempotent). An event
-appended while tracing is handled in a span continuing its trace.
+In the engine the process's log reader (``adapters.log_reader``) feeds the follower; it is woken
+by appends in this process and, on PostgreSQL, by the recorder's ``NOTIFY`` on the events
+channel (``PostgresWakeUp``). ``run_once`` reads for itself (tests). Handling is at-least-once:
+the position is recorded once per batch, so a crash in the middle of a batch repeats the
+batch's events (the handlers are idempotent). An event appended while tracing is handled in a
+span continuing its trace.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import threading
 from collections.abc import Callable, Sequence
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, Notification, Tracking
 
-from adapters.batch_loop import BatchLoop, Lock
 from adapters.eventstore import RecorderEventStore, topic_of
 from adapters.outages import log_failure
 from adapters.tracing import continued, trace_of
@@ -37,9 +37,7 @@ class LogFollower:
         handler: Callable[[DomainEvent], None],
         topics: Sequence[type[DomainEvent]],
         *,
-        poll_interval: float = 0.25,
         batch_size: int = 100,
-        lock: Lock | None = None,
     ) -> None:
         self.name = name
         self._store = store
@@ -48,14 +46,16 @@ class LogFollower:
         self._batch_size = batch_size
         self._tracking = store.tracking_recorder()
         self._position: int | None = None
-        self._loop = BatchLoop(
-            f"follower:{name}",
-            self.run_once,
-            batch_size=batch_size,
-            poll_interval=poll_interval,
-            lock=lock,
-        )
-        store.on_append(self._loop.wake)
+
+    @property
+    def lock_name(self) -> str:
+        """One follower of a name across processes: the lock it runs under."""
+        return f"follower:{self.name}"
+
+    @property
+    def topics(self) -> Sequence[str]:
+        """The topics of the events it handles."""
+        return self._topics
 
     @property
     def position(self) -> int:
@@ -65,24 +65,42 @@ class LogFollower:
             self._position = self._tracking.max_tracking_id(self.name) or 0
         return self._position
 
-    def wake(self) -> None:
-        """Look at the log now rather than at the next poll."""
-        self._loop.wake()
-
     def run_once(self) -> int:
         """Handle one batch of new events and record, once, how far it got; return how many
         notifications were read. A handler that raises ends the batch: what was handled before
         it is recorded, and the next batch starts at the failing event."""
         batch = self._store.notifications(self.position, self._batch_size, self._topics)
+        self._handle(batch, batch[-1][0].id if batch else self.position)
+        return len(batch)
+
+    def work(self) -> int:
+        """Nothing of its own besides the log (the reader's consumer protocol)."""
+        return 0
+
+    def wants(self) -> int:
+        """The position after which it needs events."""
+        return self.position
+
+    def take(self, batch: Sequence[tuple[Notification, DomainEvent]], upto: int) -> None:
+        """Handle the reader's batch: every event up to ``upto`` has been seen. Past events of
+        other topics only, the position moves on in memory (a restart reads them again)."""
+        if batch:
+            self._handle(batch, upto)
+        else:
+            self._position = max(self.position, upto)
+
+    def _handle(self, batch: Sequence[tuple[Notification, DomainEvent]], upto: int) -> None:
+        if not batch:
+            return
         handled: int | None = None
         try:
             for notification, event in batch:
                 with continued(trace_of(notification.state), f"{self.name} {type(event).__name__}"):
                     self._handler(event)
                 handled = notification.id
+            handled = upto
         finally:
             self._track(handled)
-        return len(batch)
 
     def _track(self, position: int | None) -> None:
         if position is None:
@@ -99,14 +117,6 @@ class LogFollower:
             self._position = None  # not recorded: read it again before the next batch
             raise
         self._position = position
-
-    def start(self) -> None:
-        """Follow the log in a background thread until ``stop``."""
-        self._loop.start()
-
-    def stop(self) -> None:
-        """Stop following and wait for the thread to finish its batch."""
-        self._loop.stop()
 
 
 class PostgresWakeUp:

@@ -8,6 +8,7 @@ and schema) in production. Both are driven with the same SQL: ``%s`` placeholder
 from __future__ import annotations
 
 import fcntl
+import select
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -217,11 +218,22 @@ class PostgresViews:
         )
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
             row = conn.execute(key).fetchone()
-            yield HeldLock(taken=bool(row and row[0]), probe=lambda: conn.execute("SELECT 1"))
+            yield HeldLock(taken=bool(row and row[0]), probe=lambda: _check_alive(conn))
 
     def close(self) -> None:
         """Close the pool."""
         self._pool.close()
+
+
+def _check_alive(conn: psycopg.Connection[Any]) -> None:
+    """Raise if an idle connection has been cut, without a round trip while it has not: the
+    server says nothing to an idle session until it ends it (a restart, a terminated backend:
+    the socket then becomes readable), so only then is a statement sent, which fails."""
+    if conn.closed:
+        raise psycopg.OperationalError("the lock's connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        conn.execute("SELECT 1")
 
 
 @contextmanager

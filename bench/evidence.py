@@ -30,6 +30,7 @@ from uuid import UUID
 
 from adapters.checkpoints import CheckpointTable
 from adapters.eventstore import RecorderEventStore
+from adapters.log_reader import LogReader
 from adapters.signing import Ed25519Signer, new_seed
 from adapters.views import ViewDatabase
 from application.evidence import Evidence
@@ -68,7 +69,8 @@ def main() -> None:
 def live(store: RecorderEventStore, tree: ProjectionRunner, threads: int) -> float:
     """Step 1: appends from ``threads`` threads with the follower running; the append rate."""
     lags: list[int] = []
-    tree.start()
+    reader = LogReader(store, [tree])
+    reader.start()
     appending = threading.Event()
     appending.set()
     watcher = threading.Thread(target=watch_lag, args=(store, tree, appending, lags), daemon=True)
@@ -89,7 +91,7 @@ def live(store: RecorderEventStore, tree: ProjectionRunner, threads: int) -> flo
     while tree.state().position < store.head():
         time.sleep(0.01)
     drain_s = time.perf_counter() - drained
-    tree.stop()
+    reader.stop()
     events = store.head()
     rate = events / elapsed
     print(f"live: {threads} threads saved {events:,} events at {rate:,.0f} events/s")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
@@ -31,6 +30,7 @@ from adapters.kinguin import KinguinClient
 from adapters.links import LinkSigner
 from adapters.live import LiveUpdates
 from adapters.log_follower import LogFollower, PostgresWakeUp
+from adapters.log_reader import LogReader
 from adapters.mail import OutboxMailer, ResendMailer
 from adapters.metrics import (
     ActorMetrics,
@@ -181,7 +181,9 @@ class Engine:
         )
         conninfo = settings.postgres_conninfo()
         self.projections = {
-            p.name: ProjectionRunner(self.store, self.views, p, publish=self.live.publish)
+            p.name: ProjectionRunner(
+                self.store, self.views, p, wake=self._wake_reader, publish=self.live.publish
+            )
             for p in all_projections()
         }
         checkpoints = CheckpointTable(self.views)
@@ -200,6 +202,7 @@ class Engine:
         self.metrics.register(EngineGauges(self._readings))
         self._fulfilment_latency = FulfilmentLatency(self.metrics, self.store.load)
         self._background: list[Startable] = []
+        self._reader: LogReader | None = None  # this process's, when it runs the followers
 
     def start(
         self, *, worker: bool = True, followers: bool = True, threads: int = WORKER_THREADS
@@ -248,8 +251,8 @@ class Engine:
             self.store,
             self._fulfilment_latency.after(self.process_manager.handle),
             self.process_manager.topics,
-            lock=lock,
         )
+        self._reader = LogReader(self.store, [manager, *self.projections.values()], lock=lock)
         sweep_every = max(1.0, min(self.settings.stuck_order_after_s / 2, 30.0))
         sweeper = BatchLoop(
             "sweeper",
@@ -269,19 +272,18 @@ class Engine:
             poll_interval=max(1.0, self.settings.audit_checkpoint_interval_s),
             lock=lock,
         )
-        parts: list[Startable] = [
-            manager,
-            *self.projections.values(),
-            sweeper,
-            catalog_sync,
-            checkpointer,
-        ]
+        parts: list[Startable] = [self._reader, sweeper, catalog_sync, checkpointer]
         conninfo = self.settings.postgres_conninfo()
         if conninfo is not None:
-            wakers = [manager.wake, *(r.wake for r in self.projections.values())]
             # The recorder NOTIFYs on a channel named after its table, whatever the schema.
-            parts.append(PostgresWakeUp(conninfo, "bitloot_events", lambda: _call_all(wakers)))
+            parts.append(PostgresWakeUp(conninfo, "bitloot_events", self._reader.wake))
         return parts
+
+    def _wake_reader(self) -> None:
+        """After a projection command: this process's log reader looks at the log now (one in
+        another process sees the command at its runner's next look at its state)."""
+        if self._reader is not None:
+            self._reader.wake()
 
     def _readings(self) -> Readings:
         """The gauges' figures, read from the log, the projections and the read models."""
@@ -341,11 +343,6 @@ class Startable(Protocol):
     def stop(self) -> None:
         """Stop it."""
         ...
-
-
-def _call_all(callbacks: list[Callable[[], None]]) -> None:
-    for callback in callbacks:
-        callback()
 
 
 def open_vault(settings: Settings) -> FileVault | S3Vault:

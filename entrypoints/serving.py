@@ -20,6 +20,7 @@ from entrypoints.settings import ConfigError, Settings
 
 ADMIN_TOKEN_TTL = timedelta(hours=1)  # admin tokens are short-lived
 LOOPBACK_NAMES = frozenset({"localhost"})
+GRACEFUL_SHUTDOWN_S = 10
 
 
 def confirm_providers(settings: Settings, wait_s: float = STARTUP_WAIT_S) -> None:
@@ -40,6 +41,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "proxy_headers": bool(proxies),
         "forwarded_allow_ips": proxies or None,
+        # a stop waits this long for requests in flight, then closes their connections
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        "access_log": settings.access_log,
     }
 
 

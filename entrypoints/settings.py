@@ -76,6 +76,9 @@ class Settings:
     kinguin_faults: Faults = NO_FAULTS
     nowpayments_faults: Faults = NO_FAULTS
     single_use_links: bool = False
+    access_log: bool = False
+    """Whether uvicorn writes a line per request (``ACCESS_LOG``; off: at a sale's pace the
+    lines cost the process more than some of its routes)."""
     reveals_per_minute: int = 30
     orders_per_minute: int = 60
     orders_per_minute_per_ip: int = 600
@@ -192,6 +195,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         kinguin_faults=_faults(environ, "kinguin"),
         nowpayments_faults=_faults(environ, "nowpayments"),
         single_use_links=env.flag("DOWNLOAD_LINK_SINGLE_USE", default=False),
+        access_log=env.flag("ACCESS_LOG", default=False),
         reveals_per_minute=env.per_minute("REVEALS_PER_MINUTE", 30),
         orders_per_minute=env.per_minute("ORDERS_PER_MINUTE", 60),
         orders_per_minute_per_ip=env.per_minute("ORDERS_PER_MINUTE_PER_IP", 600),
@@ -356,9 +360,9 @@ class _Reader:
 
     def flag(self, name: str, *, default: bool) -> bool:
         raw = self.text(name, "true" if default else "false").lower()
-        if raw not in ("true", "false", "1", "0", "yes", "no"):
+        if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
             raise ConfigError(f"{name} must be true or false, not {raw!r}")
-        return raw in ("true", "1", "yes")
+        return raw in ("true", "1", "yes", "on")
 
     def optional_url(self, name: str) -> str | None:
         value = self.optional(name)

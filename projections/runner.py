@@ -2,12 +2,14 @@
 rebuild a fresh generation beside the live one and swap when it has caught up, and stop (not
 skip) on a failing event until an admin retries or skips it.
 
-One runner per projection across processes: on PostgreSQL it runs only while holding an
-advisory lock named after the projection. A running runner keeps its state in memory (read
-again every ``STATE_REFRESH_S``, and after a failure or a command of its own), so with nothing
-new in the log a wake-up costs one read of the head. Past events of other topics only, its
-position moves on in memory and is written at most once every ``IDLE_WRITE_S`` (a restart reads
-those events again and finds nothing to apply in them).
+In the engine, the process's log reader (``adapters.log_reader``) feeds every runner from one
+read of the log (``wants``, ``take``, and ``work`` for a rebuild's batches); ``run_once`` and
+``catch_up`` read for themselves (tests, the CLI). One runner per projection across processes:
+it runs only while its process holds the lock named after the projection (an advisory lock on
+PostgreSQL). A running runner keeps its state in memory (read again every ``STATE_REFRESH_S``,
+and after a failure or a command of its own). Past events of other topics only, its position
+moves on in memory and is written at most once every ``IDLE_WRITE_S`` (a restart reads those
+events again and finds nothing to apply in them).
 
 The state in memory may be stale (another process's command); it is never acted on as it is.
 Each batch first reads the stored state inside its transaction (``projections.state``) and
@@ -28,7 +30,6 @@ from typing import Any
 import msgspec
 import psycopg
 
-from adapters.batch_loop import BatchLoop
 from adapters.eventstore import RecorderEventStore, topic_of
 from adapters.outages import log_failure, unavailable
 from adapters.views import Tx, ViewDatabase
@@ -75,7 +76,7 @@ class ProjectionRunner:
         projection: Projection,
         *,
         batch_size: int = 500,
-        poll_interval: float = 0.25,
+        wake: Callable[[], None] = lambda: None,
         publish: Callable[[Change], None] | None = None,
         retire_after: float = RETIRE_AFTER_S,
         state_refresh: float = STATE_REFRESH_S,
@@ -94,19 +95,23 @@ class ProjectionRunner:
         self._eager = False  # catching up: every position is written
         self._superseded = False  # the last batch was given up: the state had moved on
         self._reap_at = 0.0  # when to look for retired generations past their grace next
-        self._loop = BatchLoop(
-            f"projection:{projection.name}",
-            self.run_once,
-            batch_size=batch_size,
-            poll_interval=poll_interval,
-            lock=views.try_lock,
-        )
-        store.on_append(self._loop.wake)
+        self._offered: ProjectionState | None = None  # the state ``wants`` answered from
+        self._wake = wake
 
     @property
     def name(self) -> str:
         """The projection's name."""
         return self.projection.name
+
+    @property
+    def lock_name(self) -> str:
+        """One runner per projection across processes: the lock it runs under."""
+        return f"projection:{self.name}"
+
+    @property
+    def topics(self) -> Sequence[str]:
+        """The topics of the events the projection applies."""
+        return self._topics
 
     # -- set-up and control (any process) --------------------------------------------------
 
@@ -230,6 +235,39 @@ class ProjectionRunner:
             raise
         return applied
 
+    # -- as a consumer of the process's log reader (adapters.log_reader) ------------------
+
+    def work(self) -> int:
+        """Look for retired generations now and then; run a rebuild's next batch."""
+        self._superseded = False
+        if time.monotonic() >= self._reap_at:
+            self.drop_retired()
+        state = self._running_state()
+        if state.state != "live" or state.rebuild_generation is None:
+            return 0
+        self._known = None
+        try:
+            return self._rebuild_batch(self.state(), self._store.head())
+        finally:
+            self._known = None
+
+    def wants(self) -> int | None:
+        """The live position, unless the projection is stopped at a failing event."""
+        state = self._running_state()
+        self._offered = state if state.state == "live" else None
+        return self._offered.position if self._offered else None
+
+    def take(self, batch: Sequence[tuple[Any, DomainEvent]], upto: int) -> None:
+        """Apply the reader's batch to the live generation; the position moves to ``upto``."""
+        state, self._offered = self._offered, None
+        if state is None:
+            return
+        try:
+            self._apply_live(state, batch, upto)
+        except Exception:
+            self._known = None
+            raise
+
     def _running_state(self) -> ProjectionState:
         """The state as this runner last wrote it, read again from the database every
         ``state_refresh`` seconds (a command of another process: rebuild, retry, skip) and
@@ -250,8 +288,13 @@ class ProjectionRunner:
 
     def _live_batch(self, state: ProjectionState, head: int) -> int:
         batch = self._store.notifications(state.position, self._batch_size, self._topics, head)
+        return self._apply_live(state, batch, self._upto(batch, head))
+
+    def _apply_live(
+        self, state: ProjectionState, batch: Sequence[tuple[Any, DomainEvent]], upto: int
+    ) -> int:
         table = table_name(self.name, state.generation)
-        advance = self._advance("position", batch, head)
+        advance = self._advance("position", batch, upto)
         if not batch and not self._eager and time.monotonic() - self._written_at < IDLE_WRITE_S:
             if self._known is not None:  # nothing of ours: move on in memory only
                 self._known = msgspec.structs.replace(self._known, **advance)
@@ -336,7 +379,7 @@ class ProjectionRunner:
                 if not _still_building(stored, generation, start):
                     return self._give_up()
                 self._apply_all(tx, table_name(self.name, generation), batch)
-                advance = self._advance("rebuild_position", batch, head)
+                advance = self._advance("rebuild_position", batch, self._upto(batch, head))
                 self._write(tx, **advance)
                 swapped = len(batch) < self._batch_size
                 if swapped:
@@ -408,12 +451,15 @@ class ProjectionRunner:
                 raise
             raise ProjectionFailed(batch[0][0].id, batch[0][1], cause) from cause
 
+    def _upto(self, batch: Sequence[tuple[Any, DomainEvent]], head: int) -> int:
+        """How far a batch read up to ``head`` has seen: a short batch saw everything."""
+        return head if len(batch) < self._batch_size else batch[-1][0].id
+
+    @staticmethod
     def _advance(
-        self, column: str, batch: Sequence[tuple[Any, DomainEvent]], head: int
+        column: str, batch: Sequence[tuple[Any, DomainEvent]], upto: int
     ) -> dict[str, Any]:
-        """A short batch means everything up to ``head`` was seen."""
-        position = head if len(batch) < self._batch_size else batch[-1][0].id
-        changes: dict[str, Any] = {column: position}
+        changes: dict[str, Any] = {column: upto}
         if batch and column == "position":
             changes["last_event_at"] = batch[-1][1].timestamp.isoformat()
         return changes
@@ -441,19 +487,9 @@ class ProjectionRunner:
         for statement in self.projection.schema:
             tx.execute(statement.replace("{t}", table_name(self.name, generation)))
 
-    # -- the background thread -------------------------------------------------------------
-
     def wake(self) -> None:
-        """Look at the log now."""
-        self._loop.wake()
-
-    def start(self) -> None:
-        """Run in a background thread (while this process holds the projection's lock)."""
-        self._loop.start()
-
-    def stop(self) -> None:
-        """Stop after the current batch."""
-        self._loop.stop()
+        """Have the process's log reader look at the log now (after a command)."""
+        self._wake()
 
 
 def _still_building(state: ProjectionState, generation: int, start: int) -> bool:

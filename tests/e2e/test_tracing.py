@@ -106,8 +106,9 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def engine_settings(receiver: Receiver) -> dict[str, str]:
-    """Spans to the receiver, exported every 200 ms."""
+    """Spans to the receiver, exported every 200 ms; access lines on (they are off by default)."""
     return {
+        "ACCESS_LOG": "on",
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         "OTEL_SERVICE_NAME": "bitloot-test",
         "OTEL_BSP_SCHEDULE_DELAY": "200",

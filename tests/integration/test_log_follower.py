@@ -14,6 +14,7 @@ from eventsourcing.persistence import Tracking
 
 from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.log_follower import LogFollower, PostgresWakeUp
+from adapters.log_reader import LogReader
 from application.process_manager import ProcessManager
 from domain import order as rules
 from domain import payments
@@ -122,8 +123,9 @@ def test_background_follower_is_woken_by_appends_in_process(env: dict[str, str])
     store = open_event_store(env)
     dispatcher = RecordingDispatcher()
     manager = ProcessManager(dispatcher)
-    follower = LogFollower("pm", store, manager.handle, manager.topics, poll_interval=30)
-    follower.start()
+    reader = LogReader(store, [LogFollower("pm", store, manager.handle, manager.topics)],
+                       poll_interval=30)  # fmt: skip
+    reader.start()
     try:
         time.sleep(0.1)
         events = paid_order_events()
@@ -132,7 +134,7 @@ def test_background_follower_is_woken_by_appends_in_process(env: dict[str, str])
         assert wait_for(lambda: dispatcher.sent)
         assert time.monotonic() - started < 2
     finally:
-        follower.stop()
+        reader.stop()
         store.close()
 
 
@@ -142,9 +144,10 @@ def test_postgres_notify_wakes_a_follower_in_another_process(pg_schema: str) -> 
     writer_store = open_event_store(postgres_env(pg_schema))
     dispatcher = RecordingDispatcher()
     manager = ProcessManager(dispatcher)
-    follower = LogFollower("pm", follower_store, manager.handle, manager.topics, poll_interval=30)
-    wake = PostgresWakeUp(POSTGRES_URL, "bitloot_events", follower.wake)
-    follower.start()
+    follower = LogFollower("pm", follower_store, manager.handle, manager.topics)
+    reader = LogReader(follower_store, [follower], poll_interval=30)
+    wake = PostgresWakeUp(POSTGRES_URL, "bitloot_events", reader.wake)
+    reader.start()
     wake.start()
     try:
         time.sleep(0.3)
@@ -154,6 +157,6 @@ def test_postgres_notify_wakes_a_follower_in_another_process(pg_schema: str) -> 
         assert time.monotonic() - started < 2
     finally:
         wake.stop()
-        follower.stop()
+        reader.stop()
         writer_store.close()
         follower_store.close()

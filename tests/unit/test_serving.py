@@ -48,12 +48,19 @@ def test_forwarding_headers_are_believed_only_from_trusted_proxies(tmp_path: Pat
     any local caller); with it, only from those proxies."""
     plain = uvicorn_options(load_settings({"VAR_DIR": str(tmp_path), "PORT": "8123"}))
     assert plain == {"host": "127.0.0.1", "port": 8123, "proxy_headers": False,
-                     "forwarded_allow_ips": None}  # fmt: skip
+                     "forwarded_allow_ips": None, "timeout_graceful_shutdown": 10,
+                     "access_log": False}  # fmt: skip
     behind = uvicorn_options(
         load_settings({"VAR_DIR": str(tmp_path), "TRUSTED_PROXIES": "10.0.0.2,10.9.0.0/16"})
     )
     assert behind["proxy_headers"] is True
     assert behind["forwarded_allow_ips"] == ["10.0.0.2", "10.9.0.0/16"]
+
+
+def test_access_lines_are_off_unless_asked_for(tmp_path: Path) -> None:
+    """A line per request costs more than some routes at a sale's pace: ``ACCESS_LOG=on``."""
+    asked = uvicorn_options(load_settings({"VAR_DIR": str(tmp_path), "ACCESS_LOG": "on"}))
+    assert asked["access_log"] is True
 
 
 @pytest.mark.parametrize(

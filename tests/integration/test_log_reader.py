@@ -1,0 +1,132 @@
+"""One reader of the log per process: every consumer is fed from one read of each batch, a
+failing consumer does not hold the others back, and a consumer runs only under its lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.eventstore import RecorderEventStore, open_event_store, topic_of
+from adapters.log_reader import LogReader
+from adapters.views import HeldLock
+from domain.events import DomainEvent, OrderPaid, OrderPlaced
+from tests.integration.test_log_follower import paid_order_events
+
+
+class Recorder:
+    """A consumer that keeps what it is given; it fails while ``failing`` is set."""
+
+    def __init__(self, name: str, topics: Sequence[type[DomainEvent]] = ()) -> None:
+        self.lock_name = name
+        self.topics = [topic_of(t) for t in topics]
+        self.position = 0
+        self.seen: list[DomainEvent] = []
+        self.failing = False
+
+    def work(self) -> int:
+        return 0
+
+    def wants(self) -> int:
+        return self.position
+
+    def take(self, batch: Sequence[tuple[Any, DomainEvent]], upto: int) -> None:
+        if self.failing:
+            raise RuntimeError("this consumer fails")
+        self.seen.extend(event for _notification, event in batch)
+        self.position = upto
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RecorderEventStore]:
+    opened = open_event_store(
+        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "es.db")}
+    )
+    yield opened
+    opened.close()
+
+
+def counting_reads(store: RecorderEventStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times the log is read (one entry per ``notifications`` call)."""
+    reads: list[int] = []
+    original = store.notifications
+
+    def notifications(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store, "notifications", notifications)
+    return reads
+
+
+def test_every_consumer_is_fed_from_one_read(
+    store: RecorderEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orders = [paid_order_events() for _ in range(3)]
+    for events in orders:
+        store.save(events)
+    everything, placed, paid = (
+        Recorder("all"),
+        Recorder("placed", [OrderPlaced]),
+        Recorder("paid", [OrderPaid]),
+    )
+    reads = counting_reads(store, monkeypatch)
+
+    reader = LogReader(store, [everything, placed, paid])
+    assert reader.run_once() == 0  # one short batch: nothing more to read at once
+
+    assert len(reads) == 1
+    assert len(everything.seen) == sum(len(events) for events in orders)
+    assert [type(e) for e in placed.seen] == [OrderPlaced] * 3
+    assert [type(e) for e in paid.seen] == [OrderPaid] * 3
+    assert everything.position == placed.position == paid.position == store.head()
+
+
+def test_a_full_batch_reads_on_from_the_slowest_consumer(store: RecorderEventStore) -> None:
+    for _ in range(4):
+        store.save(paid_order_events())
+    first, second = Recorder("first"), Recorder("second", [OrderPaid])
+    reader = LogReader(store, [first, second], batch_size=5)
+    while reader.run_once():
+        pass
+    assert first.position == second.position == store.head()
+    assert len(second.seen) == 4
+
+
+def test_a_failing_consumer_keeps_its_place_and_holds_no_one_back(
+    store: RecorderEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("adapters.log_reader.PAUSE_AFTER_FAILURE_S", 0.0)
+    store.save(paid_order_events())
+    healthy, failing = Recorder("healthy"), Recorder("failing")
+    failing.failing = True
+    reader = LogReader(store, [healthy, failing])
+
+    reader.run_once()
+    assert healthy.position == store.head()
+    assert failing.position == 0
+
+    failing.failing = False
+    store.save(paid_order_events())
+    reader.run_once()
+    assert failing.position == healthy.position == store.head()
+    assert len(failing.seen) == len(healthy.seen)
+
+
+def test_a_consumer_runs_only_while_its_process_holds_its_lock(store: RecorderEventStore) -> None:
+    store.save(paid_order_events())
+    taken: set[str] = {"mine"}
+
+    @contextmanager
+    def lock(name: str) -> Iterator[HeldLock]:
+        yield HeldLock(taken=name in taken)
+
+    mine, elsewhere = Recorder("mine"), Recorder("held elsewhere")
+    reader = LogReader(store, [mine, elsewhere], lock=lock)
+    reader.run_once()
+    assert mine.position == store.head()
+    assert elsewhere.seen == []
+    reader.stop()
