@@ -27,7 +27,7 @@ from prometheus_client import start_http_server
 
 from adapters.redaction import redact_credentials
 from domain.evidence import bundles_in, read_public_key, verify_bundle
-from entrypoints import maintenance
+from entrypoints import maintenance, processes
 from entrypoints.bootstrap import WORKER_THREADS, Engine, bootstrap
 from entrypoints.http.app import create_app
 from entrypoints.http.auth import mint_token
@@ -87,15 +87,31 @@ def _log_through_a_queue() -> QueueListener:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bitloot", description="BitLoot fulfillment engine")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the API (with worker and process manager)")
-    serve.add_argument("--no-worker", action="store_true", help="leave actors to `bitloot worker`")
+    serve = commands.add_parser("serve", help="run the API (with workers and process manager)")
+    layout = serve.add_mutually_exclusive_group()
+    layout.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="start N `bitloot worker` processes beside the API (PostgreSQL + Redis; default: "
+        "the usable cores but one, at least 1); 0 runs the actors in this process (the "
+        "embedded default's only layout)",
+    )
+    layout.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run no actors here and start no worker process: leave them to `bitloot worker`",
+    )
     serve.add_argument(
         "--no-followers",
         action="store_true",
         help="leave the process manager, projections, sweeper and catalog sync to "
-        "`bitloot worker --followers` (PostgreSQL)",
+        "`bitloot worker --followers` (PostgreSQL + Redis; the worker processes of --workers "
+        "then run them)",
     )
-    serve.add_argument("--threads", type=int, default=WORKER_THREADS, help="in-process actors")
+    serve.add_argument(
+        "--threads", type=int, default=WORKER_THREADS, help="actor threads (per worker process)"
+    )
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run Dramatiq actors (needs REDIS_URL)")
     worker.add_argument("--threads", type=int, default=WORKER_THREADS)
@@ -111,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         help="serve this worker's /metrics (its actors' runs, failures, retries, durations) "
         "on HOST:PORT",
     )
+    worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # started by `serve`
     worker.set_defaults(run=_worker)
     sandbox = commands.add_parser("sandbox", help="run the Kinguin and NOWPayments sandboxes alone")
     sandbox.set_defaults(run=_sandbox)
@@ -306,22 +323,47 @@ def _redact_uvicorn_logs() -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    if args.no_followers and not settings.redis_url:
-        print(
-            "bitloot serve --no-followers needs PostgreSQL and Redis: the log followers then "
-            "run in a `bitloot worker --followers`",
-            file=sys.stderr,
-        )
+    """The API, and per the layout the actors here, worker processes beside it, or neither
+    (``entrypoints.processes``)."""
+    refusal = _serve_refusal(settings, args)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
         return 2
     _redact_uvicorn_logs()
     confirm_providers(settings)
-    engine = bootstrap(settings)
+    engine = bootstrap(settings)  # the schema exists from here on: children may start
+    children = processes.worker_processes(settings, args.workers, no_worker=args.no_worker)
+    in_process = not args.no_worker and not children
     app = create_app(
-        engine, worker=not args.no_worker, followers=not args.no_followers, threads=args.threads
+        engine, worker=in_process, followers=not args.no_followers, threads=args.threads
     )
     print(banner(settings), flush=True)
-    run_http(app, settings)
+    if not children:
+        log.info(_layout(args, [], worker=in_process))
+        run_http(app, settings)
+        return 0
+    command = processes.worker_command(args.threads, followers=args.no_followers)
+    with processes.stop_on_signals(), processes.WorkerProcesses(command, children) as workers:
+        log.info(_layout(args, workers.pids(), worker=False))
+        run_http(app, settings)
     return 0
+
+
+def _serve_refusal(settings: Settings, args: argparse.Namespace) -> str | None:
+    if args.no_followers and not settings.redis_url:
+        return (
+            "bitloot serve --no-followers needs PostgreSQL and Redis: the log followers then "
+            "run in a `bitloot worker --followers`"
+        )
+    return processes.layout_refusal(settings, args.workers)
+
+
+def _layout(args: argparse.Namespace, pids: list[int], *, worker: bool) -> str:
+    """With ``--no-followers`` and worker processes, the followers run in those."""
+    followers = "here" if not args.no_followers else "workers" if pids else "elsewhere"
+    return processes.describe_layout(
+        pids, actors_here=worker, followers=followers, threads=args.threads
+    )
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -336,6 +378,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
+    if args.parent_pid is not None:
+        processes.watch_parent(args.parent_pid, stopping)
     engine.start(worker=True, followers=args.followers, threads=args.threads)
     log.info(
         "worker running on %s with %d threads%s",

@@ -42,8 +42,10 @@ CONVERGE_WITHIN_S = 60
 
 @dataclass
 class Shop:
-    """One ``bitloot serve`` (API, process manager and worker in one process) that can be killed
-    and started again on the same ``VAR_DIR`` and database."""
+    """One ``bitloot serve --workers 0`` (API, process manager and worker in one process: the
+    kill stops all of the engine's work at once, on PostgreSQL + Redis too, where the default
+    layout would start worker processes that stop gracefully with it) that can be killed and
+    started again on the same ``VAR_DIR`` and database."""
 
     tmp: Path
     env: dict[str, str]
@@ -54,7 +56,7 @@ class Shop:
     def start(self) -> None:
         log = self.tmp / f"serve-{len(self.logs)}.log"
         self.logs.append(log)
-        self.process = start_process([BITLOOT, "serve"], self.env, log)
+        self.process = start_process([BITLOOT, "serve", "--workers", "0"], self.env, log)
         wait_healthy(self.url, self.process, log)
 
     def kill(self) -> None:

@@ -16,6 +16,7 @@ from adapters.signing import Ed25519Signer
 from entrypoints.cli import _parser
 from entrypoints.http.app import nowpayments_sandbox_config
 from entrypoints.http.webhooks import ipn_secrets
+from entrypoints.processes import layout_refusal, usable_cores, worker_processes
 from entrypoints.providers import real_money_refusal, supplier_must_identify
 from entrypoints.settings import ConfigError, load_settings
 
@@ -153,6 +154,28 @@ def test_serve_without_followers_is_refused_on_the_embedded_default(
     args = _parser().parse_args(["serve", "--no-followers"])
     assert args.run(load_settings({"VAR_DIR": str(tmp_path)}), args) == 2
     assert "needs PostgreSQL and Redis" in capsys.readouterr().err
+
+
+def test_worker_processes_are_the_default_on_postgresql_and_redis_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bitloot serve`` starts a worker process per usable core but one (at least one) on
+    PostgreSQL + Redis, none on the embedded default, which refuses ``--workers N``;
+    ``--no-worker`` starts none, and does not go with ``--workers``."""
+    embedded = load_settings({"VAR_DIR": str(tmp_path / "a")})
+    distributed = load_settings({"VAR_DIR": str(tmp_path / "b"),
+                                 "DATABASE_URL": "postgresql://u@db/shop",
+                                 "REDIS_URL": "redis://cache:6379/0"})  # fmt: skip
+    assert worker_processes(embedded, None, no_worker=False) == 0
+    assert worker_processes(distributed, None, no_worker=False) == max(1, usable_cores() - 1)
+    assert worker_processes(distributed, 3, no_worker=False) == 3
+    assert worker_processes(distributed, None, no_worker=True) == 0
+    args = _parser().parse_args(["serve", "--workers", "1"])
+    assert args.run(embedded, args) == 2
+    assert "--workers N needs PostgreSQL and Redis" in capsys.readouterr().err
+    assert layout_refusal(embedded, 0) is None
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["serve", "--workers", "2", "--no-worker"])
 
 
 def test_processes_starting_together_on_one_folder_agree_on_its_secrets(tmp_path: Path) -> None:
