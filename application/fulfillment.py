@@ -131,6 +131,7 @@ class Fulfillment:
                     now=self._clock.now(),
                 )
             ),
+            order,
         )
 
     # -- background work (Dramatiq actors call these) --------------------------------------
@@ -257,7 +258,7 @@ class Fulfillment:
             raise KeysNotReady(f"{len(keys)} of {order.quantity} keys delivered")
         receipts = [self._seal(order.id, key) for key in keys[: order.quantity]]
         self._orders.decide(
-            order.id, lambda o: supply.keys_delivered(o, receipts, self._clock.now())
+            order.id, lambda o: supply.keys_delivered(o, receipts, self._clock.now()), order
         )
 
     def _lost_purchase(self, order: Order, refusal: SupplierRejected) -> None:

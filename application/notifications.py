@@ -11,7 +11,7 @@ from application.key_access import KeyAccess
 from application.orders import Orders
 from application.ports import Clock, LinkFormatter, Mailer
 from domain import access
-from domain.order import Status
+from domain.order import Order, Status
 
 
 class Notifier:
@@ -41,7 +41,8 @@ class Notifier:
             return
         email = self._customers.email_of(order)
         if order.shredded or not email:
-            self._record(order_id, channel="none", message_id="no address or no keys to send")
+            nothing = "no address or no keys to send"
+            self._record(order_id, order, channel="none", message_id=nothing)
             return
         link = self._keys.issue_owner_link(order_id, order)
         url = self._links.url(order_id, link.link_id, link.expires_at)
@@ -51,14 +52,18 @@ class Notifier:
             text=_body(str(order_id), url, link.expires_at.isoformat()),
             idempotency_key=f"bitloot-order-{order_id}-fulfilled",
         )
-        self._record(order_id, channel="email", message_id=message_id)
+        self._record(order_id, None, channel="email", message_id=message_id)  # the link moved it on
 
-    def _record(self, order_id: UUID, *, channel: str, message_id: str) -> None:
+    def _record(
+        self, order_id: UUID, known: Order | None, *, channel: str, message_id: str
+    ) -> None:
+        """Record the notice; ``known``: the order as just read, if nothing was saved since."""
         self._orders.decide(
             order_id,
             lambda o: access.notified(
                 o, channel=channel, message_id=message_id, now=self._clock.now()
             ),
+            known,
         )
 
 
