@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -53,11 +54,13 @@ class BatchLoop:
         batch_size: int,
         poll_interval: float,
         lock: Lock | None = None,
+        min_interval: float = 0.0,
     ) -> None:
         self._name = name
         self._step = step
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._min_interval = min_interval
         self._lock = lock
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -96,6 +99,7 @@ class BatchLoop:
         while not self._stopping.is_set():
             if held is not None and not self._still_held(held):
                 return
+            started = time.monotonic()
             try:
                 handled = self._step()
             except Exception as failure:  # noqa: BLE001 - logged; the loop outlives a bad batch
@@ -105,6 +109,15 @@ class BatchLoop:
             if handled < self._batch_size:
                 self._wake.wait(self._poll_interval)
                 self._wake.clear()
+                self._pace(started)
+
+    def _pace(self, started: float) -> None:
+        """Start the next batch no sooner than ``min_interval`` after the last one started:
+        under a stream of wake-ups the batches grow instead of the passes multiplying (each
+        pass has a fixed cost); after a quiet spell the next one starts at once."""
+        rest = self._min_interval - (time.monotonic() - started)
+        if rest > 0:
+            self._stopping.wait(rest)
 
     def _still_held(self, held: Held) -> bool:
         try:

@@ -4,8 +4,11 @@ its topics that it has not seen yet; each consumer then writes its effects and i
 
 Before, every consumer ran a loop of its own, and each commit woke all of them: six reads of the
 head, six notification queries, six lock probes and six decodings of the same events. Now one
-thread does the reading for all of them, woken (coalesced) by appends in this process and, on
-PostgreSQL, by the recorder's ``NOTIFY``.
+thread does the reading for all of them, woken by appends in this process and, on PostgreSQL,
+by the recorder's ``NOTIFY``. Wake-ups coalesce: those that arrive during a pass make one more
+pass, and under a stream of them a pass starts at most every ``MIN_INTERVAL_S``, so that the
+batches grow rather than the passes (each costs every consumer a transaction) multiply; after a
+quiet spell a wake-up is served at once.
 
 Each consumer still runs in one process at a time across processes: it takes part only while
 this process holds its lock (asked for again every ``STAND_BY_S`` while another process holds
@@ -32,6 +35,7 @@ from domain.events import DomainEvent
 log = logging.getLogger(__name__)
 
 Batch = Sequence[tuple[Any, DomainEvent]]  # (notification, its event), in log order
+MIN_INTERVAL_S = 0.01  # under load, passes at most this often: wake-ups coalesce into batches
 
 
 class Consumer(Protocol):
@@ -74,12 +78,17 @@ class LogReader:
         lock: Lock | None = None,
         batch_size: int = 500,
         poll_interval: float = 0.25,
+        min_interval: float = MIN_INTERVAL_S,
     ) -> None:
         self._store = store
         self._turns = [_Turn(consumer, lock) for consumer in consumers]
         self._batch_size = batch_size
         self._loop = BatchLoop(
-            "log-reader", self.run_once, batch_size=1, poll_interval=poll_interval
+            "log-reader",
+            self.run_once,
+            batch_size=1,
+            poll_interval=poll_interval,
+            min_interval=min_interval,
         )
         store.on_append(self._loop.wake)
 

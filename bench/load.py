@@ -236,6 +236,11 @@ async def _load(
         (f"cpu[{name}]", f"{used / elapsed:.2f} cores, {used * 1000 / fulfilled:.1f} ms per order")
         for name, used in sorted(cpu_used.items())
     ]
+    engine = sum(used for name, used in cpu_used.items() if not name.startswith("sandbox"))
+    figures.append(
+        ("cpu[engine]", f"{engine / elapsed:.2f} cores, {engine * 1000 / fulfilled:.1f} ms per "
+                        "order (every serve and worker process; a sandbox of its own apart)")
+    )  # fmt: skip
     return figures
 
 
@@ -456,7 +461,8 @@ def _cpu_seconds() -> dict[str, float]:
 
 
 def _engine_processes() -> list[tuple[str, Path]]:
-    """``("serve <pid>" | "worker <pid>", /proc/<pid>)`` of every ``bitloot`` process."""
+    """``("serve <pid>" | "worker <pid>" | "sandbox <pid>", /proc/<pid>)`` of every
+    ``bitloot`` process."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -469,7 +475,7 @@ def _engine_processes() -> list[tuple[str, Path]]:
         bitloot = any(
             w in ("bitloot", "entrypoints.cli") or w.endswith("/bitloot") for w in words[:3]
         )
-        kind = next((w for w in words if w in ("serve", "worker")), None)
+        kind = next((w for w in words if w in ("serve", "worker", "sandbox")), None)
         if bitloot and kind:
             found.append((f"{kind} {proc.name}", proc))
     return found

@@ -3,6 +3,8 @@ failing consumer does not hold the others back, and a consumer runs only under i
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from adapters.batch_loop import BatchLoop
 from adapters.eventstore import RecorderEventStore, open_event_store, topic_of
 from adapters.log_reader import LogReader
 from adapters.views import HeldLock
@@ -130,3 +133,24 @@ def test_a_consumer_runs_only_while_its_process_holds_its_lock(store: RecorderEv
     assert mine.position == store.head()
     assert elsewhere.seen == []
     reader.stop()
+
+
+def test_a_stream_of_wake_ups_makes_paced_passes_not_one_each() -> None:
+    """Woken without pause, the loop starts a pass at most every ``min_interval``: the
+    wake-ups coalesce, and the work of each pass grows instead."""
+    passes: list[float] = []
+
+    def step() -> int:
+        passes.append(time.monotonic())
+        return 0
+
+    loop = BatchLoop("paced", step, batch_size=1, poll_interval=5.0, min_interval=0.05)
+    loop.start()
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        loop.wake()
+        time.sleep(0.001)
+    loop.stop()
+    assert 2 <= len(passes) <= 12  # some 400 wake-ups, one pass per 50 ms at most
+    gaps = [later - earlier for earlier, later in itertools.pairwise(passes)]
+    assert min(gaps) >= 0.045
