@@ -10,18 +10,21 @@ add one (its own background task waits, not a request of the engine).
 
 ``Callbacks`` is a Litestar plugin: the app that mounts the sandboxes closes it at shutdown,
 which stops the senders and fails the webhooks still queued (``CallbacksClosed``, an
-``httpx.TransportError``, which the sandboxes already handle as an unreachable receiver). A
+``httpx.TransportError``; the sandboxes stop retrying them, and the count is one WARNING line). A
 sandbox built without one (a test's router) makes a client per call, which needs no closing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 import httpx
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPlugin
+
+logger = logging.getLogger(__name__)
 
 SENDERS = 8  # webhooks in flight at once, each sender on its own kept-alive connection
 QUEUE_SIZE = 10_000  # webhooks waiting for a sender before a sandbox waits to add one
@@ -55,6 +58,11 @@ class Callbacks(InitPlugin):
         self._client: httpx.AsyncClient | None = None
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        """Whether the app is shutting down (a sender of webhooks stops retrying)."""
+        return self._closed
+
     async def post(
         self, url: str, body: bytes, headers: dict[str, str], timeout: float
     ) -> httpx.Response:
@@ -81,8 +89,11 @@ class Callbacks(InitPlugin):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        unsent = self._queue.qsize()
         while not self._queue.empty():
             _fail(self._queue.get_nowait(), CallbacksClosed("the sandbox shut down"))
+        if unsent:
+            logger.warning("sandbox webhooks: %d still queued at shutdown, not sent", unsent)
         self._queue = asyncio.Queue(self._queue_size)  # a restarted app may run on another loop
         if self._client is not None:
             await self._client.aclose()

@@ -78,7 +78,7 @@ from litestar.exceptions import ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
-from entrypoints.sandboxes.callbacks import Callbacks
+from entrypoints.sandboxes.callbacks import Callbacks, CallbacksClosed
 from entrypoints.sandboxes.control import (
     CONTROL_OPT,
     ControlCheck,
@@ -833,6 +833,8 @@ class _KinguinSandbox:
         for delay in (*_WEBHOOK_RETRY_DELAYS_S, None):
             if await self._post_webhook(event_name, body) or delay is None:
                 return
+            if self._config.callbacks.closed:
+                return  # shutting down: counted by the callbacks' close
             await asyncio.sleep(delay)
 
     async def _post_webhook(self, event_name: str, body: bytes) -> bool:
@@ -845,6 +847,8 @@ class _KinguinSandbox:
         }
         try:
             response = await self._config.callbacks.post(url, body, headers, _WEBHOOK_TIMEOUT_S)
+        except CallbacksClosed:
+            return False
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             logger.warning("kinguin sandbox: webhook to %s failed: %r", url, exc)
             return False

@@ -54,7 +54,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, RawBody
 
 from adapters.nowpayments_signature import canonical_body, sign
-from entrypoints.sandboxes.callbacks import Callbacks
+from entrypoints.sandboxes.callbacks import Callbacks, CallbacksClosed
 from entrypoints.sandboxes.control import (
     ControlCheck,
     SandboxControlError,
@@ -631,6 +631,8 @@ async def _post(callbacks: Callbacks, url: str, body: bytes, headers: dict[str, 
     """POST ``body``; return the receiver's status code, or ``None`` when it is unreachable."""
     try:
         response = await callbacks.post(url, body, headers, _IPN_TIMEOUT_S)
+    except CallbacksClosed:
+        return None  # shutting down: counted by the callbacks' close
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         logger.warning("nowpayments sandbox: IPN to %s failed: %r", url, exc)
         return None
