@@ -8,7 +8,7 @@ An outage of the database or Redis (``adapters.outages``) is expected: the faile
 lock that could not be taken and the lock that was lost are each one WARNING line saying when
 the loop tries again; anything else keeps its traceback. A lock whose connection died (a
 database restart, ``pg_terminate_backend``) is no longer held, so the loop makes sure it still
-holds its lock before every batch (a look at the lock's own connection, which a restart cuts)
+holds its lock before every batch (a look at the lock's own connection, ``HeldLock.verify``)
 and stands by as soon as it is gone rather than working beside its successor."""
 
 from __future__ import annotations
@@ -55,12 +55,14 @@ class BatchLoop:
         poll_interval: float,
         lock: Lock | None = None,
         min_interval: float = 0.0,
+        finish: Callable[[], None] | None = None,
     ) -> None:
         self._name = name
         self._step = step
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._min_interval = min_interval
+        self._finish = finish  # run in the loop's thread as it ends
         self._lock = lock
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -83,6 +85,13 @@ class BatchLoop:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        try:
+            self._run_until_stopped()
+        finally:
+            if self._finish is not None:
+                self._finish()
+
+    def _run_until_stopped(self) -> None:
         if self._lock is None:
             self._loop(None)
             return

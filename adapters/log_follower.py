@@ -77,6 +77,10 @@ class LogFollower:
         """Nothing of its own besides the log (the reader's consumer protocol)."""
         return 0
 
+    def resume(self) -> None:
+        """Read the position from the tracking table again (its lock was just taken)."""
+        self._position = None
+
     def wants(self) -> int:
         """The position after which it needs events."""
         return self.position

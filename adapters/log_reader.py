@@ -51,6 +51,11 @@ class Consumer(Protocol):
         """The topics it reads (all of them when empty)."""
         ...
 
+    def resume(self) -> None:
+        """Its lock has just been taken: forget what it kept in memory of its position and
+        state (another process may have moved them on)."""
+        ...
+
     def work(self) -> int:
         """Work of its own, run before each batch while it holds its lock (a rebuild's batch):
         how many events that took (the reader goes on at once while it is not 0)."""
@@ -89,6 +94,7 @@ class LogReader:
             batch_size=1,
             poll_interval=poll_interval,
             min_interval=min_interval,
+            finish=self._release_all,
         )
         store.on_append(self._loop.wake)
 
@@ -122,6 +128,7 @@ class LogReader:
         fed = [
             turn.take(_slice(batch, position, turn.consumer.topics), upto)
             for turn, position in behind
+            if position < upto  # one already past a full batch's end waits for a later one
         ]
         return all(fed) and upto < head
 
@@ -130,8 +137,11 @@ class LogReader:
         self._loop.start()
 
     def stop(self) -> None:
-        """Stop after the current batch; release the consumers' locks."""
+        """Stop after the current batch; the reader's thread then releases the consumers'
+        locks (never while one of them is still writing)."""
         self._loop.stop()
+
+    def _release_all(self) -> None:
         for turn in self._turns:
             turn.release()
 
@@ -205,6 +215,7 @@ class _Turn:
             context.__exit__(None, None, None)
             return False
         self._context, self._held = context, held
+        self.consumer.resume()  # another process may have moved it on meanwhile
         return True
 
     def _failed(self, what: str, failure: Exception, then: str = "") -> None:

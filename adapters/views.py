@@ -11,6 +11,7 @@ import fcntl
 import select
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from adapters.outages import unavailable
@@ -25,6 +27,11 @@ from adapters.outages import unavailable
 Row = tuple[Any, ...]
 POOL_TIMEOUT_S = 5.0  # a query waits this long for a connection, then fails (the database is down)
 MISSING_TABLE_ERRORS = (psycopg.errors.UndefinedTable, sqlite3.OperationalError)
+PROBE_EVERY_S = 5.0  # a held lock's connection is asked SELECT 1 at least this often
+# A lock's connection idles for as long as its part runs: TCP keepalives find one whose peer is
+# gone without a word (about 10 + 3 x 5 s), and keep a NAT or load balancer from dropping it.
+LOCK_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5",
+                   "keepalives_count": "3"}  # fmt: skip
 """What a statement on a table that does not exist raises (``missing_table`` tells which)."""
 
 
@@ -216,24 +223,36 @@ class PostgresViews:
         key = sql.SQL("SELECT pg_try_advisory_lock(hashtext({}))").format(
             sql.Literal(self._lock_prefix + name)
         )
-        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+        conninfo = make_conninfo(self._conninfo, **LOCK_KEEPALIVES)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
             row = conn.execute(key).fetchone()
-            yield HeldLock(taken=bool(row and row[0]), probe=lambda: _check_alive(conn))
+            yield HeldLock(taken=bool(row and row[0]), probe=_LockProbe(conn))
 
     def close(self) -> None:
         """Close the pool."""
         self._pool.close()
 
 
-def _check_alive(conn: psycopg.Connection[Any]) -> None:
-    """Raise if an idle connection has been cut, without a round trip while it has not: the
+class _LockProbe:
+    """Raises once a lock's idle connection has been cut, without a round trip per look: the
     server says nothing to an idle session until it ends it (a restart, a terminated backend:
-    the socket then becomes readable), so only then is a statement sent, which fails."""
-    if conn.closed:
-        raise psycopg.OperationalError("the lock's connection is closed")
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
-        conn.execute("SELECT 1")
+    the socket then becomes readable, and the statement sent then fails). A connection that
+    died without a word (a host gone, a dropped flow) is found by TCP keepalives, which make
+    the socket readable too, and by a statement every ``PROBE_EVERY_S`` at the latest."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._poll = select.poll()
+        self._poll.register(conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        self._probed_at = time.monotonic()
+
+    def __call__(self) -> None:
+        if self._conn.closed:
+            raise psycopg.OperationalError("the lock's connection is closed")
+        due = time.monotonic() - self._probed_at >= PROBE_EVERY_S
+        if due or self._poll.poll(0):
+            self._conn.execute("SELECT 1")
+            self._probed_at = time.monotonic()
 
 
 @contextmanager

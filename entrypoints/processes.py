@@ -58,7 +58,7 @@ def layout_refusal(settings: Settings, workers: int | None) -> str | None:
         return "bitloot serve --workers takes 0 or more"
     if workers and not settings.redis_url:
         return (
-            "bitloot serve --workers N needs PostgreSQL and Redis: worker processes take their "
+            "bitloot serve --workers N needs Redis (REDIS_URL): worker processes take their "
             "messages from Redis; the embedded default runs the actors in this process "
             "(--workers 0)"
         )
@@ -222,7 +222,10 @@ class WorkerProcesses:
         while not self._stopping.wait(POLL_S):
             with self._lock:
                 for slot in self._slots:
-                    self._tend(slot, time.monotonic())
+                    try:
+                        self._tend(slot, time.monotonic())
+                    except Exception:  # a bug: the watch must go on for the other children
+                        log.exception("watching worker processes failed; watching on")
 
     def _tend(self, slot: _Slot, now: float) -> None:
         """Notice a child that has exited; start one again once its pause is over."""

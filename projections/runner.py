@@ -251,6 +251,10 @@ class ProjectionRunner:
         finally:
             self._known = None
 
+    def resume(self) -> None:
+        """Read the state again (its lock was just taken)."""
+        self._known = None
+
     def wants(self) -> int | None:
         """The live position, unless the projection is stopped at a failing event."""
         state = self._running_state()
@@ -294,10 +298,9 @@ class ProjectionRunner:
         self, state: ProjectionState, batch: Sequence[tuple[Any, DomainEvent]], upto: int
     ) -> int:
         table = table_name(self.name, state.generation)
-        advance = self._advance("position", batch, upto)
+        advance = self._advance("position", batch, max(upto, state.position))  # never back
         if not batch and not self._eager and time.monotonic() - self._written_at < IDLE_WRITE_S:
-            if self._known is not None:  # nothing of ours: move on in memory only
-                self._known = msgspec.structs.replace(self._known, **advance)
+            self._move_on(advance)  # nothing of ours: in memory only
             return 0
         try:
             with self._views.transaction() as tx:
@@ -310,10 +313,16 @@ class ProjectionRunner:
             self._apply_one_by_one(state, table, batch)
             return len(batch)
         self._written_at = time.monotonic()
-        if self._known is not None:
-            self._known = msgspec.structs.replace(self._known, **advance)
+        self._move_on(advance)
         self._announce(changes)
         return len(batch)
+
+    def _move_on(self, advance: dict[str, Any]) -> None:
+        """The state in memory, moved on (unless a command has just made it be read again:
+        another thread may set it to None at any moment, hence the one read of it)."""
+        known = self._known
+        if known is not None:
+            self._known = msgspec.structs.replace(known, **advance)
 
     def _writes_live(self, tx: Tx, generation: int) -> bool:
         """Whether the state, held for this transaction, still runs ``generation`` live."""

@@ -57,6 +57,7 @@ class Callbacks(InitPlugin):
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._closed = False
+        self._waiting_for_room = 0  # callers waiting for room in a full queue
 
     @property
     def closed(self) -> bool:
@@ -75,7 +76,11 @@ class Callbacks(InitPlugin):
             raise CallbacksClosed("the sandbox is shutting down")
         self._start()
         webhook = _Webhook(url, body, headers, timeout, asyncio.get_running_loop().create_future())
-        await self._queue.put(webhook)
+        self._waiting_for_room += 1
+        try:
+            await self._queue.put(webhook)
+        finally:
+            self._waiting_for_room -= 1
         return await webhook.answer
 
     def queued(self) -> int:
@@ -89,9 +94,7 @@ class Callbacks(InitPlugin):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        unsent = self._queue.qsize()
-        while not self._queue.empty():
-            _fail(self._queue.get_nowait(), CallbacksClosed("the sandbox shut down"))
+        unsent = await self._drain()
         if unsent:
             logger.warning("sandbox webhooks: %d still queued at shutdown, not sent", unsent)
         self._queue = asyncio.Queue(self._queue_size)  # a restarted app may run on another loop
@@ -99,9 +102,24 @@ class Callbacks(InitPlugin):
             await self._client.aclose()
             self._client = None
 
+    async def _drain(self) -> int:
+        """Fail every queued webhook, and those still waiting for room (each taken makes room
+        for one, which joins the queue at the loop's next turn); return how many."""
+        drained = 0
+        while True:
+            while not self._queue.empty():
+                _fail(self._queue.get_nowait(), CallbacksClosed("the sandbox shut down"))
+                drained += 1
+            if not self._waiting_for_room:
+                return drained
+            await asyncio.sleep(0)
+
     def open(self) -> None:
-        """Take webhooks again (an app started after it was shut down, as tests do)."""
+        """Take webhooks again (an app started after it was shut down, as tests do), with
+        senders and a queue of the running loop."""
         self._closed = False
+        self._tasks = []
+        self._queue = asyncio.Queue(self._queue_size)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """Open when the app starts; close when it shuts down."""

@@ -29,9 +29,13 @@ class Recorder:
         self.position = 0
         self.seen: list[DomainEvent] = []
         self.failing = False
+        self.resumed = 0
 
     def work(self) -> int:
         return 0
+
+    def resume(self) -> None:
+        self.resumed += 1
 
     def wants(self) -> int:
         return self.position
@@ -99,6 +103,20 @@ def test_a_full_batch_reads_on_from_the_slowest_consumer(store: RecorderEventSto
     assert len(second.seen) == 4
 
 
+def test_a_consumer_past_a_full_batch_is_not_moved_back(store: RecorderEventStore) -> None:
+    for _ in range(4):
+        store.save(paid_order_events())
+    slow, ahead = Recorder("slow"), Recorder("ahead")
+    ahead.position = store.head() - 1
+    reader = LogReader(store, [slow, ahead], batch_size=5)
+    reader.run_once()
+    assert slow.position == 5
+    assert ahead.position == store.head() - 1  # not fed the batch that ends before it
+    while reader.run_once():
+        pass
+    assert slow.position == ahead.position == store.head()
+
+
 def test_a_failing_consumer_keeps_its_place_and_holds_no_one_back(
     store: RecorderEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -131,7 +149,9 @@ def test_a_consumer_runs_only_while_its_process_holds_its_lock(store: RecorderEv
     reader = LogReader(store, [mine, elsewhere], lock=lock)
     reader.run_once()
     assert mine.position == store.head()
+    assert mine.resumed == 1  # told to read its position again when it took the lock
     assert elsewhere.seen == []
+    assert elsewhere.resumed == 0
     reader.stop()
 
 

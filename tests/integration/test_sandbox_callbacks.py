@@ -114,3 +114,22 @@ def test_a_closed_app_takes_webhooks_again_when_it_starts_again(
 
     asyncio.run(shut_down())
     assert asyncio.run(start_again()) == 204  # on a new event loop, as a restarted app runs
+
+
+def test_closing_fails_webhooks_waiting_for_room_in_a_full_queue() -> None:
+    receiver = Receiver(delay_s=30.0)
+
+    async def close_when_full(url: str) -> list[object]:
+        callbacks = Callbacks(senders=1, queue_size=2)
+        sent = [asyncio.ensure_future(callbacks.post(url, b"{}", {}, 60.0)) for _ in range(10)]
+        while receiver.in_flight < 1:
+            await asyncio.sleep(0.01)
+        await callbacks.close()
+        done = await asyncio.wait_for(asyncio.gather(*sent, return_exceptions=True), timeout=2)
+        return list(done)
+
+    with serving(receiver.app(), timeout_graceful_shutdown=1) as base:
+        outcomes = asyncio.run(close_when_full(f"{base}/hook"))
+
+    assert len(outcomes) == 10
+    assert all(isinstance(outcome, CallbacksClosed) for outcome in outcomes)

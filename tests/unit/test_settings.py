@@ -172,7 +172,7 @@ def test_worker_processes_are_the_default_on_postgresql_and_redis_only(
     assert worker_processes(distributed, None, no_worker=True) == 0
     args = _parser().parse_args(["serve", "--workers", "1"])
     assert args.run(embedded, args) == 2
-    assert "--workers N needs PostgreSQL and Redis" in capsys.readouterr().err
+    assert "--workers N needs Redis" in capsys.readouterr().err
     assert layout_refusal(embedded, 0) is None
     with pytest.raises(SystemExit):
         _parser().parse_args(["serve", "--workers", "2", "--no-worker"])
