@@ -19,7 +19,6 @@ from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
-import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -47,6 +46,8 @@ class S3Vault:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
+        import aioboto3  # noqa: PLC0415 - a quarter of a second to import: only with S3 in use
+
         session = aioboto3.Session()
         client_context = session.client(
             "s3",

@@ -27,10 +27,6 @@ from typing import Any
 
 import dramatiq
 from opentelemetry import context, trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.botocore import AiobotocoreInstrumentor
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -52,6 +48,17 @@ class Tracing:
     instrumentations; ``close`` flushes what is pending."""
 
     def __init__(self, endpoint: str, service_name: str) -> None:
+        # Imported here: the exporter and the instrumentations take a fifth of a second to
+        # import, which every process without tracing (and every CLI command) would pay.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter,
+        )
+        from opentelemetry.instrumentation.botocore import (  # noqa: PLC0415
+            AiobotocoreInstrumentor,
+        )
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor  # noqa: PLC0415
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor  # noqa: PLC0415
+
         resource = Resource.create({SERVICE_NAME: service_name})
         self.provider = TracerProvider(resource=resource)
         exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
