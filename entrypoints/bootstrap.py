@@ -70,7 +70,7 @@ from projections.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-RECONCILE_POLL_S = 1.0  # how often the reconciliation loop asks whether a sync is due
+RECONCILE_POLL_S = 0.25  # how often the reconciliation loop asks whether a sync is due
 STARTUP_WAIT_S = 60.0  # how long a starting process waits for PostgreSQL or Redis
 STARTUP_RETRY_S = 1.0
 WORKER_THREADS = 8  # Dramatiq actor threads per process (`--threads`; Dramatiq's own default)
