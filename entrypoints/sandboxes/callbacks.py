@@ -83,10 +83,6 @@ class Callbacks(InitPlugin):
             self._waiting_for_room -= 1
         return await webhook.answer
 
-    def queued(self) -> int:
-        """How many webhooks wait for a sender."""
-        return self._queue.qsize()
-
     async def close(self) -> None:
         """Stop the senders, fail what is still queued, and close the connections."""
         self._closed = True
