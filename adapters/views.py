@@ -8,10 +8,8 @@ and schema) in production. Both are driven with the same SQL: ``%s`` placeholder
 from __future__ import annotations
 
 import fcntl
-import select
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +25,6 @@ from adapters.outages import unavailable
 Row = tuple[Any, ...]
 POOL_TIMEOUT_S = 5.0  # a query waits this long for a connection, then fails (the database is down)
 MISSING_TABLE_ERRORS = (psycopg.errors.UndefinedTable, sqlite3.OperationalError)
-PROBE_EVERY_S = 5.0  # a held lock's connection is asked SELECT 1 at least this often
 # A lock's connection idles for as long as its part runs: TCP keepalives find one whose peer is
 # gone without a word (about 10 + 3 x 5 s), and keep a NAT or load balancer from dropping it.
 LOCK_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5",
@@ -234,25 +231,19 @@ class PostgresViews:
 
 
 class _LockProbe:
-    """Raises once a lock's idle connection has been cut, without a round trip per look: the
-    server says nothing to an idle session until it ends it (a restart, a terminated backend:
-    the socket then becomes readable, and the statement sent then fails). A connection that
-    died without a word (a host gone, a dropped flow) is found by TCP keepalives, which make
-    the socket readable too, and by a statement every ``PROBE_EVERY_S`` at the latest."""
+    """Raises once a lock's connection has been cut. The server says nothing to an idle session
+    until it ends it (a restart, a terminated backend), and its word may not have reached the
+    socket yet when the socket is looked at, so each look sends ``SELECT 1``: on a cut session
+    it fails. A peer that vanished without a word (a host gone, a dropped flow) is found by the
+    connection's TCP keepalives, which end the connection and so fail the statement too."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
-        self._poll = select.poll()
-        self._poll.register(conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
-        self._probed_at = time.monotonic()
 
     def __call__(self) -> None:
         if self._conn.closed:
             raise psycopg.OperationalError("the lock's connection is closed")
-        # A statement on every look: the server's word that it ended the session may not have
-        # reached the socket yet when it is looked at (a poll alone missed it in CI).
         self._conn.execute("SELECT 1")
-        self._probed_at = time.monotonic()
 
 
 @contextmanager
