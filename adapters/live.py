@@ -3,17 +3,21 @@ channels (``ChannelsPlugin``).
 
 The projection runner publishes each change once, after its transaction commits, from its own
 thread. Every change goes to the channel of its order and to the admin channel; projection news
-to the admin channel only. With Redis (``RedisChannelsPubSubBackend``) every API process hears
-every change and hands it to its own sockets; without, the backend is in memory and only this
-process's sockets hear. Channel names start with the engine's namespace, so engines sharing a
+to the admin channel only. Channel names start with the engine's namespace, so engines sharing a
 Redis do not hear each other.
 
-``ChannelsPlugin.publish`` puts onto an ``asyncio.Queue`` and may only be called on the event
-loop, so ``LiveUpdates.publish`` hops onto the loop captured when the app started
-(``call_soon_threadsafe``); before that — or in a process without a web app, such as
-``bitloot worker`` — publishing does nothing. A Redis outage is logged as one WARNING line:
-publishing drops changes until Redis is back, the subscription reconnects each second, and a
-socket that cannot subscribe meanwhile is refused with ``LiveUnavailable``.
+- With Redis (``RedisChannelsPubSubBackend``), every API process hears every change and hands it
+  to its own sockets. Changes are published from a thread of their own (``RedisPublisher``),
+  in any process: the API's, or a ``bitloot worker --followers`` that runs the projections
+  with no web app at all. The API's event loop does no publishing work.
+- Without Redis, the backend is in memory and only this process's sockets hear.
+  ``ChannelsPlugin.publish`` may only be called on the event loop, so ``LiveUpdates.publish``
+  hops onto the loop captured when the app started (``call_soon_threadsafe``); before that,
+  publishing does nothing.
+
+A Redis outage is logged as one WARNING line: publishing drops changes until Redis is back, the
+subscription reconnects each second, and a socket that cannot subscribe meanwhile is refused
+with ``LiveUnavailable``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import queue
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,6 +39,7 @@ from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPlugin
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from adapters.outages import log_failure, unavailable
@@ -40,6 +47,7 @@ from adapters.outages import log_failure, unavailable
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 1000  # a subscriber (or the outbox) this far behind drops messages
 RECONNECT_S = 1.0  # how long the Redis subscription waits after its connection failed
+PUBLISH_TIMEOUT_S = 2.0  # a publish to Redis given up after this long (then dropped)
 
 Message = dict[str, Any]
 Outbox = asyncio.Queue[tuple[bytes, list[str]]]
@@ -53,13 +61,20 @@ class LiveUpdates(InitPlugin):
     """Publishing changes from any thread; subscribing from websocket handlers. Registered as
     a plugin of the app, whose lifespan it follows."""
 
-    def __init__(self, backend: ChannelsBackend, namespace: str, redis: Redis | None = None):
+    def __init__(
+        self,
+        backend: ChannelsBackend,
+        namespace: str,
+        redis: Redis | None = None,
+        publisher: RedisPublisher | None = None,
+    ):
         self.channels = ChannelsPlugin(
             backend, arbitrary_channels_allowed=True, subscriber_max_backlog=QUEUE_LIMIT
         )
         self.admin_channel = f"{namespace}:live:admin"
         self._order_prefix = f"{namespace}:live:order:"
         self._redis = redis
+        self._publisher = publisher
         self._running: tuple[asyncio.AbstractEventLoop, Outbox] | None = None
         self._failing = False
 
@@ -72,24 +87,33 @@ class LiveUpdates(InitPlugin):
     def on_redis(cls, url: str, namespace: str) -> LiveUpdates:
         """The sockets of every API process sharing this Redis (connects on first use)."""
         redis = Redis.from_url(url)
-        return cls(ResilientRedisBackend(redis=redis), namespace, redis)
+        return cls(ResilientRedisBackend(redis=redis), namespace, redis, RedisPublisher(url))
 
     def order_channel(self, order_id: str) -> str:
         """The channel of one order's changes."""
         return f"{self._order_prefix}{order_id}"
 
     def publish(self, message: Message) -> None:
-        """Hand a change to the subscribers; callable from any thread, returns at once; a no-op
-        while no web app runs in this process."""
+        """Hand a change to the subscribers; callable from any thread, returns at once. In
+        memory, a no-op while no web app runs in this process."""
+        channels = [self.admin_channel]
+        if "order_id" in message:
+            channels.append(self.order_channel(message["order_id"]))
+        item = (json.dumps(message).encode(), channels)
+        if self._publisher is not None:
+            self._publisher.publish(item)
+            return
         running = self._running
         if running is None:
             return
         loop, outbox = running
-        channels = [self.admin_channel]
-        if "order_id" in message:
-            channels.append(self.order_channel(message["order_id"]))
         with contextlib.suppress(RuntimeError):  # the loop closed since: nobody to tell
-            loop.call_soon_threadsafe(_enqueue, outbox, (json.dumps(message).encode(), channels))
+            loop.call_soon_threadsafe(_enqueue, outbox, item)
+
+    def close(self) -> None:
+        """Stop the Redis publisher (what it has not sent yet is dropped)."""
+        if self._publisher is not None:
+            self._publisher.close()
 
     @asynccontextmanager
     async def subscription(self, channel: str) -> AsyncIterator[AsyncIterator[Message]]:
@@ -151,6 +175,89 @@ class LiveUpdates(InitPlugin):
     async def _close(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
+
+
+class RedisPublisher:
+    """Publishes changes to Redis from a thread of its own, in the order they were handed
+    over, as Litestar's backend does (``PUBLISH`` per channel). It starts on the first change
+    and sends what has queued up in one pipeline; a queue ``QUEUE_LIMIT`` long drops changes
+    rather than hold up the projection that publishes them. An outage is one WARNING line,
+    and one INFO line when Redis is back."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._queue: queue.SimpleQueue[tuple[bytes, list[str]] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    def publish(self, item: tuple[bytes, list[str]]) -> None:
+        """Queue one change; returns at once."""
+        if self._queue.qsize() >= QUEUE_LIMIT:
+            return  # Redis this far behind: drop, do not block
+        self._queue.put(item)
+        if self._thread is None:
+            self._start()
+
+    def close(self) -> None:
+        """Stop the thread after what it is sending now."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=PUBLISH_TIMEOUT_S + 1)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="live-publisher", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        client = SyncRedis.from_url(
+            self._url, socket_timeout=PUBLISH_TIMEOUT_S, socket_connect_timeout=PUBLISH_TIMEOUT_S
+        )
+        try:
+            while (batch := self._next_batch()) is not None:
+                self._send(client, batch)
+        finally:
+            client.close()
+
+    def _next_batch(self) -> list[tuple[bytes, list[str]]] | None:
+        """What has queued up (at least one change), or None once closed."""
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < QUEUE_LIMIT:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)  # close after this batch
+                break
+            batch.append(item)
+        return batch
+
+    def _send(self, client: SyncRedis, batch: list[tuple[bytes, list[str]]]) -> None:
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                for data, channels in batch:
+                    for channel in channels:
+                        pipe.publish(channel, data)
+                pipe.execute()
+        except Exception as failure:  # noqa: BLE001 - logged; live updates are best effort
+            if not self._failing:
+                then = "subscribers miss changes until it is back"
+                log_failure(log, failure, "live update not published", then)
+            self._failing = True
+        else:
+            if self._failing:
+                log.info("live updates published again")
+            self._failing = False
 
 
 def _enqueue(outbox: Outbox, item: tuple[bytes, list[str]]) -> None:

@@ -57,8 +57,9 @@ class ViewDatabase(Protocol):
 
     dialect: str
 
-    def transaction(self) -> Any:
-        """A context manager yielding a ``Tx``; commits on success, rolls back on error."""
+    def transaction(self, *, durable: bool = True) -> Any:
+        """A context manager yielding a ``Tx``; commits on success, rolls back on error.
+        ``durable=False``: the commit does not wait for the disk (see ``PostgresViews``)."""
         ...
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -117,7 +118,7 @@ class SQLiteViews:
         self._lock = threading.RLock()
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, *, durable: bool = True) -> Iterator[Tx]:  # noqa: ARG002 - one kind
         """BEGIN IMMEDIATE … COMMIT, serialised within the process."""
         with self._lock:
             cursor = self._conn.cursor()
@@ -192,9 +193,16 @@ class PostgresViews:
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        """One pooled connection, one transaction."""
+    def transaction(self, *, durable: bool = True) -> Iterator[Tx]:
+        """One pooled connection, one transaction. ``durable=False`` commits without waiting
+        for the disk (``synchronous_commit = off``, for this transaction only): for what can
+        be derived again from the log, a projection's rows with its position. A database
+        crash may then forget the last few hundred milliseconds of such commits, always rows
+        and position together, so the projection reads those events again; and any durable
+        commit after them (an event saved, a checkpoint) makes them durable too."""
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            if not durable:
+                cursor.execute(b"SET LOCAL synchronous_commit TO off")
             yield _PostgresTx(cursor)
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:

@@ -220,6 +220,7 @@ class Engine:
         """Stop background work and release connections."""
         for part in reversed(self._background):
             part.stop()
+        self.live.close()
         self.broker.close()
         if isinstance(self._revocations, RedisRevocations):
             self._revocations.close()

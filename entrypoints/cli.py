@@ -106,8 +106,8 @@ def _parser() -> argparse.ArgumentParser:
         "--no-followers",
         action="store_true",
         help="leave the process manager, projections, sweeper and catalog sync to "
-        "`bitloot worker --followers` (PostgreSQL + Redis; the worker processes of --workers "
-        "then run them)",
+        "`bitloot worker --followers` (PostgreSQL + Redis); with worker processes (--workers, "
+        "the default there) they always run in those, never beside the API",
     )
     serve.add_argument(
         "--threads", type=int, default=WORKER_THREADS, help="actor threads (per worker process)"
@@ -334,15 +334,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     engine = bootstrap(settings)  # the schema exists from here on: children may start
     children = processes.worker_processes(settings, args.workers, no_worker=args.no_worker)
     in_process = not args.no_worker and not children
-    app = create_app(
-        engine, worker=in_process, followers=not args.no_followers, threads=args.threads
-    )
+    # Worker processes run the log followers: the API's interpreter lock serves requests only.
+    followers_here = not args.no_followers and not children
+    app = create_app(engine, worker=in_process, followers=followers_here, threads=args.threads)
     print(banner(settings), flush=True)
     if not children:
         log.info(_layout(args, [], worker=in_process))
         run_http(app, settings)
         return 0
-    command = processes.worker_command(args.threads, followers=args.no_followers)
+    command = processes.worker_command(args.threads, followers=True)
     with processes.stop_on_signals(), processes.WorkerProcesses(command, children) as workers:
         log.info(_layout(args, workers.pids(), worker=False))
         run_http(app, settings)
@@ -359,8 +359,9 @@ def _serve_refusal(settings: Settings, args: argparse.Namespace) -> str | None:
 
 
 def _layout(args: argparse.Namespace, pids: list[int], *, worker: bool) -> str:
-    """With ``--no-followers`` and worker processes, the followers run in those."""
-    followers = "here" if not args.no_followers else "workers" if pids else "elsewhere"
+    """With worker processes, the followers run in those; else here, or elsewhere with
+    ``--no-followers``."""
+    followers = "workers" if pids else "elsewhere" if args.no_followers else "here"
     return processes.describe_layout(
         pids, actors_here=worker, followers=followers, threads=args.threads
     )

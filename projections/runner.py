@@ -303,7 +303,7 @@ class ProjectionRunner:
             self._move_on(advance)  # nothing of ours: in memory only
             return 0
         try:
-            with self._views.transaction() as tx:
+            with self._views.transaction(durable=False) as tx:
                 if not self._writes_live(tx, state.generation):
                     return self._give_up()
                 changes = self._apply_all(tx, table, batch)
@@ -352,7 +352,7 @@ class ProjectionRunner:
         """Commit the good events before the bad one, then record the failure."""
         for notification, event in batch:
             try:
-                with self._views.transaction() as tx:
+                with self._views.transaction(durable=False) as tx:
                     if not self._writes_live(tx, state.generation):
                         self._give_up()
                         return
@@ -383,7 +383,7 @@ class ProjectionRunner:
         start = state.rebuild_position or 0
         batch = self._store.notifications(start, self._batch_size, self._topics, head)
         try:
-            with self._views.transaction() as tx:
+            with self._views.transaction(durable=False) as tx:
                 stored = self._lock(tx)
                 if not _still_building(stored, generation, start):
                     return self._give_up()

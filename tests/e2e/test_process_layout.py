@@ -1,7 +1,9 @@
 """The process layouts of ``bitloot serve`` (``entrypoints.processes``): on PostgreSQL + Redis it
-starts the API here and a ``bitloot worker`` per usable core but one, restarts a worker that
-dies, and takes its workers with it when it stops, gracefully or killed; ``--workers 0`` is one
-process; the embedded default refuses worker processes."""
+starts the API here and a ``bitloot worker --followers`` per usable core but one, restarts a
+worker that dies, and takes its workers with it when it stops, gracefully or killed; the log
+followers then run in the workers, and an order's websocket on the API still hears every status
+(through Redis); ``--workers 0`` is one process; the embedded default refuses worker
+processes."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -22,11 +25,14 @@ from tests.e2e.conftest import (
     JWT_SECRET,
     RunningEngine,
     distributed_env,
+    sandbox_admin,
     start_process,
     stop_processes,
     wait_healthy,
 )
 from tests.e2e.test_catalog import await_status, paid_order
+from tests.e2e.test_live import listen, open_socket
+from tests.e2e.test_pipeline import place_and_pay
 from tests.support import free_port
 
 RESTARTED_WITHIN_S = 10
@@ -87,6 +93,27 @@ def test_serve_starts_worker_processes_and_replaces_a_dead_one(shop: RunningEngi
     assert "WARNING" in warnings[0]
     assert "exit code -9 (SIGKILL)" in warnings[0]
     assert "Traceback" not in logged
+
+
+def test_the_workers_follow_the_log_and_the_api_sockets_hear_them(shop: RunningEngine) -> None:
+    """No flag: the process manager and the projections run in the worker process, the API
+    only serves; the owner's socket on the API hears paid, reserved and fulfilled, published
+    by the worker through Redis."""
+    heard: list[dict[str, Any]] = []
+    with serving(shop, "--workers", "1"), shop.client("kim") as kim:
+        assert "the log followers in the worker processes" in shop.logged().decode()
+        order, payment = place_and_pay(kim)
+        path = f"/ws/orders/{order['id']}"
+        with open_socket(shop.url, path, shop.token("kim")) as socket:
+            listening = listen(socket, heard, "fulfilled")
+            kim.post(
+                f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
+                json={"status": "finished"},
+                headers=sandbox_admin(),
+            )
+            listening.join(40)
+    statuses = [m["status"] for m in heard]
+    assert statuses[statuses.index("paid") :] == ["paid", "reserved", "fulfilled"]
 
 
 def test_workers_0_is_one_process(shop: RunningEngine) -> None:

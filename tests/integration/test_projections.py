@@ -242,3 +242,17 @@ def test_rebuild_of_5000_orders_while_the_shop_keeps_selling(pg_schema: str) -> 
     finally:
         views.close()
         store.close()
+
+
+def test_a_projection_batch_commits_without_waiting_for_the_disk(pg_schema: str) -> None:
+    """Rows derived from the log commit with ``synchronous_commit = off``, for that transaction
+    only; every other transaction (and the connection after it) waits for the disk."""
+    views = PostgresViews(POSTGRES_URL, pg_schema)
+    try:
+        with views.transaction(durable=False) as tx:
+            assert tx.execute("SHOW synchronous_commit") == [("off",)]
+        for _ in range(3):  # whichever pooled connection comes next
+            with views.transaction() as tx:
+                assert tx.execute("SHOW synchronous_commit") == [("on",)]
+    finally:
+        views.close()
