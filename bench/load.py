@@ -52,7 +52,6 @@ import secrets
 import statistics
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -60,9 +59,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import psycopg
 from prometheus_client.parser import text_string_to_metric_families
-from psycopg import sql
 
 from adapters.nowpayments_signature import canonical_body, sign
 from entrypoints.http.auth import mint_token
@@ -70,6 +67,7 @@ from entrypoints.http.auth import mint_token
 if not __package__:  # run as ``python bench/load.py``: the repository is not on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import cpu_seconds_by_process, raw_insert_rate, rss_by_process
 from bench.watch import Ended, Feed, FeedError, watching
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -183,7 +181,7 @@ async def _measure(run: Run, args: argparse.Namespace) -> list[tuple[str, str]]:
         async with _watcher(run, args.watch) as run.feed:
             figures = await _load(run, http, args)
     if args.database:
-        rate = _raw_insert_rate(args.database)
+        rate = raw_insert_rate(args.database)
         fulfilled_per_s = float(dict(figures)["fulfilled_per_second"])
         figures.append(("raw_insert_commit_per_second", f"{rate:.0f}"))
         figures.append(
@@ -205,7 +203,7 @@ async def _load(
     """Run the customers; the figures measured over the run."""
     halfway: dict[str, float] = {}
     lag_before = await _lag_buckets(http)
-    cpu_before = _cpu_seconds()
+    cpu_before = cpu_seconds_by_process()
     started = time.monotonic()
     sampler = asyncio.create_task(_sample_rss(run, halfway))
     lags: dict[str, int] = {}
@@ -215,7 +213,7 @@ async def _load(
     else:
         await _arrive(run, http, max(args.rate, 0.1))
     elapsed = time.monotonic() - started
-    cpu_used = {n: t - cpu_before.get(n, 0.0) for n, t in _cpu_seconds().items()}
+    cpu_used = {n: t - cpu_before.get(n, 0.0) for n, t in cpu_seconds_by_process().items()}
     sampler.cancel()
     lag_sampler.cancel()
     at_end = await _projection_lag(run, http)
@@ -225,7 +223,7 @@ async def _load(
     figures.append(("event_loop_lag_p99_ms", "n/a" if lag_p99 is None else f"{lag_p99 * 1000:.1f}"))
     figures += [
         (f"rss_mb[{name}]", f"{mb:.0f} (halfway {halfway.get(name, math.nan):.0f})")
-        for name, mb in _rss()
+        for name, mb in rss_by_process()
     ]
     figures += [
         (f"projection_lag_max_events[{name}]", f"{lags.get(name, 0)} (at the end {lag})")
@@ -429,80 +427,8 @@ async def _sample_rss(run: Run, halfway: dict[str, float]) -> None:
     """Keep the RSS of every engine process as it was when half of the orders had ended."""
     while not halfway:
         if sum(1 for c in run.customers if c.status) * 2 >= len(run.customers):
-            halfway.update(_rss())
+            halfway.update(rss_by_process())
         await asyncio.sleep(0.5)
-
-
-def _rss() -> list[tuple[str, float]]:
-    """RSS in MB of every ``bitloot serve`` / ``bitloot worker`` process on this machine."""
-    found = []
-    for name, proc in _engine_processes():
-        try:
-            status = (proc / "status").read_text()
-        except OSError:
-            continue
-        rss = [line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")]
-        if rss:
-            found.append((name, int(rss[0]) / 1024))
-    return sorted(found)
-
-
-def _cpu_seconds() -> dict[str, float]:
-    """CPU time (user + system) used so far by every engine process, in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    found = {}
-    for name, proc in _engine_processes():
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        found[name] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return found
-
-
-def _engine_processes() -> list[tuple[str, Path]]:
-    """``("serve <pid>" | "worker <pid>" | "sandbox <pid>", /proc/<pid>)`` of every
-    ``bitloot`` process."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [a.decode(errors="replace") for a in argv if a]
-        bitloot = any(
-            w in ("bitloot", "entrypoints.cli") or w.endswith("/bitloot") for w in words[:3]
-        )
-        kind = next((w for w in words if w in ("serve", "worker", "sandbox")), None)
-        if bitloot and kind:
-            found.append((f"{kind} {proc.name}", proc))
-    return found
-
-
-def _raw_insert_rate(database: str, seconds: float = 3.0) -> float:
-    """Single-row INSERT + commit per second into a scratch table of a scratch schema."""
-    schema = sql.Identifier(f"load_{uuid.uuid4().hex[:10]}")
-    table = sql.SQL("{}.t").format(schema)
-    insert = sql.SQL("INSERT INTO {} (body) VALUES (%s)").format(table)
-    create = sql.SQL("CREATE TABLE {} (id bigserial primary key, body bytea)").format(table)
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
-        try:
-            conn.execute(create)
-            conn.autocommit = False
-            done = 0
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                conn.execute(insert, (b"x" * 200,))
-                conn.commit()
-                done += 1
-            return done / seconds
-        finally:
-            conn.rollback()
-            conn.autocommit = True
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(schema))
 
 
 def _ok(response: httpx.Response) -> Any:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -42,9 +41,12 @@ from projections.state import (
     ProjectionState,
     forget_retired,
     locked_state,
+    now_text,
     read_state,
     retire,
     retired_due,
+    still_building,
+    write_state,
 )
 
 log = logging.getLogger(__name__)
@@ -123,7 +125,7 @@ class ProjectionRunner:
             tx.execute(
                 f"INSERT INTO {STATE_TABLE} (name, generation, position, state, updated_at) "  # noqa: S608
                 "VALUES (%s, 1, 0, 'live', %s) ON CONFLICT (name) DO NOTHING",
-                (self.name, _now()),
+                (self.name, now_text()),
             )
         with self._views.transaction() as tx:
             state = self._lock(tx)
@@ -385,7 +387,7 @@ class ProjectionRunner:
         try:
             with self._views.transaction(durable=False) as tx:
                 stored = self._lock(tx)
-                if not _still_building(stored, generation, start):
+                if not still_building(stored, generation, start):
                     return self._give_up()
                 self._apply_all(tx, table_name(self.name, generation), batch)
                 advance = self._advance("rebuild_position", batch, self._upto(batch, head))
@@ -486,11 +488,7 @@ class ProjectionRunner:
         return msgspec.structs.replace(held, **changes)
 
     def _write(self, tx: Tx, **changes: Any) -> None:
-        assignments = ", ".join(f"{column} = %s" for column in changes)
-        tx.execute(
-            f"UPDATE {STATE_TABLE} SET {assignments}, updated_at = %s WHERE name = %s",  # noqa: S608
-            (*changes.values(), _now(), self.name),
-        )
+        write_state(tx, self.name, changes)
 
     def _create_tables(self, tx: Tx, generation: int) -> None:
         for statement in self.projection.schema:
@@ -499,17 +497,3 @@ class ProjectionRunner:
     def wake(self) -> None:
         """Have the process's log reader look at the log now (after a command)."""
         self._wake()
-
-
-def _still_building(state: ProjectionState, generation: int, start: int) -> bool:
-    """Whether a rebuild batch read from ``start`` of ``generation`` is still the next one (no
-    cancel, no new rebuild, no other runner's batch since)."""
-    return (
-        state.state == "live"
-        and state.rebuild_generation == generation
-        and (state.rebuild_position or 0) == start
-    )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()

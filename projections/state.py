@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -141,4 +142,28 @@ def forget_retired(tx: Tx, name: str, generation: int) -> None:
     tx.execute(
         f"DELETE FROM {RETIRED_TABLE} WHERE name = %s AND generation = %s",  # noqa: S608
         (name, generation),
+    )
+
+
+def now_text() -> str:
+    """The time now, as the state table keeps it."""
+    return datetime.now(UTC).isoformat()
+
+
+def write_state(tx: Tx, name: str, changes: dict[str, Any]) -> None:
+    """Change these columns of a projection's state (``updated_at`` with them)."""
+    assignments = ", ".join(f"{column} = %s" for column in changes)
+    tx.execute(
+        f"UPDATE {STATE_TABLE} SET {assignments}, updated_at = %s WHERE name = %s",  # noqa: S608
+        (*changes.values(), now_text(), name),
+    )
+
+
+def still_building(state: ProjectionState, generation: int, start: int) -> bool:
+    """Whether a rebuild batch read from ``start`` of ``generation`` is still the next one (no
+    cancel, no new rebuild, no other runner's batch since)."""
+    return (
+        state.state == "live"
+        and state.rebuild_generation == generation
+        and (state.rebuild_position or 0) == start
     )
