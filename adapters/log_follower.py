@@ -6,7 +6,8 @@ by appends in this process and, on PostgreSQL, by the recorder's ``NOTIFY`` on t
 channel (``PostgresWakeUp``). ``run_once`` reads for itself (tests). Handling is at-least-once:
 the position is recorded once per batch, so a crash in the middle of a batch repeats the
 batch's events (the handlers are idempotent). An event appended while tracing is handled in a
-span continuing its trace.
+span continuing its trace. A follower may be shown each batch whole before its events are
+handled one by one (``look_ahead``: the process manager leaves out what the batch makes moot).
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ class LogFollower:
         topics: Sequence[type[DomainEvent]],
         *,
         batch_size: int = 100,
+        look_ahead: Callable[[Sequence[DomainEvent]], None] | None = None,
     ) -> None:
         self.name = name
         self._store = store
         self._handler = handler
+        self._look_ahead = look_ahead
         self._topics = [topic_of(t) for t in topics]
         self._batch_size = batch_size
         self._tracking = store.tracking_recorder()
@@ -97,6 +100,8 @@ class LogFollower:
         if not batch:
             return
         handled: int | None = None
+        if self._look_ahead is not None:
+            self._look_ahead([event for _, event in batch])
         try:
             for notification, event in batch:
                 with continued(trace_of(notification.state), f"{self.name} {type(event).__name__}"):

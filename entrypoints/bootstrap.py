@@ -252,6 +252,7 @@ class Engine:
             self.store,
             self._fulfilment_latency.after(self.process_manager.handle),
             self.process_manager.topics,
+            look_ahead=self.process_manager.look_ahead,
         )
         self._reader = LogReader(self.store, [manager, *self.projections.values()], lock=lock)
         sweep_every = max(1.0, min(self.settings.stuck_order_after_s / 2, 30.0))

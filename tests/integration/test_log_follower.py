@@ -4,6 +4,7 @@ a restart, and prompt wake-ups across processes through PostgreSQL LISTEN/NOTIFY
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -160,3 +161,27 @@ def test_postgres_notify_wakes_a_follower_in_another_process(pg_schema: str) -> 
         reader.stop()
         writer_store.close()
         follower_store.close()
+
+
+def test_each_batch_is_shown_whole_before_its_events_are_handled(env: dict[str, str]) -> None:
+    """``look_ahead`` sees the batch's events of the follower's topics before the first of them
+    is handled."""
+    store = open_event_store(env)
+    orders = [paid_order_events() for _ in range(2)]
+    for events in orders:
+        store.save(events)
+    seen: list[str] = []
+    manager = ProcessManager(RecordingDispatcher())
+
+    def handle(event: DomainEvent) -> None:
+        seen.append(f"handle {type(event).__name__}")
+        manager.handle(event)
+
+    def look_ahead(batch: Sequence[DomainEvent]) -> None:
+        seen.append(f"look at {[type(e).__name__ for e in batch]}")
+
+    follower = LogFollower("process_manager", store, handle, manager.topics, look_ahead=look_ahead)
+    while follower.run_once():
+        pass
+    assert seen == ["look at ['OrderPaid', 'OrderPaid']", "handle OrderPaid", "handle OrderPaid"]
+    store.close()
