@@ -50,7 +50,7 @@ def test_a_process_without_a_web_app_publishes_every_change_in_order() -> None:
     Redis, on the admin channel and on its order's, in the order it was handed over."""
     live = LiveUpdates.on_redis(REDIS_URL, f"bitloot-test-{uuid.uuid4().hex}")
     client = redis.Redis.from_url(REDIS_URL)
-    subscription = client.pubsub(ignore_subscribe_messages=True)
+    subscription = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     subscription.subscribe(live.admin_channel, live.order_channel("o-1"))
     subscription.get_message(timeout=1)  # the subscribe confirmations
     try:
@@ -89,5 +89,6 @@ def test_with_redis_down_publishing_returns_at_once_and_warns_once(
         live.close()
     lines = [r for r in caplog.records if r.name == "adapters.live"]
     assert len(lines) == 1
-    assert lines[0].levelno == logging.WARNING and lines[0].exc_info is None
+    assert lines[0].levelno == logging.WARNING
+    assert lines[0].exc_info is None
     assert "live update not published" in lines[0].getMessage()
