@@ -52,5 +52,5 @@ def wait_for_catalog(url: str, timeout: float = 30) -> None:
                 return
         except (httpx.HTTPError, ValueError, KeyError):
             pass
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise RuntimeError(f"the engine at {url} imported no catalog within {timeout} s")

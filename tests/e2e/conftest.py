@@ -74,7 +74,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise RuntimeError(f"engine did not become healthy:\n{log.read_text()}")
 
 

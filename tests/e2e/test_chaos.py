@@ -18,7 +18,7 @@ import pytest
 from tests.e2e.cluster import Cluster, check, clear_redis, place_paid_orders
 from tests.e2e.conftest import E2E_REDIS_URL
 
-ORDERS = 200
+ORDERS = 120
 INJECTED_FAULT_LOGGED = re.compile(
     rb"WARNING application\.fulfillment: order [0-9a-f-]+: (reserve|deliver) attempt \d+ of \d+ "
     rb"failed \(SupplierUnavailable: Kinguin [A-Z]+ /v[12]/order[^)]*: HTTP 500\); next at "

@@ -34,8 +34,8 @@ from tests.e2e.conftest import (
 )
 from tests.support import free_port
 
-ORDERS = 150
-KILL_AFTER_PAID = 60
+ORDERS = 100
+KILL_AFTER_PAID = 40
 PRODUCT = "5c9b5f6b2539a4e8f172916a"
 CONVERGE_WITHIN_S = 60
 

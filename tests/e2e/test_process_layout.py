@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -71,14 +72,18 @@ def serving(shop: RunningEngine, *flags: str) -> Iterator[subprocess.Popen[bytes
 
 
 def test_serve_starts_worker_processes_and_replaces_a_dead_one(shop: RunningEngine) -> None:
-    """No flag: one worker process per usable core but one; an order is fulfilled by them; a
-    worker killed is replaced within 10 s (one WARNING line) and the next order is fulfilled;
-    SIGTERM stops the API and its workers within 15 s, without a traceback."""
+    """No flag: one worker process per usable core but one, which also follow the log; an
+    order is fulfilled by them, and its owner's socket on the API hears paid, reserved and
+    fulfilled (published by a worker, through Redis); a worker killed is replaced within 10 s
+    (one WARNING line) and the next order is fulfilled; SIGTERM stops the API and its workers
+    within 15 s, without a traceback."""
     expected = max(1, len(os.sched_getaffinity(0)) - 1)
     with serving(shop) as api, shop.client("kim") as kim:
         first = await_children(api.pid, lambda pids: len(pids) == expected)
-        assert f"with {expected} worker process" in shop.logged().decode()
-        await_status(kim, paid_order(kim), "fulfilled")
+        started = shop.logged().decode()
+        assert f"with {expected} worker process" in started
+        assert "the log followers in the worker processes" in started
+        assert statuses_heard(shop, kim)[-3:] == ["paid", "reserved", "fulfilled"]
         os.kill(first[0], signal.SIGKILL)
         await_children(api.pid, lambda pids: len(pids) == expected and first[0] not in pids,
                        RESTARTED_WITHIN_S)  # fmt: skip
@@ -95,25 +100,19 @@ def test_serve_starts_worker_processes_and_replaces_a_dead_one(shop: RunningEngi
     assert "Traceback" not in logged
 
 
-def test_the_workers_follow_the_log_and_the_api_sockets_hear_them(shop: RunningEngine) -> None:
-    """No flag: the process manager and the projections run in the worker process, the API
-    only serves; the owner's socket on the API hears paid, reserved and fulfilled, published
-    by the worker through Redis."""
+def statuses_heard(shop: RunningEngine, kim: httpx.Client) -> list[str]:
+    """The statuses an order's owner hears on its socket from its payment to its end."""
     heard: list[dict[str, Any]] = []
-    with serving(shop, "--workers", "1"), shop.client("kim") as kim:
-        assert "the log followers in the worker processes" in shop.logged().decode()
-        order, payment = place_and_pay(kim)
-        path = f"/ws/orders/{order['id']}"
-        with open_socket(shop.url, path, shop.token("kim")) as socket:
-            listening = listen(socket, heard, "fulfilled")
-            kim.post(
-                f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
-                json={"status": "finished"},
-                headers=sandbox_admin(),
-            )
-            listening.join(40)
-    statuses = [m["status"] for m in heard]
-    assert statuses[statuses.index("paid") :] == ["paid", "reserved", "fulfilled"]
+    order, payment = place_and_pay(kim)
+    with open_socket(shop.url, f"/ws/orders/{order['id']}", shop.token("kim")) as socket:
+        listening = listen(socket, heard, "fulfilled")
+        kim.post(
+            f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
+            json={"status": "finished"},
+            headers=sandbox_admin(),
+        )
+        listening.join(40)
+    return [m["status"] for m in heard]
 
 
 def test_workers_0_is_one_process(shop: RunningEngine) -> None:

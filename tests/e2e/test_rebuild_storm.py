@@ -19,7 +19,7 @@ from tests.e2e.conftest import RunningEngine
 from tests.e2e.test_catalog import CS_SOURCE, await_status, paid_order
 from tests.e2e.test_cli import bitloot
 
-STORM_S = 6.0
+STORM_S = 4.0
 REBUILDS_PER_S = 20
 BURST = ("cancel", "cancel", "rebuild", "retry", "retry", "cancel", "skip", "rebuild")
 BURST_EVERY_S = 0.25
