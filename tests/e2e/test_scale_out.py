@@ -14,7 +14,7 @@ from tests.conftest import POSTGRES_URL
 from tests.e2e.cluster import Cluster, check, clear_redis, place_paid_orders
 from tests.e2e.conftest import E2E_REDIS_URL
 
-ORDERS = 40
+ORDERS = 30
 PARTS = (
     "follower:process_manager",
     "projection:orders",
