@@ -111,7 +111,7 @@ class LiveUpdates(InitPlugin):
             loop.call_soon_threadsafe(_enqueue, outbox, item)
 
     def close(self) -> None:
-        """Stop the Redis publisher (what it has not sent yet is dropped)."""
+        """Stop the Redis publisher, once it has sent what is queued (or given up on it)."""
         if self._publisher is not None:
             self._publisher.close()
 
@@ -189,19 +189,22 @@ class RedisPublisher:
         self._queue: queue.SimpleQueue[tuple[bytes, list[str]] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closed = False
         self._failing = False
 
     def publish(self, item: tuple[bytes, list[str]]) -> None:
-        """Queue one change; returns at once."""
-        if self._queue.qsize() >= QUEUE_LIMIT:
-            return  # Redis this far behind: drop, do not block
+        """Queue one change; returns at once (a no-op once closed)."""
+        if self._closed or self._queue.qsize() >= QUEUE_LIMIT:
+            return  # closed, or Redis this far behind: drop, do not block
         self._queue.put(item)
         if self._thread is None:
             self._start()
 
     def close(self) -> None:
-        """Stop the thread after what it is sending now."""
+        """Stop the thread once it has sent what is queued (waiting at most a publish's
+        timeout and a second); later changes are dropped."""
         with self._lock:
+            self._closed = True
             thread, self._thread = self._thread, None
         if thread is not None:
             self._queue.put(None)
@@ -209,7 +212,7 @@ class RedisPublisher:
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is None:
+            if self._thread is None and not self._closed:
                 self._thread = threading.Thread(
                     target=self._run, name="live-publisher", daemon=True
                 )
