@@ -76,7 +76,7 @@ class LiveUpdates(InitPlugin):
         self._redis = redis
         self._publisher = publisher
         self._running: tuple[asyncio.AbstractEventLoop, Outbox] | None = None
-        self._failing = False
+        self._health = _PublishHealth()
 
     @classmethod
     def in_memory(cls, namespace: str) -> LiveUpdates:
@@ -163,14 +163,9 @@ class LiveUpdates(InitPlugin):
             try:
                 await self.channels.wait_published(data, channels)
             except Exception as failure:  # noqa: BLE001 - logged; live updates are best effort
-                if not self._failing:
-                    then = "subscribers miss changes until it is back"
-                    log_failure(log, failure, "live update not published", then)
-                self._failing = True
+                self._health.failed(failure)
             else:
-                if self._failing:
-                    log.info("live updates published again")
-                self._failing = False
+                self._health.succeeded()
 
     async def _close(self) -> None:
         if self._redis is not None:
@@ -190,7 +185,7 @@ class RedisPublisher:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._failing = False
+        self._health = _PublishHealth()
 
     def publish(self, item: tuple[bytes, list[str]]) -> None:
         """Queue one change; returns at once (a no-op once closed)."""
@@ -253,14 +248,28 @@ class RedisPublisher:
                         pipe.publish(channel, data)
                 pipe.execute()
         except Exception as failure:  # noqa: BLE001 - logged; live updates are best effort
-            if not self._failing:
-                then = "subscribers miss changes until it is back"
-                log_failure(log, failure, "live update not published", then)
-            self._failing = True
+            self._health.failed(failure)
         else:
-            if self._failing:
-                log.info("live updates published again")
-            self._failing = False
+            self._health.succeeded()
+
+
+class _PublishHealth:
+    """Publishing's state for the log: one line when it starts failing (a WARNING for an
+    outage), one INFO line when it works again."""
+
+    def __init__(self) -> None:
+        self._failing = False
+
+    def failed(self, failure: Exception) -> None:
+        if not self._failing:
+            then = "subscribers miss changes until it is back"
+            log_failure(log, failure, "live update not published", then)
+        self._failing = True
+
+    def succeeded(self) -> None:
+        if self._failing:
+            log.info("live updates published again")
+        self._failing = False
 
 
 def _enqueue(outbox: Outbox, item: tuple[bytes, list[str]]) -> None:

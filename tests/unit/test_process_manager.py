@@ -5,6 +5,7 @@ time is always sent."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from application.process_manager import ProcessManager
@@ -20,6 +21,7 @@ from domain.events import (
 from tests.fakes import RecordingDispatcher
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
+E = TypeVar("E", bound=DomainEvent)
 
 
 class Story:
@@ -29,60 +31,32 @@ class Story:
         self.order_id = uuid4()
         self._version = 3
 
-    def _next(self) -> int:
+    def _event(self, kind: type[E], **fields: Any) -> E:
         self._version += 1
-        return self._version
+        return kind(
+            originator_id=self.order_id, originator_version=self._version, timestamp=NOW, **fields
+        )
 
     def paid(self) -> OrderPaid:
-        return OrderPaid(
-            originator_id=self.order_id,
-            originator_version=self._next(),
-            timestamp=NOW,
-            payment_id="p",
-        )
+        return self._event(OrderPaid, payment_id="p")
 
     def reserved(self) -> KeysReserved:
-        return KeysReserved(
-            originator_id=self.order_id,
-            originator_version=self._next(),
-            timestamp=NOW,
-            supplier_order_id="k",
-        )
+        return self._event(KeysReserved, supplier_order_id="k")
 
     def completed(self) -> SupplierOrderStatusChanged:
-        return SupplierOrderStatusChanged(
-            originator_id=self.order_id,
-            originator_version=self._next(),
-            timestamp=NOW,
-            supplier_order_id="k",
-            status="completed",
-            updated_at="t",
+        return self._event(
+            SupplierOrderStatusChanged, supplier_order_id="k", status="completed", updated_at="t"
         )
 
     def fulfilled(self) -> OrderFulfilled:
-        return OrderFulfilled(
-            originator_id=self.order_id, originator_version=self._next(), timestamp=NOW, key_count=1
-        )
+        return self._event(OrderFulfilled, key_count=1)
 
     def retried(self, resume_from: str) -> FulfillmentRetried:
-        return FulfillmentRetried(
-            originator_id=self.order_id,
-            originator_version=self._next(),
-            timestamp=NOW,
-            by="admin",
-            resume_from=resume_from,
-        )
+        return self._event(FulfillmentRetried, by="admin", resume_from=resume_from)
 
     def failed_attempt(self, step: str) -> AttemptFailed:
-        return AttemptFailed(
-            originator_id=self.order_id,
-            originator_version=self._next(),
-            timestamp=NOW,
-            step=step,
-            attempt=1,
-            error="e",
-            retry_at=NOW + timedelta(seconds=2),
-        )
+        retry_at = NOW + timedelta(seconds=2)
+        return self._event(AttemptFailed, step=step, attempt=1, error="e", retry_at=retry_at)
 
 
 def handled(batch: list[DomainEvent], *, whole: bool = True) -> list[tuple[str, UUID | str]]:
