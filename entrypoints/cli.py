@@ -93,9 +93,9 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         metavar="N",
-        help="start N `bitloot worker` processes beside the API (PostgreSQL + Redis; default: "
-        "the usable cores but one, at least 1); 0 runs the actors in this process (the "
-        "embedded default's only layout)",
+        help="start N `bitloot worker --followers` processes beside the API, for the actors "
+        "and the log followers (PostgreSQL + Redis; default: the usable cores but one, at "
+        "least 1); 0 runs them all in this process (the embedded default's only layout)",
     )
     layout.add_argument(
         "--no-worker",
