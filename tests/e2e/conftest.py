@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -56,6 +57,16 @@ class RunningEngine:
 def sandbox_admin() -> dict[str, str]:
     """Headers for the mounted sandboxes' controls (simulate, faults, release): an admin token."""
     return {"Authorization": f"Bearer {mint_token(JWT_SECRET, 'sandbox-admin', 'admin')}"}
+
+
+def pay_in_full(client: httpx.Client, payment: dict[str, Any]) -> httpx.Response:
+    """Have the mounted NOWPayments sandbox finish ``payment`` (an answer of
+    ``POST /payments/create``): it sends the signed ``finished`` IPN."""
+    return client.post(
+        f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
+        json={"status": "finished"},
+        headers=sandbox_admin(),
+    )
 
 
 def start_process(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import BITLOOT, RunningEngine, embedded_engine, sandbox_admin
+from tests.e2e.conftest import BITLOOT, RunningEngine, embedded_engine, pay_in_full, sandbox_admin
 
 CS_SOURCE = "5c9b5f6b2539a4e8f172916a"  # cheapest offer 5.79 EUR: sold at 6.99 by default rules
 SOLD_OUT = "0000000000000000000000e0"
@@ -39,11 +39,7 @@ def paid_order(client: httpx.Client, product: str = CS_SOURCE, quantity: int = 1
     assert order.status_code == 201, order.text
     payment = client.post("/payments/create", json={"order_id": order.json()["id"]}).json()
     assert payment["price_amount"] == order.json()["total"]
-    simulated = client.post(
-        f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
-        json={"status": "finished"},
-        headers=sandbox_admin(),
-    )
+    simulated = pay_in_full(client, payment)
     assert simulated.status_code < 300, simulated.text
     return str(order.json()["id"])
 

@@ -22,7 +22,7 @@ from websockets.typing import Subprotocol
 
 from adapters.live import LiveUpdates
 from entrypoints.settings import load_settings
-from tests.e2e.conftest import E2E_REDIS_URL, RunningEngine, another_api_process, sandbox_admin
+from tests.e2e.conftest import E2E_REDIS_URL, RunningEngine, another_api_process, pay_in_full
 from tests.e2e.test_pipeline import place_and_pay
 
 ONE_ITEM = {"email": "k@example.com",
@@ -89,11 +89,7 @@ def test_owner_hears_each_status_and_others_hear_nothing(engine: RunningEngine) 
             admin_heard: list[dict[str, Any]] = []
             owner_thread = listen(owner, heard, "fulfilled")
             admin_thread = listen(admin, admin_heard, "fulfilled")
-            kim.post(
-                f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
-                json={"status": "finished"},
-                headers=sandbox_admin(),
-            )
+            pay_in_full(kim, payment)
             owner_thread.join(40)
             admin_thread.join(40)
         assert [m["status"] for m in heard] == ["paid", "reserved", "fulfilled"]
@@ -183,11 +179,7 @@ def test_every_api_process_delivers_to_its_own_subscribers(
                 listen(first_socket, heard["first"], "fulfilled"),
                 listen(second_socket, heard["second"], "fulfilled"),
             ]
-            kim.post(
-                f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
-                json={"status": "finished"},
-                headers=sandbox_admin(),
-            )
+            pay_in_full(kim, payment)
             for thread in threads:
                 thread.join(40)
     for messages in heard.values():

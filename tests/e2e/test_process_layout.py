@@ -26,7 +26,7 @@ from tests.e2e.conftest import (
     JWT_SECRET,
     RunningEngine,
     distributed_env,
-    sandbox_admin,
+    pay_in_full,
     start_process,
     stop_processes,
     wait_healthy,
@@ -106,11 +106,7 @@ def statuses_heard(shop: RunningEngine, kim: httpx.Client) -> list[str]:
     order, payment = place_and_pay(kim)
     with open_socket(shop.url, f"/ws/orders/{order['id']}", shop.token("kim")) as socket:
         listening = listen(socket, heard, "fulfilled")
-        kim.post(
-            f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
-            json={"status": "finished"},
-            headers=sandbox_admin(),
-        )
+        pay_in_full(kim, payment)
         listening.join(40)
     return [m["status"] for m in heard]
 
