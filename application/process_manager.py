@@ -54,7 +54,7 @@ class ProcessManager:
     def look_ahead(self, batch: Sequence[DomainEvent]) -> None:
         """Before a batch is handled: find the events whose step an earlier event of the batch
         already asked for, or a later one shows done."""
-        done_at = {_done(e): i for i, e in enumerate(batch) if _done(e) is not None}
+        done_at = {done: i for i, e in enumerate(batch) if (done := _done(e)) is not None}
         asked: set[tuple[str, UUID]] = set()
         self._moot = set()
         for index, event in enumerate(batch):

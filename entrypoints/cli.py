@@ -342,7 +342,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         log.info(_layout(args, [], worker=in_process))
         run_http(app, settings)
         return 0
-    command = processes.worker_command(args.threads, followers=True)
+    command = processes.worker_command(args.threads)
     with processes.stop_on_signals(), processes.WorkerProcesses(command, children) as workers:
         log.info(_layout(args, workers.pids(), worker=False))
         run_http(app, settings)

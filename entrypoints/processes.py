@@ -73,17 +73,18 @@ def worker_processes(settings: Settings, workers: int | None, *, no_worker: bool
     return default_workers(settings) if workers is None else workers
 
 
-def worker_command(threads: int, *, followers: bool) -> list[str]:
-    """``bitloot worker`` as a child of this process: the same interpreter and code, through
-    the console script when this process was started by it (``ps`` then shows ``bitloot
-    worker``), else through the module."""
+def worker_command(threads: int) -> list[str]:
+    """``bitloot worker --followers`` as a child of this process (it runs the actors and the
+    log followers): the same interpreter and code, through the console script when this
+    process was started by it (``ps`` then shows ``bitloot worker``), else through the
+    module."""
     script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if script is not None and script.name == "bitloot" and script.is_file():
         command = [sys.executable, str(script)]
     else:
         command = [sys.executable, "-m", "entrypoints.cli"]
-    command += ["worker", "--threads", str(threads), "--parent-pid", str(os.getpid())]
-    return [*command, "--followers"] if followers else command
+    return [*command, "worker", "--threads", str(threads), "--parent-pid", str(os.getpid()),
+            "--followers"]  # fmt: skip
 
 
 def describe_layout(pids: list[int], *, actors_here: bool, followers: str, threads: int) -> str:
