@@ -138,7 +138,8 @@ class Fulfillment:
 
     def reserve(self, order_id: UUID) -> None:
         """Buy a paid order's keys from the supplier, never above each line's cost cap;
-        idempotent (``orderExternalId``). A balance too low to pay holds the order (it
+        idempotent (``orderExternalId``). Keys Kinguin has already delivered are delivered in
+        the same run (see ``_delivered_at_once``). A balance too low to pay holds the order (it
         resumes when the sweeper sends it again after a top-up); a price that moved above the
         cap fails it as ``supplier_price_changed`` for an admin to decide; a transient failure
         counts against the order's budget (see ``_attempt``)."""
@@ -228,13 +229,28 @@ class Fulfillment:
         except SupplierRejected as refusal:
             self._refused(order, refusal, needed)
             return
+        receipts = self._delivered_at_once(order, purchase.order_id)
         self._orders.decide(
             order.id,
             lambda o: supply.reserved(
-                o, supplier_order_id=purchase.order_id, now=self._clock.now()
+                o, supplier_order_id=purchase.order_id, now=self._clock.now(), receipts=receipts
             ),
             order,
         )
+
+    def _delivered_at_once(self, order: Order, purchase: str) -> list[DeliveredKey]:
+        """Kinguin hands out keys in stock as soon as it accepts their purchase: when every key
+        of the order is already there, it is sealed now and the order fulfilled with its
+        reservation. Otherwise (keys still coming, a pre-order, Kinguin failing to answer)
+        nothing is sealed, and the ``deliver`` step collects them as usual."""
+        try:
+            keys = self._supplier.fetch_keys(purchase)
+        except (SupplierUnavailable, SupplierRejected) as failure:
+            log.info("order %s: keys not read with the purchase (%s)", order.id, failure)
+            return []
+        if len(keys) < order.quantity:
+            return []
+        return [self._seal(order.id, key) for key in keys[: order.quantity]]
 
     def _collect(self, order: Order) -> None:
         """Kinguin hands out a purchase's delivered keys while it is still processing: when

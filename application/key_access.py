@@ -57,18 +57,21 @@ class KeyAccess:
 
     def issue_link(self, order_id: UUID, viewer: Viewer) -> IssuedLink:
         """Hand the owner a download link valid for 15 minutes."""
-        self._orders.owned(order_id, viewer)
-        return self.issue_owner_link(order_id)
+        link, _ = self.issue_owner_link(order_id, self._orders.owned(order_id, viewer))
+        return link
 
-    def issue_owner_link(self, order_id: UUID, known: Order | None = None) -> IssuedLink:
-        """A link for the order's owner, issued by the engine itself (the delivery e-mail).
-        ``known``: the order as the caller has just read it (see ``Orders.decide``)."""
+    def issue_owner_link(
+        self, order_id: UUID, known: Order | None = None
+    ) -> tuple[IssuedLink, Order]:
+        """A link for the order's owner, issued by the engine itself (the delivery e-mail),
+        and the order with it recorded. ``known``: the order as the caller has just read it
+        (see ``Orders.decide``)."""
         link = IssuedLink(
             order_id=order_id,
             link_id=secrets.token_urlsafe(12),
             expires_at=(self._clock.now() + LINK_LIFETIME).replace(microsecond=0),
         )
-        self._orders.decide(
+        order = self._orders.decide(
             order_id,
             lambda o: access.link_issued(
                 o,
@@ -79,7 +82,7 @@ class KeyAccess:
             ),
             known,
         )
-        return link
+        return link, order
 
     def download(
         self, order_id: UUID, link_id: str, expires: int, *, ip: str, user_agent: str

@@ -44,7 +44,7 @@ class Notifier:
             nothing = "no address or no keys to send"
             self._record(order_id, order, channel="none", message_id=nothing)
             return
-        link = self._keys.issue_owner_link(order_id, order)
+        link, order = self._keys.issue_owner_link(order_id, order)
         url = self._links.url(order_id, link.link_id, link.expires_at)
         message_id = self._mailer.send(
             to=email,
@@ -52,12 +52,12 @@ class Notifier:
             text=_body(str(order_id), url, link.expires_at.isoformat()),
             idempotency_key=f"bitloot-order-{order_id}-fulfilled",
         )
-        self._record(order_id, None, channel="email", message_id=message_id)  # the link moved it on
+        self._record(order_id, order, channel="email", message_id=message_id)
 
     def _record(
         self, order_id: UUID, known: Order | None, *, channel: str, message_id: str
     ) -> None:
-        """Record the notice; ``known``: the order as just read, if nothing was saved since."""
+        """Record the notice; ``known``: the order as just read or written."""
         self._orders.decide(
             order_id,
             lambda o: access.notified(

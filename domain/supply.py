@@ -28,13 +28,26 @@ from domain.events import (
 from domain.order import SUPPLIER_FAILURE_STATUSES, DeliveredKey, Order, Stamper, Status
 
 
-def reserved(order: Order, *, supplier_order_id: str, now: datetime) -> list[DomainEvent]:
-    """Record Kinguin's acceptance of the purchase; only a paid order is reserved, once."""
+def reserved(
+    order: Order,
+    *,
+    supplier_order_id: str,
+    now: datetime,
+    receipts: Sequence[DeliveredKey] = (),
+) -> list[DomainEvent]:
+    """Record Kinguin's acceptance of the purchase; only a paid order is reserved, once.
+
+    ``receipts``: the keys Kinguin had already delivered when it accepted the purchase. With
+    every one of them there, the order is fulfilled in the same decision (one save, no
+    ``deliver`` step); with fewer, they are left for the ``deliver`` step to collect.
+    """
     if order.status is not Status.PAID:
         return []
-    return [
-        Stamper(order.id, order.version, now)(KeysReserved, supplier_order_id=supplier_order_id)
-    ]
+    stamp = Stamper(order.id, order.version, now)
+    reservation = stamp(KeysReserved, supplier_order_id=supplier_order_id)
+    if len(receipts) != order.quantity:
+        return [reservation]
+    return [reservation, *_delivery(receipts, stamp)]
 
 
 def supplier_failed(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
@@ -245,7 +258,11 @@ def keys_delivered(
         return []
     if len(receipts) != order.quantity:
         raise TransitionRefused(f"expected {order.quantity} keys, got {len(receipts)}")
-    stamp = Stamper(order.id, order.version, now)
+    return _delivery(receipts, Stamper(order.id, order.version, now))
+
+
+def _delivery(receipts: Sequence[DeliveredKey], stamp: Stamper) -> list[DomainEvent]:
+    """One ``KeyDelivered`` per key, then ``OrderFulfilled``."""
     events: list[DomainEvent] = [
         stamp(
             KeyDelivered,

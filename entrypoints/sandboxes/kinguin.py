@@ -14,10 +14,11 @@ It mirrors the documented API (EXTERNAL_APIS §1) so the Kinguin adapter needs o
   charged the offers' prices (``requestPrice`` keeps the asked one) from a balance
   (``GET /v1/balance``); too little answers 400 ``InsufficientBalance`` and changes nothing.
   A pre-order must be alone in its request, once, without ``keyType`` (else 400 ``Preorder``);
-- it answers 201 with a ``processing`` Order; after ``delay_s`` the order is ``completed``, its
-  keys ``DELIVERED``, and an ``order.status`` webhook (plain ``X-Event-Secret``, no signature, as
-  documented) goes to the configured URL. A pre-order waits for its product's release date first
-  (keys ``PENDING``, no webhook at all, as Kinguin's pre-order webhooks fire only after release);
+- it answers 201 with a ``processing`` Order; after ``delay_s`` (with none, before answering)
+  the order is ``completed``, its keys ``DELIVERED``, and an ``order.status`` webhook (plain
+  ``X-Event-Secret``, no signature, as documented) goes to the configured URL. A pre-order
+  waits for its product's release date first (keys ``PENDING``, no webhook at all, as Kinguin's
+  pre-order webhooks fire only after release);
   the control route ``POST /products/{productId}/release`` (no API key) releases it now;
 - ``GET /v1/order/{id}``, ``GET /v1/order`` (search, e.g. by ``orderExternalId``),
   ``GET /v2/order/{id}/keys`` (bare array, delivered keys only, paginated);
@@ -609,12 +610,13 @@ class _KinguinSandbox:
         )
         self._journal.append(_placed_record(order, self.balance))
         self._add(order)
+        answer = _order_view(order)  # processing, whatever follows
         self._schedule(order)
         self._touch(line.product for line in order.lines)
         if external_id is not None and self.faults.current.duplicate_external_id:
             # The order exists; answer as a retry after a lost 201 would be answered.
             raise _external_id_used()
-        return _order_view(order)
+        return answer
 
     def get(self, order_id: str) -> KinguinOrder:
         """Return one order or raise ``OrderNotFound``."""
@@ -772,14 +774,22 @@ class _KinguinSandbox:
             logger.error("kinguin sandbox: background task failed", exc_info=task.exception())
 
     def _schedule(self, order: _Order) -> None:
-        """Complete the order after the delay; notify each status independently of delivery."""
+        """Complete the order after the delay — without one, keys in stock are delivered
+        before the purchase is answered, as Kinguin hands them out at once — and notify each
+        status independently of delivery."""
         reorder = self.faults.current.reorder_webhooks
-        self._spawn(self._complete_later(order))
+        if self._config.delay_s == 0 and not order.is_preorder:
+            self._complete(order)
+        else:
+            self._spawn(self._complete_later(order))
         self._spawn(self._notify_statuses(order, reorder=reorder))
 
     async def _complete_later(self, order: _Order) -> None:
         await self._released(order)
         await asyncio.sleep(self._config.delay_s)
+        self._complete(order)
+
+    def _complete(self, order: _Order) -> None:
         at = max(self.now(), order.created_at + _EVENT_TICK)
         self._journal.append(_Completed(order.order_id, at))
         order.complete(at)

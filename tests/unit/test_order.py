@@ -229,6 +229,24 @@ def test_reserve_only_when_paid_and_once() -> None:
     assert supply.reserved(order, supplier_order_id="K2", now=NOW) == []
 
 
+def test_keys_already_there_fulfil_the_order_with_its_reservation() -> None:
+    """Every key delivered when the purchase is accepted: reserved and fulfilled in one
+    decision, versions following on; some of them only: reserved, the keys left for later."""
+    order = paid()
+    events = supply.reserved(order, supplier_order_id="K", now=NOW, receipts=receipts(2))
+    assert [type(e).__name__ for e in events] == [
+        "KeysReserved", "KeyDelivered", "KeyDelivered", "OrderFulfilled",
+    ]  # fmt: skip
+    assert [e.originator_version for e in events] == list(
+        range(order.version + 1, order.version + 5)
+    )
+    fulfilled = step(order, events)
+    assert (fulfilled.status, fulfilled.supplier_order_id) == (Status.FULFILLED, "K")
+    assert len(fulfilled.keys) == 2
+    some = supply.reserved(order, supplier_order_id="K", now=NOW, receipts=receipts(1))
+    assert [type(e).__name__ for e in some] == ["KeysReserved"]
+
+
 def test_supplier_failure_needs_admin() -> None:
     """A refused purchase leaves the order fulfillment_failed with the reason."""
     order = paid()
