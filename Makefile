@@ -5,6 +5,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
 LOCK    := requirements-dev.lock
+# make test: pytest processes (pytest-xdist), each test file whole on one of them; at most 7
+# (each takes a Redis database of its own from 9 up, tests/e2e/conftest.py)
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint demo worker install services clean lock
 
@@ -12,7 +15,7 @@ run: $(STAMP)           ## start the engine (embedded default unless DATABASE_UR
 	$(BIN)/bitloot serve
 
 test: $(STAMP) services lint  ## install, start PostgreSQL/Redis if needed, lint, run the whole suite
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)          ## ruff and mypy --strict
 	$(BIN)/ruff check .

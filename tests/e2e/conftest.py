@@ -22,7 +22,18 @@ from tests.conftest import POSTGRES_URL
 from tests.support import free_port, wait_for_catalog
 
 BITLOOT = str(Path(sys.executable).with_name("bitloot"))
-E2E_REDIS_URL = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+def _worker_database(url: str) -> str:
+    """The Redis database of this pytest worker: the URL's database (9 by default) plus the
+    worker's number (``gw1`` → 10). Each worker clears its own between engines; up to 7
+    workers fit in Redis's 16 databases."""
+    base, _, number = url.rpartition("/")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return f"{base}/{int(number or 0) + int(worker or 0)}"
+
+
+E2E_REDIS_URL = _worker_database(os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/9"))
 JWT_SECRET = "e2e-jwt-secret-that-is-long-enough-0123456789"
 
 
