@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 import psycopg
@@ -21,6 +24,35 @@ from tests.support import free_port
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MOTO = str(Path(sys.executable).with_name("moto_server"))
+
+
+@pytest.fixture(autouse=True)
+def _take_turns(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Under pytest-xdist (``make test``), a test marked ``alone`` runs while no other test
+    does: it starts a deployment of several engine processes, or cuts shared parts, and with
+    another test beside it PostgreSQL's 100 connections and this machine's two cores do not
+    suffice. Other tests share. A test waiting to run alone lets no new test start before it
+    (a turnstile), so it is never starved."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        yield
+        return
+    alone = request.node.get_closest_marker("alone") is not None
+    base = Path(tempfile.gettempdir()) / f"bitloot-tests-{run}"
+    turnstile = _flock(base.with_suffix(".turnstile"), fcntl.LOCK_EX)
+    turn = _flock(base.with_suffix(".lock"), fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+    turnstile.close()
+    try:
+        yield
+    finally:
+        turn.close()
+
+
+def _flock(path: Path, mode: int) -> TextIO:
+    """``path`` opened and locked (``flock``); closing it releases the lock."""
+    handle = path.open("a")
+    fcntl.flock(handle, mode)
+    return handle
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ import pytest
 from tests.e2e.cluster import Cluster, check, clear_redis, place_paid_orders
 from tests.e2e.conftest import E2E_REDIS_URL
 
+pytestmark = pytest.mark.alone  # a deployment of several processes: see tests/conftest.py
+
 ORDERS = 120
 INJECTED_FAULT_LOGGED = re.compile(
     rb"WARNING application\.fulfillment: order [0-9a-f-]+: (reserve|deliver) attempt \d+ of \d+ "

@@ -35,6 +35,8 @@ from tests.e2e.cluster import Cluster, RedisServer, check, place_paid_orders
 from tests.e2e.conftest import JWT_SECRET
 from tests.support import free_port
 
+pytestmark = pytest.mark.alone  # a deployment of several processes: see tests/conftest.py
+
 ORDERS = 30  # enough to keep every part busy across the outages, few enough to stay quick
 RESTARTS = 3
 DATABASE_DOWN_S = 8.0  # how long PostgreSQL stays away when "stopped" (a query gives up at 5 s)

@@ -9,10 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.conftest import POSTGRES_URL
 from tests.e2e.cluster import Cluster, check, clear_redis, place_paid_orders
 from tests.e2e.conftest import E2E_REDIS_URL
+
+pytestmark = pytest.mark.alone  # a deployment of several processes: see tests/conftest.py
 
 ORDERS = 30
 PARTS = (
