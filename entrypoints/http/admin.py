@@ -18,7 +18,7 @@ from adapters.kinguin import MalformedWebhook, read_order_status, read_product_u
 from adapters.nowpayments import MalformedNotification, read_ipn
 from domain.order import Status as OrderStatus
 from entrypoints.http import catalog
-from entrypoints.http.deps import EngineDep, FulfillmentDep, InboxDep, KeysDep, ViewerDep
+from entrypoints.http.deps import Caller, EngineDep
 from entrypoints.http.ops import admin_only
 from entrypoints.http.schema import Cursor, Limit, query, text_filter
 from entrypoints.http.views import order_view
@@ -51,11 +51,9 @@ def list_orders(
 
 
 @post("/orders/{order_id:uuid}/retry", sync_to_thread=True, status_code=202)
-def retry_order(
-    order_id: FromPath[UUID], fulfillment: FulfillmentDep, viewer: ViewerDep, engine: EngineDep
-) -> dict[str, Any]:
+def retry_order(order_id: FromPath[UUID], request: Caller, engine: EngineDep) -> dict[str, Any]:
     """Send a fulfillment_failed order back to be bought or delivered again."""
-    order = fulfillment.retry(order_id, viewer)
+    order = engine.fulfillment.retry(order_id, request.user)
     return order_view(order, engine.customers.email_of(order))
 
 
@@ -70,37 +68,37 @@ class RefundIn(msgspec.Struct, forbid_unknown_fields=True):
 def refund_order(
     order_id: FromPath[UUID],
     engine: EngineDep,
-    viewer: ViewerDep,
+    request: Caller,
     data: Annotated[RefundIn | None, Body()] = None,
 ) -> dict[str, Any]:
     """Refund a paid order that was not delivered (``RefundRequested``, ``OrderRefunded``)."""
     body = data or RefundIn()
-    order = engine.refunds.refund(order_id, viewer, reason=body.reason, reference=body.reference)
+    order = engine.refunds.refund(
+        order_id, request.user, reason=body.reason, reference=body.reference
+    )
     return order_view(order, engine.customers.email_of(order))
 
 
 @post("/orders/{order_id:uuid}/return-keys", sync_to_thread=True, status_code=200)
-def return_keys(order_id: FromPath[UUID], engine: EngineDep, viewer: ViewerDep) -> dict[str, Any]:
+def return_keys(order_id: FromPath[UUID], engine: EngineDep, request: Caller) -> dict[str, Any]:
     """Return a delivered order's unrevealed keys to Kinguin (within 24 hours), shred them and
     refund the order; refused with the reason otherwise."""
-    order = engine.refunds.return_keys(order_id, viewer)
+    order = engine.refunds.return_keys(order_id, request.user)
     return order_view(order, engine.customers.email_of(order))
 
 
 @post("/orders/{order_id:uuid}/shred", sync_to_thread=True, status_code=200)
-def shred_order(
-    order_id: FromPath[UUID], keys: KeysDep, viewer: ViewerDep, engine: EngineDep
-) -> dict[str, Any]:
+def shred_order(order_id: FromPath[UUID], request: Caller, engine: EngineDep) -> dict[str, Any]:
     """Destroy the order's data key: its keys answer 410 from now on; history and audit stay."""
-    order = keys.shred(order_id, viewer)
+    order = engine.keys.shred(order_id, request.user)
     return order_view(order, engine.customers.email_of(order))
 
 
 @post("/customers/{customer:str}/erase", sync_to_thread=True, status_code=200)
-def erase_customer(customer: FromPath[str], engine: EngineDep, viewer: ViewerDep) -> dict[str, Any]:
+def erase_customer(customer: FromPath[str], engine: EngineDep, request: Caller) -> dict[str, Any]:
     """Forget a customer's personal data: their orders' e-mail addresses become unreadable for
     good; the orders and their history stay."""
-    erased = engine.customers.erase(customer, viewer)
+    erased = engine.customers.erase(customer, request.user)
     return {"customer": customer, "erased": True, "already_erased": not erased}
 
 
@@ -155,10 +153,9 @@ def get_webhook_log(delivery_id: FromPath[UUID], engine: EngineDep) -> dict[str,
 
 
 @post("/webhook-logs/{delivery_id:uuid}/replay", status_code=200)
-async def replay_webhook(
-    delivery_id: FromPath[UUID], inbox: InboxDep, engine: EngineDep
-) -> dict[str, str]:
+async def replay_webhook(delivery_id: FromPath[UUID], engine: EngineDep) -> dict[str, str]:
     """Re-run the handling of a stored delivery; a repeat changes nothing."""
+    inbox = engine.inbox
     stored = await to_thread.run_sync(inbox.delivery, delivery_id)
     raw = stored.body.encode()
     try:

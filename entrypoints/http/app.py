@@ -9,13 +9,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from anyio import to_thread
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.types import ControllerRouterHandler
 
-from application.orders import Viewer
 from entrypoints.bootstrap import WORKER_THREADS, Engine
 from entrypoints.http import admin_pages, audit, catalog, keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
@@ -85,12 +84,7 @@ def create_app(
         ],
         dependencies={
             "engine": Provide(lambda: engine, sync_to_thread=False),
-            "settings": Provide(lambda: engine.settings, sync_to_thread=False),
-            "fulfillment": Provide(lambda: engine.fulfillment, sync_to_thread=False),
-            "inbox": Provide(lambda: engine.inbox, sync_to_thread=False),
-            "keys": Provide(lambda: engine.keys, sync_to_thread=False),
-            "viewer": Provide(_viewer, sync_to_thread=False),
-        },
+        },  # the one dependency of every handler (see entrypoints/http/deps.py)
         # the request metrics go around authentication, to count what it refuses
         on_app_init=[auth.on_app_init, http_metrics.install],
         guards=[audit.auditors_read_only],
@@ -166,8 +160,3 @@ def nowpayments_sandbox_config(settings: Settings) -> NowPaymentsSandboxConfig:
         faults=settings.nowpayments_faults,
         state_dir=settings.var_dir / "sandbox",
     )
-
-
-def _viewer(request: Request[Any, Any, Any]) -> Viewer:
-    user: Viewer = request.user
-    return user

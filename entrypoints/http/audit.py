@@ -20,7 +20,7 @@ from application.evidence import checkpoint_view
 from application.orders import Viewer
 from application.ports import Checkpoint
 from entrypoints.http.customer_views import customer_entry
-from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
+from entrypoints.http.deps import Caller, EngineDep
 from entrypoints.http.schema import Cursor, Limit
 from entrypoints.http.views import history_view
 from projections.queries import BadCursor
@@ -90,13 +90,12 @@ def consistency(
 
 
 @get("/orders/{order_id:uuid}/evidence", opt=AUDITOR, sync_to_thread=True)
-def order_evidence(
-    order_id: FromPath[UUID], fulfillment: FulfillmentDep, viewer: ViewerDep, engine: EngineDep
-) -> dict[str, Any]:
+def order_evidence(order_id: FromPath[UUID], request: Caller, engine: EngineDep) -> dict[str, Any]:
     """The order's events as Merkle leaves with their inclusion proofs and the signed
     checkpoint they lead to. The owner gets the events whose data holds staff-only fields as
     their leaf hashes alone (``state`` null, ``redacted`` true): proven, not shown."""
-    events = fulfillment.history(order_id, viewer)  # 404 unless the viewer may see it
+    viewer = request.user
+    events = engine.fulfillment.history(order_id, viewer)  # 404 unless the viewer may see it
     bundle = engine.evidence.bundle(order_id)
     if viewer.reads_every_order:
         return bundle

@@ -13,7 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from domain.catalog import CURRENCY, PricingRules
-from entrypoints.http.deps import EngineDep, ViewerDep
+from entrypoints.http.deps import Caller, EngineDep
 from entrypoints.http.schema import Cursor, Limit, documented
 
 ProductId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -116,7 +116,7 @@ def get_pricing(engine: EngineDep) -> dict[str, Any]:
 
 
 @put("/pricing", sync_to_thread=True)
-def put_pricing(data: JSONBody[PricingIn], engine: EngineDep, viewer: ViewerDep) -> dict[str, Any]:
+def put_pricing(data: JSONBody[PricingIn], engine: EngineDep, request: Caller) -> dict[str, Any]:
     """Set the margin rules (kept as an event) and reprice every product."""
     rules = PricingRules(
         margin_percent=data.margin_percent,
@@ -124,7 +124,7 @@ def put_pricing(data: JSONBody[PricingIn], engine: EngineDep, viewer: ViewerDep)
         rounding=data.rounding,
         overrides=dict(data.overrides),
     )
-    repriced = engine.catalog.set_rules(rules, by=viewer.sub)
+    repriced = engine.catalog.set_rules(rules, by=request.user.sub)
     return {**pricing_view(engine.catalog.rules()), "repriced": repriced}
 
 

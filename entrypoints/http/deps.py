@@ -1,21 +1,20 @@
-"""What route handlers may ask for by name; provided by ``entrypoints.http.app``."""
+"""What route handlers ask for: the engine, by name (provided by ``entrypoints.http.app``), and
+the request, whose ``user`` is the authenticated caller.
+
+A handler asks for one dependency at most: Litestar resolves two or more of them at the same
+level in a task group of their own, which cost about a tenth of the API's interpreter time
+under load (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
+from litestar import Request
 from litestar.di import NamedDependency
 
-from application.fulfillment import Fulfillment
-from application.key_access import KeyAccess
 from application.orders import Viewer
-from application.webhooks import WebhookInbox
 from entrypoints.bootstrap import Engine
-from entrypoints.settings import Settings
 
 EngineDep: TypeAlias = NamedDependency[Engine]
-FulfillmentDep: TypeAlias = NamedDependency[Fulfillment]
-InboxDep: TypeAlias = NamedDependency[WebhookInbox]
-KeysDep: TypeAlias = NamedDependency[KeyAccess]
-SettingsDep: TypeAlias = NamedDependency[Settings]
-ViewerDep: TypeAlias = NamedDependency[Viewer]
+Caller: TypeAlias = Request[Viewer, Any, Any]  # ``request.user``: who is asking

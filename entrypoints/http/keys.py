@@ -14,7 +14,7 @@ from application.key_access import RevealedKey
 from domain.errors import LinkRefused
 from entrypoints.bootstrap import Engine
 from entrypoints.http.audit import AUDITOR
-from entrypoints.http.deps import EngineDep, FulfillmentDep, KeysDep, ViewerDep
+from entrypoints.http.deps import Caller, EngineDep
 from entrypoints.http.schema import DIGITS_PATTERN
 from entrypoints.http.views import is_number
 
@@ -22,27 +22,21 @@ LINK_PARAMS = frozenset({"lid", "exp", "sig"})
 
 
 @post("/fulfillment/{order_id:uuid}/reveal", sync_to_thread=True, status_code=200)
-def reveal(
-    order_id: FromPath[UUID],
-    request: Request[Any, Any, Any],
-    keys: KeysDep,
-    viewer: ViewerDep,
-    engine: EngineDep,
-) -> dict[str, Any]:
+def reveal(order_id: FromPath[UUID], request: Caller, engine: EngineDep) -> dict[str, Any]:
     """The owner's keys in clear (rate-limited per user); the read is recorded."""
+    viewer = request.user
     _within_limit(engine, viewer.sub, "reveals")
-    revealed = keys.reveal(order_id, viewer, ip=_ip(request), user_agent=_agent(request))
+    revealed = engine.keys.reveal(order_id, viewer, ip=_ip(request), user_agent=_agent(request))
     return _keys_view(order_id, revealed)
 
 
 @get("/fulfillment/{order_id:uuid}/download-link", sync_to_thread=True)
-def download_link(
-    order_id: FromPath[UUID], keys: KeysDep, viewer: ViewerDep, engine: EngineDep
-) -> dict[str, str]:
+def download_link(order_id: FromPath[UUID], request: Caller, engine: EngineDep) -> dict[str, str]:
     """A link to the keys valid for 15 minutes; the link itself is the proof (rate-limited per
     user, as reveals are)."""
+    viewer = request.user
     _within_limit(engine, f"link:{viewer.sub}", "download links")
-    link = keys.issue_link(order_id, viewer)
+    link = engine.keys.issue_link(order_id, viewer)
     url = engine.links.url(order_id, link.link_id, link.expires_at)
     return {"url": url, "expires_at": link.expires_at.isoformat()}
 
@@ -63,7 +57,6 @@ def download(
         str, PathParameter(description="the order id of the link (a UUID; else 403)")
     ],
     request: Request[Any, Any, Any],
-    keys: KeysDep,
     engine: EngineDep,
     *,
     lid: Annotated[str | None, _link_part("the link id")] = None,
@@ -91,7 +84,7 @@ def download(
     if not engine.links.verify(parsed, params["lid"], params["exp"], params["sig"]):
         raise LinkRefused("this download link is not valid")
     _within_limit(engine, f"download:{parsed}", "downloads of this order")
-    revealed = keys.download(
+    revealed = engine.keys.download(
         parsed, params["lid"], int(params["exp"]), ip=_ip(request), user_agent=_agent(request)
     )
     return Response(_keys_view(parsed, revealed), headers={"Cache-Control": "no-store"})
@@ -99,10 +92,10 @@ def download(
 
 @get("/fulfillment/{order_id:uuid}/audit", opt=AUDITOR, sync_to_thread=True)
 def fulfillment_audit(
-    order_id: FromPath[UUID], fulfillment: FulfillmentDep, viewer: ViewerDep, engine: EngineDep
+    order_id: FromPath[UUID], request: Caller, engine: EngineDep
 ) -> dict[str, Any]:
     """Who read the order's keys, when, from where (owner, admin or auditor)."""
-    fulfillment.order(order_id, viewer)  # 404 unless the viewer may see the order
+    engine.fulfillment.order(order_id, request.user)  # 404 unless the caller may see the order
     return {"order_id": str(order_id), "accesses": engine.read_models.key_audit(order_id)}
 
 

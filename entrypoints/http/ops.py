@@ -13,7 +13,7 @@ from litestar.params import FromPath
 
 from application.orders import Viewer
 from domain.errors import OrderNotFound
-from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
+from entrypoints.http.deps import Caller, EngineDep
 
 
 def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -43,13 +43,10 @@ def readyz(engine: EngineDep) -> Response[dict[str, Any]]:
 
 
 @get("/kinguin/status/{order_id:uuid}", guards=[admin_only], sync_to_thread=True)
-def kinguin_status(
-    order_id: FromPath[UUID],
-    fulfillment: FulfillmentDep,
-    viewer: ViewerDep,
-) -> dict[str, Any]:
+def kinguin_status(order_id: FromPath[UUID], request: Caller, engine: EngineDep) -> dict[str, Any]:
     """What Kinguin says about the order's purchase."""
-    order = fulfillment.order(order_id, viewer)
+    fulfillment = engine.fulfillment
+    order = fulfillment.order(order_id, request.user)
     if order.supplier_order_id is None:
         raise OrderNotFound(f"order {order_id} has no supplier order yet")
     purchase = fulfillment.supplier_order(order.supplier_order_id)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Request, get, post
+from litestar import get, post
 from litestar.exceptions import TooManyRequestsException, ValidationException
 from litestar.params import FromPath, JSONBody
 
@@ -21,7 +21,7 @@ from domain.order import fold
 from entrypoints.bootstrap import Engine
 from entrypoints.http.audit import AUDITOR
 from entrypoints.http.customer_views import customer_entry
-from entrypoints.http.deps import EngineDep, FulfillmentDep, ViewerDep
+from entrypoints.http.deps import Caller, EngineDep
 from entrypoints.http.schema import DIGITS_PATTERN, query
 from entrypoints.http.views import (
     OrderIn,
@@ -54,15 +54,10 @@ AsOf = Annotated[
 
 
 @post("/orders", sync_to_thread=True)
-def create_order(
-    data: JSONBody[OrderIn],
-    fulfillment: FulfillmentDep,
-    viewer: ViewerDep,
-    engine: EngineDep,
-    request: Request[Any, Any, Any],
-) -> dict[str, Any]:
+def create_order(data: JSONBody[OrderIn], engine: EngineDep, request: Caller) -> dict[str, Any]:
     """Place an order for the caller, priced by the shop from the catalog (rate-limited per
     user and per address)."""
+    viewer = request.user
     _limit(engine, "order", viewer, request)
     lines = [
         LineRequest(
@@ -73,59 +68,49 @@ def create_order(
         )
         for i in data.items
     ]
-    order = fulfillment.place_order(viewer, email=data.email, currency=data.currency, lines=lines)
+    order = engine.fulfillment.place_order(
+        viewer, email=data.email, currency=data.currency, lines=lines
+    )
     return order_view(order, data.email, staff=viewer.is_admin)
 
 
 @get("/orders/{order_id:uuid}", sync_to_thread=True)
 def get_order(
-    order_id: FromPath[UUID],
-    fulfillment: FulfillmentDep,
-    viewer: ViewerDep,
-    engine: EngineDep,
-    as_of: AsOf = None,
+    order_id: FromPath[UUID], engine: EngineDep, request: Caller, as_of: AsOf = None
 ) -> dict[str, Any]:
     """The order now, or as it was at a version or instant (``?as_of=``)."""
-    events = _history_as_of(fulfillment, order_id, viewer, as_of)
+    viewer = request.user
+    events = _history_as_of(engine.fulfillment, order_id, viewer, as_of)
     order = fold(events)
     return order_view(order, engine.customers.email_of(order), staff=viewer.is_admin)
 
 
 @get("/orders/{order_id:uuid}/history", opt=AUDITOR, sync_to_thread=True)
 def get_history(
-    order_id: FromPath[UUID],
-    fulfillment: FulfillmentDep,
-    viewer: ViewerDep,
-    as_of: AsOf = None,
+    order_id: FromPath[UUID], engine: EngineDep, request: Caller, as_of: AsOf = None
 ) -> list[dict[str, Any]]:
     """The order's events, oldest first (``?as_of=`` cuts the list there)."""
-    history = history_view(_history_as_of(fulfillment, order_id, viewer, as_of))
+    viewer = request.user
+    history = history_view(_history_as_of(engine.fulfillment, order_id, viewer, as_of))
     return history if viewer.reads_every_order else [customer_entry(e, viewer.sub) for e in history]
 
 
 @post("/payments/create", sync_to_thread=True)
-def create_payment(
-    data: JSONBody[PaymentIn],
-    fulfillment: FulfillmentDep,
-    viewer: ViewerDep,
-    engine: EngineDep,
-    request: Request[Any, Any, Any],
-) -> dict[str, Any]:
+def create_payment(data: JSONBody[PaymentIn], engine: EngineDep, request: Caller) -> dict[str, Any]:
     """Get the caller's order an invoice (the same one when asked again); rate-limited like
     orders, as each new invoice is a call to NOWPayments."""
+    viewer = request.user
     _limit(engine, "invoice", viewer, request)
-    order = fulfillment.create_payment(data.order_id, viewer)
+    order = engine.fulfillment.create_payment(data.order_id, viewer)
     return payment_view(order)
 
 
 @get("/fulfillment/{order_id:uuid}/status", sync_to_thread=True)
 def fulfillment_status(
-    order_id: FromPath[UUID],
-    fulfillment: FulfillmentDep,
-    viewer: ViewerDep,
+    order_id: FromPath[UUID], engine: EngineDep, request: Caller
 ) -> dict[str, Any]:
     """Status and delivered keys (references only)."""
-    return status_view(fulfillment.order(order_id, viewer))
+    return status_view(engine.fulfillment.order(order_id, request.user))
 
 
 ROUTES = [
@@ -137,7 +122,7 @@ ROUTES = [
 ]
 
 
-def _limit(engine: Engine, action: str, viewer: Viewer, request: Request[Any, Any, Any]) -> None:
+def _limit(engine: Engine, action: str, viewer: Viewer, request: Caller) -> None:
     """429 with ``Retry-After`` once the caller, or their address, did this too often."""
     per_user, per_address = engine.order_limits
     address = request.client.host if request.client else "unknown"

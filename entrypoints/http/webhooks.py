@@ -26,7 +26,7 @@ from litestar.exceptions import NotAuthorizedException, ValidationException
 from adapters import nowpayments_signature
 from adapters.kinguin import MalformedWebhook, read_order_status, read_product_update
 from adapters.nowpayments import MalformedNotification, read_ipn
-from entrypoints.http.deps import InboxDep, SettingsDep
+from entrypoints.http.deps import EngineDep
 from entrypoints.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,31 +36,28 @@ _SORTED_CHECKS = "ipn_sorted_signature_checks"  # the app state key of their thr
 
 
 @post("/webhooks/nowpayments/ipn", status_code=200, request_max_body_size=WEBHOOK_MAX_BODY_BYTES)
-async def nowpayments_ipn(
-    request: Request[Any, Any, Any], inbox: InboxDep, settings: SettingsDep
-) -> dict[str, str]:
+async def nowpayments_ipn(request: Request[Any, Any, Any], engine: EngineDep) -> dict[str, str]:
     """Verify an IPN's ``x-nowpayments-sig``, then record it once."""
     raw = await request.body()
     signature = request.headers.get("x-nowpayments-sig")
-    if not await ipn_signed(request, ipn_secrets(settings), raw, signature):
+    if not await ipn_signed(request, ipn_secrets(engine.settings), raw, signature):
         _reject(request, "nowpayments", "bad or missing x-nowpayments-sig")
     try:
         order_id, notice, delivery = read_ipn(raw, {"x-nowpayments-sig": signature or ""})
     except MalformedNotification as bad:
         raise ValidationException(f"unreadable IPN: {bad}") from None
-    outcome = await to_thread.run_sync(inbox.payment_notified, order_id, notice, delivery)
+    outcome = await to_thread.run_sync(engine.inbox.payment_notified, order_id, notice, delivery)
     return {"status": "received", "outcome": outcome}
 
 
 @post("/kinguin/webhooks", status_code=204, request_max_body_size=WEBHOOK_MAX_BODY_BYTES)
-async def kinguin_webhook(
-    request: Request[Any, Any, Any], inbox: InboxDep, settings: SettingsDep
-) -> Response[None]:
+async def kinguin_webhook(request: Request[Any, Any, Any], engine: EngineDep) -> Response[None]:
     """Check ``X-Event-Secret`` in constant time, then record an ``order.status`` or a
     ``product.update`` once."""
     raw = await request.body()
     given = request.headers.get("x-event-secret", "")
-    if not hmac.compare_digest(given.encode(), settings.kinguin_webhook_secret.encode()):
+    secret = engine.settings.kinguin_webhook_secret
+    if not hmac.compare_digest(given.encode(), secret.encode()):
         _reject(request, "kinguin", "bad or missing X-Event-Secret")
     event_name = request.headers.get("x-event-name", "")
     if event_name == "product.update":
@@ -68,7 +65,7 @@ async def kinguin_webhook(
             _, delivery = read_product_update(raw, {"x-event-name": event_name})
         except MalformedWebhook as bad:
             raise ValidationException(str(bad)) from None
-        await to_thread.run_sync(inbox.product_notified, delivery)
+        await to_thread.run_sync(engine.inbox.product_notified, delivery)
         return Response(None, status_code=204)
     if event_name != "order.status":
         log.info("kinguin webhook %r accepted and logged: %s", event_name, raw[:500])
@@ -77,7 +74,7 @@ async def kinguin_webhook(
         order_id, notice, delivery = read_order_status(raw, {"x-event-name": event_name})
     except MalformedWebhook as bad:
         raise ValidationException(str(bad)) from None
-    await to_thread.run_sync(inbox.supplier_notified, order_id, notice, delivery)
+    await to_thread.run_sync(engine.inbox.supplier_notified, order_id, notice, delivery)
     return Response(None, status_code=204)
 
 
