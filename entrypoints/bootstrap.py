@@ -70,6 +70,10 @@ from projections.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# An idle pooled connection is closed after 2 s: under a server's keep-alive timeout (uvicorn's,
+# the sandboxes', is 5 s, the same as httpx's own default), so that a request is never sent on
+# a connection the server is closing at that moment (it fails with "connection reset").
+HTTP_LIMITS = httpx.Limits(keepalive_expiry=2.0)
 RECONCILE_POLL_S = 0.25  # how often the reconciliation loop asks whether a sync is due
 STARTUP_WAIT_S = 60.0  # how long a starting process waits for PostgreSQL or Redis
 STARTUP_RETRY_S = 1.0
@@ -98,11 +102,13 @@ class Engine:
             base_url=settings.kinguin_url,
             headers={"X-Api-Key": settings.kinguin_api_key},
             timeout=HTTP_TIMEOUT,
+            limits=HTTP_LIMITS,
         )
         self._nowpayments_http = httpx.Client(
             base_url=settings.nowpayments_url,
             headers={"x-api-key": settings.nowpayments_api_key},
             timeout=HTTP_TIMEOUT,
+            limits=HTTP_LIMITS,
         )
         orders = Orders(self.store)
         custody = EnvelopeCustody(self.vault, MasterKeys(settings.master_keys))
@@ -241,6 +247,7 @@ class Engine:
                 base_url=self.settings.resend_base_url,
                 headers={"Authorization": f"Bearer {self.settings.resend_api_key}"},
                 timeout=HTTP_TIMEOUT,
+                limits=HTTP_LIMITS,
             )
             return ResendMailer(self._mail_http, self.settings.email_from)
         return OutboxMailer(self.settings.var_dir / "outbox", self.settings.email_from)

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 SENDERS = 8  # webhooks in flight at once, each sender on its own kept-alive connection
 QUEUE_SIZE = 10_000  # webhooks waiting for a sender before a sandbox waits to add one
+KEEPALIVE_EXPIRY_S = 2.0  # an idle connection is closed before the receiver's uvicorn (5 s) does
 
 
 class CallbacksClosed(httpx.TransportError):
@@ -161,5 +162,9 @@ def _fail(webhook: _Webhook, failure: BaseException) -> None:
 
 def _client(connections: int) -> httpx.AsyncClient:
     # trust_env=False: a developer's HTTP_PROXY must not capture loopback callbacks.
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    limits = httpx.Limits(
+        max_connections=connections,
+        max_keepalive_connections=connections,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
+    )
     return httpx.AsyncClient(trust_env=False, limits=limits)

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import jwt
 import pytest
+import uvicorn
 
+from entrypoints.bootstrap import HTTP_LIMITS
+from entrypoints.sandboxes.callbacks import KEEPALIVE_EXPIRY_S
 from entrypoints.serving import banner, banner_tokens, is_loopback, uvicorn_options
 from entrypoints.settings import load_settings
 
@@ -71,3 +74,13 @@ def test_access_lines_are_off_unless_asked_for(tmp_path: Path) -> None:
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     """Only a loopback address or ``localhost`` counts as plain local use."""
     assert is_loopback(host) is loopback
+
+
+def test_idle_outbound_connections_close_before_uvicorn_closes_them() -> None:
+    """The engine's provider clients, and the sandboxes' webhook client, drop an idle
+    connection before uvicorn's keep-alive timeout: a request never goes out on a connection
+    the server is closing (a "connection reset" seen under load, both sides at 5 s)."""
+    server_keeps = uvicorn.Config(app="entrypoints.cli:main").timeout_keep_alive
+    assert HTTP_LIMITS.keepalive_expiry is not None
+    assert HTTP_LIMITS.keepalive_expiry < server_keeps
+    assert server_keeps > KEEPALIVE_EXPIRY_S
