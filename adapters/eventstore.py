@@ -11,6 +11,7 @@ outage as the library's ``OperationalError``, see ``adapters.outages``).
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -41,6 +42,8 @@ APP_NAME = "bitloot"
 ORIGINATOR_PAGE = 1000
 INSERT_ATTEMPTS = 10  # as the library's own retry of an insert: 10 tries, 0.2 s apart
 INSERT_RETRY_WAIT_S = 0.2
+# PostgreSQL's detail of a unique violation on the events' key names the aggregate
+_TAKEN_KEY = re.compile(r"\(originator_id, originator_version\)=\(([0-9a-fA-F-]{36}), ")
 
 
 SALT_FIELD = b'"_salt":'
@@ -118,8 +121,7 @@ class GroupCommit:
     """Saves arriving while another is being committed wait, and are then committed together in
     one transaction (one table lock, one NOTIFY) by the first of them, who leads the next group.
     A lone save is committed at once. Each caller still gets its own outcome: when the group's
-    transaction meets a version conflict, its saves are committed one by one, so only the
-    conflicting one fails."""
+    transaction meets a version conflict, only the conflicting save fails (see ``_commit``)."""
 
     def __init__(self, insert: Callable[[Sequence[StoredEvent]], Sequence[int]]) -> None:
         self._insert = insert
@@ -158,26 +160,48 @@ class GroupCommit:
                     self._leading = False
 
     def _commit(self, group: list[_Save]) -> None:
-        if len(group) == 1:
-            self._commit_alone(group[0])
-            return
-        try:
-            ids = self._insert([event for save in group for event in save.stored])
-        except ConcurrencyConflict:
+        """Commit the group in one transaction. On a version conflict the saves of the
+        aggregate the store names are set apart — one of them alone fails with the conflict,
+        several are committed one by one (the first may win) — and the rest is tried again as
+        a group; a conflict naming no aggregate (SQLite's) commits every save alone."""
+        while len(group) > 1:
+            try:
+                ids = self._insert([event for save in group for event in save.stored])
+            except ConcurrencyConflict as conflict:
+                taken = [s for s in group if _touches(s, conflict.originator_id)]
+                if not taken:
+                    break
+                if len(taken) == 1:
+                    taken[0].finish(failure=conflict)
+                else:
+                    for save in taken:
+                        self._commit_alone(save)
+                group = [s for s in group if s not in taken]
+                continue
+            start = 0
             for save in group:
-                self._commit_alone(save)
+                count = len(save.stored)
+                save.finish(ids=ids[start : start + count] if ids else ())
+                start += count
             return
-        start = 0
         for save in group:
-            count = len(save.stored)
-            save.finish(ids=ids[start : start + count] if ids else ())
-            start += count
+            self._commit_alone(save)
 
     def _commit_alone(self, save: _Save) -> None:
         try:
             save.finish(ids=self._insert(save.stored))
         except Exception as failure:  # noqa: BLE001 - handed to its caller
             save.finish(failure=failure)
+
+
+def _touches(save: _Save, originator_id: UUID | None) -> bool:
+    return originator_id is not None and any(e.originator_id == originator_id for e in save.stored)
+
+
+def _taken(message: str) -> UUID | None:
+    """The aggregate whose version was taken, when the database's message names it."""
+    found = _TAKEN_KEY.search(message)
+    return UUID(found.group(1)) if found else None
 
 
 class RecorderEventStore:
@@ -247,7 +271,7 @@ class RecorderEventStore:
             except IntegrityError as conflict:
                 if cut and self._already_stored(stored):
                     return []
-                raise ConcurrencyConflict(str(conflict)) from conflict
+                raise ConcurrencyConflict(str(conflict), _taken(str(conflict))) from conflict
             else:
                 return ids or []
         raise AssertionError("unreachable")  # pragma: no cover

@@ -15,13 +15,20 @@ ApplicationError
 
 from __future__ import annotations
 
+from uuid import UUID
+
 
 class ApplicationError(Exception):
     """Base of the application's errors."""
 
 
 class ConcurrencyConflict(ApplicationError):
-    """Another writer appended to the aggregate first."""
+    """Another writer appended to the aggregate first: ``originator_id`` names it when the
+    store says which one."""
+
+    def __init__(self, message: str, originator_id: UUID | None = None) -> None:
+        super().__init__(message)
+        self.originator_id = originator_id
 
 
 class DeliveryNotFound(ApplicationError):

@@ -20,6 +20,7 @@ from domain import payments
 from domain.events import DomainEvent, LineItem, OrderPlaced, PaymentInvoiceCreated
 from domain.order import Order
 from domain.webhooks import delivery_recorded
+from tests.support import wait_until
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -149,6 +150,58 @@ def test_concurrent_saves_are_committed_together_and_conflicts_stay_per_aggregat
     assert len(store.load(contested.id)) == 2
     grouped = [size for size in transactions if size > 3]
     assert grouped, f"no save was committed with another: {transactions}"
+
+
+def test_a_conflict_in_a_group_fails_its_own_save_and_the_rest_commit_together(
+    store: RecorderEventStore, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three saves queue behind a commit and go as one group; one of them takes a version
+    already stored. It alone fails. On PostgreSQL, which names the aggregate, the other two
+    commit together in one more transaction; elsewhere each of the three is tried alone."""
+    contested, placed = new_order()
+    store.save(placed)
+    late = payments.invoice_created(contested, invoice_id="1", invoice_url="u", now=NOW)
+    store.save(late)
+    stale = payments.invoice_created(contested, invoice_id="2", invoice_url="u", now=NOW)
+    saves = [new_order()[1], new_order()[1], stale, new_order()[1]]
+    sizes: list[int] = []
+    committing, release = threading.Event(), threading.Event()
+    insert = store._insert
+
+    def held(stored: Sequence[StoredEvent]) -> Sequence[int]:
+        if not committing.is_set():  # the first commit waits for the three to queue behind it
+            committing.set()
+            release.wait(10)
+        sizes.append(len(stored))
+        return insert(stored)
+
+    group = GroupCommit(held)
+    monkeypatch.setattr(store, "_group", group)  # the store's insert, observed
+    outcomes: dict[int, str] = {}
+
+    def write(index: int) -> None:
+        try:
+            store.save(saves[index])
+            outcomes[index] = "saved"
+        except ConcurrencyConflict:
+            outcomes[index] = "conflict"
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    threads[0].start()
+    assert committing.wait(5)
+    for thread in threads[1:]:
+        thread.start()
+    assert wait_until(lambda: len(group._queue) == 3)
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert outcomes == {0: "saved", 1: "saved", 2: "conflict", 3: "saved"}
+    one = len(saves[0])
+    if request.node.callspec.params["store"] == "postgres":
+        assert sizes == [one, 2 * one + 1, 2 * one]
+    else:
+        assert sizes == [one, 2 * one + 1, one, 1, one]
+    assert store.load(contested.id) == [*placed, *late]
 
 
 def test_a_decision_on_a_known_order_that_is_out_of_date_is_made_again(

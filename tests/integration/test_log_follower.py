@@ -23,6 +23,7 @@ from domain.events import DomainEvent, LineItem
 from domain.payments import PaymentNotice
 from tests.conftest import POSTGRES_URL, postgres_env
 from tests.fakes import RecordingDispatcher
+from tests.support import wait_until
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -110,15 +111,6 @@ def test_a_position_recorded_by_a_broken_try_is_not_an_error(env: dict[str, str]
     store.close()
 
 
-def wait_for(condition: object, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_background_follower_is_woken_by_appends_in_process(env: dict[str, str]) -> None:
     """A save in this process wakes the follower long before its poll interval."""
     store = open_event_store(env)
@@ -132,7 +124,7 @@ def test_background_follower_is_woken_by_appends_in_process(env: dict[str, str])
         events = paid_order_events()
         started = time.monotonic()
         store.save(events)
-        assert wait_for(lambda: dispatcher.sent)
+        assert wait_until(lambda: dispatcher.sent)
         assert time.monotonic() - started < 2
     finally:
         reader.stop()
@@ -154,7 +146,7 @@ def test_postgres_notify_wakes_a_follower_in_another_process(pg_schema: str) -> 
         time.sleep(0.3)
         started = time.monotonic()
         writer_store.save(paid_order_events())
-        assert wait_for(lambda: dispatcher.sent)
+        assert wait_until(lambda: dispatcher.sent)
         assert time.monotonic() - started < 2
     finally:
         wake.stop()
