@@ -242,7 +242,12 @@ class Fulfillment:
         """Kinguin hands out keys in stock as soon as it accepts their purchase: when every key
         of the order is already there, it is sealed now and the order fulfilled with its
         reservation. Otherwise (keys still coming, a pre-order, Kinguin failing to answer)
-        nothing is sealed, and the ``deliver`` step collects them as usual."""
+        nothing is sealed, and the ``deliver`` step collects them as usual.
+
+        The purchase is made: whatever fails here, its reservation is still recorded (a
+        vault outage must not leave a bought order looking unbought, to be bought again after
+        an admin's retry); ``deliver`` meets the failure again and retries it.
+        """
         try:
             keys = self._supplier.fetch_keys(purchase)
         except (SupplierUnavailable, SupplierRejected) as failure:
@@ -250,7 +255,12 @@ class Fulfillment:
             return []
         if len(keys) < order.quantity:
             return []
-        return [self._seal(order.id, key) for key in keys[: order.quantity]]
+        try:
+            return [self._seal(order.id, key) for key in keys[: order.quantity]]
+        except Exception as failure:  # noqa: BLE001 - see above: the reservation comes first
+            log.warning("order %s: keys not sealed with the purchase (%s: %s); deliver will",
+                        order.id, type(failure).__name__, failure)  # fmt: skip
+            return []
 
     def _collect(self, order: Order) -> None:
         """Kinguin hands out a purchase's delivered keys while it is still processing: when
