@@ -6,28 +6,33 @@ left to ``deliver``, as before (the other end-to-end tests run the sandbox with 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from tests.e2e.conftest import embedded_engine
-from tests.e2e.test_catalog import await_status, paid_order
-
-PRODUCT = "5c9b5f6b2539a4e8f172916a"  # text keys, in stock
+from tests.e2e.conftest import embedded_engine, pay_in_full
+from tests.e2e.test_live import listen, open_socket
+from tests.e2e.test_pipeline import place_and_pay
 
 
 def test_keys_already_delivered_are_delivered_with_the_reservation(tmp_path: Path) -> None:
     """Sandbox without delay: ``KeysReserved``, a ``KeyDelivered`` per key and
-    ``OrderFulfilled`` are one save (consecutive versions, one time), and the owner reads the
-    keys."""
+    ``OrderFulfilled`` are one save (consecutive versions, one time); the owner's socket still
+    hears paid, reserved and fulfilled, and the owner reads the keys."""
+    heard: list[dict[str, Any]] = []
     with embedded_engine(tmp_path, KINGUIN_SANDBOX_DELAY="0") as shop, shop.client("ada") as ada:
-        order_id = paid_order(ada, PRODUCT, quantity=2)
-        await_status(ada, order_id, "fulfilled")
-        history = ada.get(f"/orders/{order_id}/history").json()
-        revealed = ada.post(f"/fulfillment/{order_id}/reveal")
+        order, payment = place_and_pay(ada)  # three keys of two products
+        with open_socket(shop.url, f"/ws/orders/{order['id']}", shop.token("ada")) as socket:
+            listening = listen(socket, heard, "fulfilled")
+            pay_in_full(ada, payment)
+            listening.join(30)
+        history = ada.get(f"/orders/{order['id']}/history").json()
+        revealed = ada.post(f"/fulfillment/{order['id']}/reveal")
+    assert [m["status"] for m in heard] == ["pending_payment", "paid", "reserved", "fulfilled"]
     start = next(i for i, e in enumerate(history) if e["type"] == "KeysReserved")
-    decision = history[start : start + 4]
+    decision = history[start : start + 5]
     assert [e["type"] for e in decision] == [
-        "KeysReserved", "KeyDelivered", "KeyDelivered", "OrderFulfilled",
+        "KeysReserved", "KeyDelivered", "KeyDelivered", "KeyDelivered", "OrderFulfilled",
     ]  # fmt: skip
     assert len({e["timestamp"] for e in decision}) == 1
-    assert [e["type"] for e in history].count("KeyDelivered") == 2
+    assert [e["type"] for e in history].count("KeyDelivered") == 3
     assert revealed.status_code == 200
-    assert len(revealed.json()["keys"]) == 2
+    assert len(revealed.json()["keys"]) == 3
