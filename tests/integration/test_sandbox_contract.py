@@ -21,7 +21,7 @@ from litestar import Litestar, Request, post
 from adapters.nowpayments_signature import canonical_body, sign, verify
 from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
 from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
-from tests.support import free_port, serving
+from tests.support import free_port, serving, wait_until
 
 KINGUIN_KEY = "kinguin-test-key"
 WEBHOOK_SECRET = "kinguin-webhook-secret"
@@ -222,11 +222,8 @@ def nowpayments(stack: Stack) -> Iterator[httpx.Client]:
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     """Poll ``condition`` until it holds; fail at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout_s} s")
-        time.sleep(0.02)
+    if not wait_until(condition, timeout_s):
+        pytest.fail(f"condition not met within {timeout_s} s")
 
 
 def order_body(qty: int = 1, external_id: str | None = None, **line: object) -> dict[str, object]:
