@@ -23,7 +23,7 @@ from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import (
     BITLOOT,
     JWT_SECRET,
-    sandbox_admin,
+    pay_in_full,
     start_process,
     stop_processes,
     wait_healthy,
@@ -125,11 +125,7 @@ def place_paid_orders(url: str | list[str], count: int) -> list[tuple[str, int]]
             assert placed.status_code == 201, placed.text
             order = placed.json()
             payment = c.post("/payments/create", json={"order_id": order["id"]}).json()
-            c.post(
-                f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
-                json={"status": "finished"},
-                headers=sandbox_admin(),
-            )
+            pay_in_full(c, payment)
         return order["id"], quantity
 
     with ThreadPoolExecutor(max_workers=8) as pool:

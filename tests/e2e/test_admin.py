@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.nowpayments_signature import canonical_body, sign
-from tests.e2e.conftest import RunningEngine, sandbox_admin
+from tests.e2e.conftest import RunningEngine, pay_in_full
 from tests.e2e.test_pipeline import await_event, await_status, place_and_pay
 
 
@@ -39,11 +39,7 @@ def read_accesses(client: httpx.Client, path: str) -> list[dict[str, Any]]:
 
 def fulfilled_and_revealed(engine: RunningEngine, owner: httpx.Client) -> str:
     order, payment = place_and_pay(owner)
-    owner.post(
-        f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
-        json={"status": "finished"},
-        headers=sandbox_admin(),
-    )
+    pay_in_full(owner, payment)
     assert await_status(owner, order["id"])[-1] == "fulfilled"
     await_event(owner, order["id"], "CustomerNotified")  # nothing more happens on its own after
     owner.post(f"/fulfillment/{order['id']}/reveal", headers={"User-Agent": "audit-agent"})

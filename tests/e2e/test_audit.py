@@ -22,7 +22,7 @@ from domain.catalog import PRICING_ID, SYNC_ID, product_aggregate_id
 from domain.customers import customer_id
 from domain.evidence import read_public_key, verify_bundle, verify_consistency
 from tests.conftest import POSTGRES_URL
-from tests.e2e.conftest import BITLOOT, RunningEngine, sandbox_admin
+from tests.e2e.conftest import BITLOOT, RunningEngine, pay_in_full
 from tests.e2e.test_admin import eventually, fulfilled_and_revealed
 from tests.e2e.test_cli import bitloot
 from tests.e2e.test_pipeline import ORDER, place_and_pay
@@ -95,8 +95,7 @@ def test_order_routes_read_order_streams_only(engine: RunningEngine) -> None:
         engine.client("ops", "admin") as admin,
     ):
         order, payment = place_and_pay(owner)
-        owner.post(f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
-                   json={"status": "finished"}, headers=sandbox_admin())  # fmt: skip
+        pay_in_full(owner, payment)
         delivery = eventually(lambda: admin.get("/admin/webhook-logs").json()["items"], bool)[0]
         assert admin.put("/admin/pricing", json=PRICING).status_code == 200
         assert admin.post("/admin/customers/zed/erase").json()["erased"] is True

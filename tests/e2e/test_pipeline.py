@@ -15,7 +15,7 @@ import psycopg
 
 from entrypoints.http.customer_views import customer_entry
 from tests.conftest import POSTGRES_URL
-from tests.e2e.conftest import BITLOOT, RunningEngine, sandbox_admin
+from tests.e2e.conftest import BITLOOT, RunningEngine, pay_in_full, sandbox_admin
 
 ORDER = {
     "email": "alice@example.com",
@@ -71,11 +71,7 @@ def test_order_is_fulfilled_end_to_end(engine: RunningEngine) -> None:
         assert alice.post("/payments/create", json={"order_id": order["id"]}).json() == payment
         assert alice.get(f"/fulfillment/{order['id']}/status").json()["status"] == "pending_payment"
 
-        paid = alice.post(
-            f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
-            json={"status": "finished"},
-            headers=sandbox_admin(),
-        )
+        paid = pay_in_full(alice, payment)
         assert paid.json()["ipn_status_code"] == 200
         seen = await_status(alice, order["id"])
         assert seen[-1] == "fulfilled", seen

@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from websockets.sync.client import connect
 
-from tests.e2e.conftest import RunningEngine, sandbox_admin
+from tests.e2e.conftest import RunningEngine, pay_in_full
 from tests.e2e.test_pipeline import ORDER, await_status, place_and_pay
 from tests.support import free_port
 
@@ -120,11 +120,7 @@ def test_one_trace_from_the_ipn_through_the_actors_to_kinguin(
 ) -> None:
     with engine.client("tess") as tess:
         order, payment = place_and_pay(tess)
-        simulated = tess.post(
-            f"/sandbox/nowpayments/payments/{payment['payment_id']}/simulate",
-            json={"status": "finished"},
-            headers=sandbox_admin(),
-        )
+        simulated = pay_in_full(tess, payment)
         assert simulated.status_code == 200, simulated.text
         assert await_status(tess, order["id"])[-1] == "fulfilled"
 
