@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -28,9 +29,9 @@ def _worker_database(url: str) -> str:
     """The Redis database of this pytest worker: the URL's database (9 by default) plus the
     worker's number (``gw1`` → 10). Each worker clears its own between engines; up to 7
     workers fit in Redis's 16 databases."""
-    base, _, number = url.rpartition("/")
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    return f"{base}/{int(number or 0) + int(worker or 0)}"
+    parts = urlsplit(url)
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    return urlunsplit(parts._replace(path=f"/{int(parts.path.strip('/') or 0) + worker}"))
 
 
 E2E_REDIS_URL = _worker_database(os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/9"))
