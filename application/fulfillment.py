@@ -150,10 +150,12 @@ class Fulfillment:
     def deliver(self, order_id: UUID) -> None:
         """Collect a purchase's keys, seal them in the vault and record them.
 
-        Its keys are read first: all delivered, the order is fulfilled without waiting for the
-        purchase to be reported completed. Otherwise, without a ``completed`` webhook on
-        record, Kinguin is asked for the purchase's status (a lost webhook must not strand the
-        order); while it is processing, nothing happens. A transient failure counts against
+        This step is the one writer of a reserved order: Kinguin's ``order.status`` webhooks
+        only wake it (see ``application.webhooks``). Its keys are read first: all delivered,
+        the order is fulfilled without waiting for the purchase to be reported completed.
+        Otherwise, unless Kinguin already said so, it is asked for the purchase's status (and
+        the answer recorded): canceled or refunded fails the order; while it is processing,
+        nothing happens. A transient failure counts against
         the order's budget (see ``_attempt``).
         """
         order = self._orders.load(order_id)
@@ -264,15 +266,15 @@ class Fulfillment:
 
     def _collect(self, order: Order) -> None:
         """Kinguin hands out a purchase's delivered keys while it is still processing: when
-        they are all there, they are delivered at once; else, unless a ``completed`` webhook
-        is on record, its status is asked (and recorded) and, completed, its keys read again."""
+        they are all there, they are delivered at once; else, unless it said ``completed``
+        before, its status is asked (and recorded) and, completed, its keys read again."""
         purchase = order.supplier_order_id or ""
         try:
             keys = self._supplier.fetch_keys(purchase)
-            if len(keys) < order.quantity and order.supplier_status != "completed":
+            if len(keys) < order.quantity and order.supplier_status != supply.COMPLETED:
                 order = self._poll_supplier(order, purchase)
                 if (
-                    order.supplier_status != "completed"
+                    order.supplier_status != supply.COMPLETED
                     or order.status is not rules.Status.RESERVED
                 ):
                     return

@@ -6,10 +6,10 @@ from the order's current state, so a message sent twice (after a restart) does n
 A batch of the log is looked at whole before its events are handled (``look_ahead``): a message
 the batch already sent for the same order is not sent again, and one that a later event of the
 batch makes moot is not sent at all (``deliver`` when the order is fulfilled further on,
-``reserve`` when its keys are reserved further on). Under load, the ``completed`` webhook of a
-purchase and the reservation it follows, or the fulfilment that followed both, usually share a
-batch: the order's keys are then collected by one ``deliver``, not two. A delayed message (a
-retry at its time) is always sent.
+``reserve`` when its keys are reserved further on). Under load, the reservation of a purchase
+and Kinguin's ``completed`` webhook that wakes ``deliver`` for it often share a batch: the
+order's keys are then collected by one ``deliver``, not two. A delayed message (a retry at its
+time) is always sent.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import datetime
 from uuid import UUID
 
 from application.ports import Dispatcher
+from application.webhooks import DELIVER_QUEUED
 from domain.events import (
     AttemptFailed,
     DomainEvent,
@@ -26,21 +27,20 @@ from domain.events import (
     KeysReserved,
     OrderFulfilled,
     OrderPaid,
-    SupplierOrderStatusChanged,
     WebhookDeliveryRecorded,
 )
 from domain.webhooks import product_of_key
 
 
 class ProcessManager:
-    """Paid orders are reserved; reserved orders whose purchase completed are delivered; retried
+    """Paid orders are reserved; reserved orders whose purchase Kinguin says finished (a webhook
+    recorded as ``DELIVER_QUEUED``) are delivered; retried
     orders resume where they failed; a failed attempt is tried again at its time; fulfilled
     orders' owners are told; products Kinguin says changed are read again."""
 
     topics: tuple[type[DomainEvent], ...] = (
         OrderPaid,
         KeysReserved,
-        SupplierOrderStatusChanged,
         FulfillmentRetried,
         OrderFulfilled,
         WebhookDeliveryRecorded,
@@ -100,8 +100,12 @@ def _step(event: DomainEvent) -> tuple[str, UUID] | None:
     match event:
         case OrderPaid() | FulfillmentRetried(resume_from="paid"):
             return ("reserve", event.originator_id)
-        case KeysReserved() | SupplierOrderStatusChanged(status="completed") | FulfillmentRetried():
+        case KeysReserved() | FulfillmentRetried():
             return ("deliver", event.originator_id)
+        case WebhookDeliveryRecorded(outcome=outcome, order_id=str() as order_id) if (
+            outcome == DELIVER_QUEUED
+        ):
+            return ("deliver", UUID(order_id))
     return None
 
 

@@ -1,10 +1,15 @@
-"""The webhook inbox: verified provider deliveries, stored exactly once with their effect on the
-order in the same transaction, and replayable by admins."""
+"""The webhook inbox: verified provider deliveries, stored exactly once, and replayable by admins.
+
+A NOWPayments IPN is decided on the order in the same transaction (nothing else writes an order
+waiting for its money). A Kinguin ``order.status`` webhook is stored alone: the order it names
+is written by the ``deliver`` step only, which the process manager sends when the delivery's
+outcome says so (``DELIVER_QUEUED``), and which asks Kinguin itself. Webhooks and actors never
+race on an order's versions."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 import msgspec
@@ -29,6 +34,7 @@ UNKNOWN_ORDER = "unknown order"
 NO_CHANGE = "no change"
 DUPLICATE = "duplicate"
 PRODUCT_REFRESH = "product refresh queued"
+DELIVER_QUEUED = "deliver queued"
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,9 +50,10 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
 class WebhookInbox:
     """Records NOWPayments and Kinguin notifications."""
 
-    def __init__(self, orders: Orders, clock: Clock) -> None:
+    def __init__(self, orders: Orders, clock: Clock, deliver: Callable[[UUID], None]) -> None:
         self._orders = orders
         self._clock = clock
+        self._deliver = deliver  # the ``deliver`` step, run in place by an admin's replay
 
     def payment_notified(
         self, order_id: UUID | None, notice: PaymentNotice, delivery: Delivery
@@ -57,20 +64,19 @@ class WebhookInbox:
     def supplier_notified(
         self, order_id: UUID | None, notice: SupplierNotice, delivery: Delivery
     ) -> str:
-        """Record a verified Kinguin ``order.status`` once; return what it did to the order."""
-        return self._record(delivery, order_id, self._supplier_decision(notice))
+        """Record a verified Kinguin ``order.status`` once, and whether it wakes ``deliver``
+        (``DELIVER_QUEUED``); the order itself is not written here."""
+        order = self._orders.find(order_id)
+        if order is None:
+            outcome = UNKNOWN_ORDER
+        else:
+            outcome = DELIVER_QUEUED if supply.wakes_delivery(order, notice) else NO_CHANGE
+        return self._store_once(self._delivery_event(delivery, order, outcome))
 
     def product_notified(self, delivery: Delivery) -> str:
         """Record a verified Kinguin ``product.update`` once; following the log, the process
         manager then has the product read again from Kinguin (no supplier call here)."""
-        recorded = self._delivery_event(delivery, None, [])
-        recorded = msgspec.structs.replace(recorded, outcome=PRODUCT_REFRESH)
-        try:
-            self._orders.save([recorded])
-        except ConcurrencyConflict:
-            log.info("kinguin delivery %s repeated", delivery.natural_key)
-            return DUPLICATE
-        return recorded.outcome
+        return self._store_once(self._delivery_event(delivery, None, PRODUCT_REFRESH))
 
     def delivery(self, delivery_id: UUID) -> WebhookDeliveryRecorded:
         """A stored webhook delivery."""
@@ -81,17 +87,24 @@ class WebhookInbox:
 
     def replay_payment(self, order_id: UUID | None, notice: PaymentNotice) -> str:
         """Re-run the handling of a stored IPN; the domain makes a repeat change nothing."""
-        return self._replay(order_id, self._payment_decision(notice))
+        decide = self._payment_decision(notice)
+        return self._replay(order_id, lambda o: self._orders.decide(o.id, decide))
 
-    def replay_supplier(self, order_id: UUID | None, notice: SupplierNotice) -> str:
-        """Re-run the handling of a stored Kinguin webhook."""
-        return self._replay(order_id, self._supplier_decision(notice))
+    def replay_supplier(self, order_id: UUID | None) -> str:
+        """Re-run the handling of a stored Kinguin webhook: the ``deliver`` step, in place."""
+        return self._replay(order_id, lambda o: self._deliver(o.id))
 
     def _payment_decision(self, notice: PaymentNotice) -> Decision:
         return lambda o: payments.payment_notified(o, notice, self._clock.now())
 
-    def _supplier_decision(self, notice: SupplierNotice) -> Decision:
-        return lambda o: supply.supplier_notified(o, notice, self._clock.now())
+    def _store_once(self, recorded: WebhookDeliveryRecorded) -> str:
+        """Save a delivery that changes no order; a repeat collides on its id."""
+        try:
+            self._orders.save([recorded])
+        except ConcurrencyConflict:
+            log.info("%s delivery %s repeated", recorded.provider, recorded.natural_key)
+            return DUPLICATE
+        return recorded.outcome
 
     def _record(self, delivery: Delivery, order_id: UUID | None, decide: Decision) -> str:
         """Save the delivery and its effect on the order in one transaction, exactly once.
@@ -102,7 +115,8 @@ class WebhookInbox:
         for _ in range(MAX_ATTEMPTS):
             order = self._orders.find(order_id)
             events = decide(order) if order else []
-            recorded = self._delivery_event(delivery, order, events)
+            outcome = (_effects(events) or NO_CHANGE) if order else UNKNOWN_ORDER
+            recorded = self._delivery_event(delivery, order, outcome)
             try:
                 self._orders.save([recorded, *events])
             except ConcurrencyConflict:
@@ -113,17 +127,17 @@ class WebhookInbox:
             return recorded.outcome
         raise ConcurrencyConflict(f"delivery {delivery.natural_key}: too many concurrent writers")
 
-    def _replay(self, order_id: UUID | None, decide: Decision) -> str:
+    def _replay(self, order_id: UUID | None, run: Callable[[Order], object]) -> str:
+        """Run a delivery's handling again on its order; say what it changed."""
         before = self._orders.find(order_id)
         if before is None:
             return UNKNOWN_ORDER
-        self._orders.decide(before.id, decide)
+        run(before)
         return _effects(self._orders.store.load(before.id)[before.version :]) or NO_CHANGE
 
     def _delivery_event(
-        self, delivery: Delivery, order: Order | None, events: list[DomainEvent]
+        self, delivery: Delivery, order: Order | None, outcome: str
     ) -> WebhookDeliveryRecorded:
-        outcome = (_effects(events) or NO_CHANGE) if order else UNKNOWN_ORDER
         return delivery_recorded(
             provider=delivery.provider,
             natural_key=delivery.natural_key,

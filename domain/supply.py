@@ -1,5 +1,6 @@
-"""Supply decisions: buying the keys from Kinguin, following its status webhooks (or polls),
-recording the delivered keys, and what happens when it fails — give up, or an admin's retry."""
+"""Supply decisions: buying the keys from Kinguin, following its status (asked by the ``deliver``
+step, which Kinguin's webhooks only wake), recording the delivered keys, and what happens when it
+fails — give up, or an admin's retry."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from domain.events import (
     SupplierOrderFailed,
     SupplierOrderStatusChanged,
     SupplierPriceChanged,
-    WebhookReceived,
 )
 from domain.order import SUPPLIER_FAILURE_STATUSES, DeliveredKey, Order, Stamper, Status
+
+COMPLETED = "completed"  # Kinguin's status of a purchase whose keys are all delivered
 
 
 def reserved(
@@ -47,7 +49,7 @@ def reserved(
     reservation = stamp(KeysReserved, supplier_order_id=supplier_order_id)
     if len(receipts) != order.quantity:
         return [reservation]
-    return [reservation, *_delivery(receipts, stamp)]
+    return [reservation, *_delivery(order, supplier_order_id, receipts, stamp, now)]
 
 
 def supplier_failed(order: Order, *, reason: str, now: datetime) -> list[DomainEvent]:
@@ -191,7 +193,7 @@ def _caps_raised(
 
 
 class SupplierNotice(msgspec.Struct, frozen=True, kw_only=True):
-    """What a verified Kinguin ``order.status`` webhook says."""
+    """What Kinguin says of a purchase: in a verified ``order.status`` webhook, or asked."""
 
     supplier_order_id: str
     status: str
@@ -199,32 +201,26 @@ class SupplierNotice(msgspec.Struct, frozen=True, kw_only=True):
     external_id: str | None = None
 
 
-def supplier_notified(order: Order, notice: SupplierNotice, now: datetime) -> list[DomainEvent]:
-    """Record a Kinguin status webhook; a stale or foreign one is an audit line only."""
-    stamp = Stamper(order.id, order.version, now)
-    events: list[DomainEvent] = [
-        stamp(
-            WebhookReceived,
-            provider="kinguin",
-            event_id=f"{notice.supplier_order_id}:{notice.status}:{notice.updated_at}",
-            verified=True,
-            summary=f"supplier order {notice.supplier_order_id} {notice.status}",
-        )
-    ]
-    events.extend(_supplier_change(order, notice, stamp))
-    return events
+def wakes_delivery(order: Order, notice: SupplierNotice) -> bool:
+    """Whether a Kinguin ``order.status`` webhook is news for the ``deliver`` step: the order
+    waits for the keys of that very purchase, and Kinguin says it completed or failed. The
+    webhook itself changes nothing: ``deliver``, the one writer of a reserved order, asks
+    Kinguin and records what it answers."""
+    if order.status is not Status.RESERVED:
+        return False
+    if order.supplier_order_id != notice.supplier_order_id:
+        return False
+    if notice.external_id not in (None, order.supplier_reference):
+        return False
+    return notice.status == COMPLETED or notice.status in SUPPLIER_FAILURE_STATUSES
 
 
 def supplier_polled(order: Order, notice: SupplierNotice, now: datetime) -> list[DomainEvent]:
-    """Record what polling Kinguin said, when it is news."""
-    if notice.status == order.supplier_status:
+    """Record what Kinguin answered about the purchase, when it is news; a purchase it says
+    canceled or refunded fails the reserved order for an admin."""
+    if notice.status == order.supplier_status or not _is_current(order, notice):
         return []
-    return _supplier_change(order, notice, Stamper(order.id, order.version, now))
-
-
-def _supplier_change(order: Order, notice: SupplierNotice, stamp: Stamper) -> list[DomainEvent]:
-    if not _is_current(order, notice):
-        return []
+    stamp = Stamper(order.id, order.version, now)
     events: list[DomainEvent] = [
         stamp(
             SupplierOrderStatusChanged,
@@ -258,12 +254,30 @@ def keys_delivered(
         return []
     if len(receipts) != order.quantity:
         raise TransitionRefused(f"expected {order.quantity} keys, got {len(receipts)}")
-    return _delivery(receipts, Stamper(order.id, order.version, now))
+    supplier_order_id = order.supplier_order_id or ""
+    return _delivery(order, supplier_order_id, receipts, Stamper(order.id, order.version, now), now)
 
 
-def _delivery(receipts: Sequence[DeliveredKey], stamp: Stamper) -> list[DomainEvent]:
-    """One ``KeyDelivered`` per key, then ``OrderFulfilled``."""
-    events: list[DomainEvent] = [
+def _delivery(
+    order: Order,
+    supplier_order_id: str,
+    receipts: Sequence[DeliveredKey],
+    stamp: Stamper,
+    now: datetime,
+) -> list[DomainEvent]:
+    """Kinguin's purchase is ``completed`` (its word for "all keys delivered"), one
+    ``KeyDelivered`` per key, then ``OrderFulfilled``."""
+    events: list[DomainEvent] = []
+    if order.supplier_status != COMPLETED:
+        events.append(
+            stamp(
+                SupplierOrderStatusChanged,
+                supplier_order_id=supplier_order_id,
+                status=COMPLETED,
+                updated_at=now.isoformat(timespec="milliseconds"),
+            )
+        )
+    events += [
         stamp(
             KeyDelivered,
             key_id=r.key_id,

@@ -133,7 +133,7 @@ class Engine:
                 cap_s=settings.retry_backoff_max_s,
             ),
         )
-        self.inbox = WebhookInbox(orders, clock)
+        self.inbox = WebhookInbox(orders, clock, self.fulfillment.deliver)
         self.keys = KeyAccess(orders, custody, clock, single_use_links=settings.single_use_links)
         self.links = LinkSigner(settings.jwt_secret.encode(), settings.public_base_url)
         self._mail_http: httpx.Client | None = None

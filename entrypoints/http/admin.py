@@ -167,8 +167,8 @@ async def replay_webhook(delivery_id: FromPath[UUID], engine: EngineDep) -> dict
             await to_thread.run_sync(engine.catalog.refresh, product_id)
             outcome = "product refreshed"
         else:
-            order_id, supplier, _ = read_order_status(raw)
-            outcome = await to_thread.run_sync(inbox.replay_supplier, order_id, supplier)
+            order_id, _, _ = read_order_status(raw)
+            outcome = await to_thread.run_sync(inbox.replay_supplier, order_id)
     except (MalformedNotification, MalformedWebhook) as bad:
         raise ValidationException(f"stored delivery cannot be replayed: {bad}") from None
     return {"delivery_id": str(delivery_id), "outcome": outcome}

@@ -71,6 +71,9 @@ def test_admin_sees_deliveries_replays_them_and_audits_key_reads(engine: Running
         ]
         assert kinguin_headers == {"x-event-name": "order.status"}  # never the shared secret
         before = len(erin.get(f"/orders/{order_id}/history").json())
+        replayed = admin.post(f"/admin/webhook-logs/{kinguin['delivery_id']}/replay")
+        assert replayed.json()["outcome"] == "no change"  # deliver, run again, finds it done
+        assert len(erin.get(f"/orders/{order_id}/history").json()) == before
         replayed = admin.post(f"/admin/webhook-logs/{paid['delivery_id']}/replay")
         assert replayed.json()["outcome"] == "no change"
         history = erin.get(f"/orders/{order_id}/history").json()

@@ -61,7 +61,7 @@ def run(notices: list[PaymentNotice], supplier: list[SupplierNotice]) -> Order:
     for event in supply.reserved(order, supplier_order_id="K1", now=NOW):
         order = rules.apply(order, event)
     for supplier_notice in supplier:
-        for event in supply.supplier_notified(order, supplier_notice, NOW):
+        for event in supply.supplier_polled(order, supplier_notice, NOW):
             order = rules.apply(order, event)
     return order
 

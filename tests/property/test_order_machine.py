@@ -128,7 +128,7 @@ class OrderLifecycle(RuleBasedStateMachine):
             status=status,
             updated_at=f"2026-01-01T00:0{minute}:00.000+00:00",
         )
-        self._apply(supply.supplier_notified(self.order, notice, self._now()))
+        self._apply(supply.supplier_polled(self.order, notice, self._now()))
 
     @rule()
     def give_up(self) -> None:

@@ -206,7 +206,7 @@ def test_admin_retry_resumes_where_the_order_failed() -> None:
     notice = SupplierNotice(
         supplier_order_id="K1", status="canceled", updated_at="2026-01-02T00:00:00.000+00:00"
     )
-    canceled = step(canceled, supply.supplier_notified(canceled, notice, NOW))
+    canceled = step(canceled, supply.supplier_polled(canceled, notice, NOW))
     canceled = step(canceled, supply.retried(canceled, by="admin", now=NOW))
     assert canceled.status is Status.PAID
     assert canceled.supplier_reference == f"{canceled.id}.1"
@@ -230,18 +230,21 @@ def test_reserve_only_when_paid_and_once() -> None:
 
 
 def test_keys_already_there_fulfil_the_order_with_its_reservation() -> None:
-    """Every key delivered when the purchase is accepted: reserved and fulfilled in one
-    decision, versions following on; some of them only: reserved, the keys left for later."""
+    """Every key delivered when the purchase is accepted: reserved, completed (Kinguin's word
+    for "all keys delivered") and fulfilled in one decision, versions following on; some of
+    them only: reserved, the keys left for later."""
     order = paid()
     events = supply.reserved(order, supplier_order_id="K", now=NOW, receipts=receipts(2))
     assert [type(e).__name__ for e in events] == [
-        "KeysReserved", "KeyDelivered", "KeyDelivered", "OrderFulfilled",
+        "KeysReserved", "SupplierOrderStatusChanged", "KeyDelivered", "KeyDelivered",
+        "OrderFulfilled",
     ]  # fmt: skip
     assert [e.originator_version for e in events] == list(
-        range(order.version + 1, order.version + 5)
+        range(order.version + 1, order.version + 6)
     )
     fulfilled = step(order, events)
     assert (fulfilled.status, fulfilled.supplier_order_id) == (Status.FULFILLED, "K")
+    assert fulfilled.supplier_status == "completed"
     assert len(fulfilled.keys) == 2
     some = supply.reserved(order, supplier_order_id="K", now=NOW, receipts=receipts(1))
     assert [type(e).__name__ for e in some] == ["KeysReserved"]
@@ -256,12 +259,12 @@ def test_supplier_failure_needs_admin() -> None:
 
 
 def test_supplier_notice_stale_and_foreign_are_ignored() -> None:
-    """Kinguin updates older than the last one, or for another purchase, change nothing."""
+    """Kinguin answers older than the last one, or about another purchase, change nothing."""
     order = reserved()
     fresh = SupplierNotice(
         supplier_order_id="K1", status="completed", updated_at="2026-01-02T00:00:00.000+00:00"
     )
-    order = step(order, supply.supplier_notified(order, fresh, NOW))
+    order = step(order, supply.supplier_polled(order, fresh, NOW))
     assert order.supplier_status == "completed"
     stale = SupplierNotice(
         supplier_order_id="K1", status="processing", updated_at="2026-01-01T00:00:00.000+00:00"
@@ -270,7 +273,7 @@ def test_supplier_notice_stale_and_foreign_are_ignored() -> None:
         supplier_order_id="K9", status="canceled", updated_at="2026-01-03T00:00:00.000+00:00"
     )
     for ignored in (stale, foreign):
-        assert [type(e) for e in supply.supplier_notified(order, ignored, NOW)] == [WebhookReceived]
+        assert supply.supplier_polled(order, ignored, NOW) == []
 
 
 def test_supplier_cancel_fails_a_reserved_order() -> None:
@@ -280,8 +283,7 @@ def test_supplier_cancel_fails_a_reserved_order() -> None:
         supplier_order_id="K1", status="canceled", updated_at="2026-01-02T00:00:00.000+00:00"
     )
     assert (
-        step(order, supply.supplier_notified(order, cancel, NOW)).status
-        is Status.FULFILLMENT_FAILED
+        step(order, supply.supplier_polled(order, cancel, NOW)).status is Status.FULFILLMENT_FAILED
     )
 
 

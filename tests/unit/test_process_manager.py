@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from application.process_manager import ProcessManager
+from application.webhooks import DELIVER_QUEUED, NO_CHANGE
 from domain.events import (
     AttemptFailed,
     DomainEvent,
@@ -16,8 +17,9 @@ from domain.events import (
     KeysReserved,
     OrderFulfilled,
     OrderPaid,
-    SupplierOrderStatusChanged,
+    WebhookDeliveryRecorded,
 )
+from domain.webhooks import delivery_recorded
 from tests.fakes import RecordingDispatcher
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
@@ -43,9 +45,16 @@ class Story:
     def reserved(self) -> KeysReserved:
         return self._event(KeysReserved, supplier_order_id="k")
 
-    def completed(self) -> SupplierOrderStatusChanged:
-        return self._event(
-            SupplierOrderStatusChanged, supplier_order_id="k", status="completed", updated_at="t"
+    def completed(self, outcome: str = DELIVER_QUEUED) -> WebhookDeliveryRecorded:
+        """Kinguin's ``completed`` webhook, recorded in a stream of its own."""
+        return delivery_recorded(
+            provider="kinguin",
+            natural_key=f"k-{self.order_id}:completed:t",
+            event_name="order.status",
+            order_id=self.order_id,
+            body="{}",
+            outcome=outcome,
+            now=NOW,
         )
 
     def fulfilled(self) -> OrderFulfilled:
@@ -88,6 +97,13 @@ def test_each_event_on_its_own_sends_its_message() -> None:
 def test_a_purchase_completed_in_the_same_batch_is_delivered_once() -> None:
     story = Story()
     assert handled([story.reserved(), story.completed()]) == [("deliver", story.order_id)]
+
+
+def test_a_webhook_that_wakes_no_step_sends_nothing() -> None:
+    """Kinguin's webhook for an order not waiting for its keys (still being bought, or
+    already fulfilled) is recorded as ``no change``: ``deliver`` is not sent for it."""
+    story = Story()
+    assert handled([story.completed(NO_CHANGE)]) == []
 
 
 def test_a_step_a_later_event_shows_done_is_not_sent() -> None:
