@@ -31,11 +31,12 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 from eventsourcing.postgres import PostgresFactory
-from eventsourcing.utils import Environment, get_topic, resolve_topic
+from eventsourcing.utils import Environment
 
 from adapters.tracing import with_trace
 from application.errors import ConcurrencyConflict
 from application.ports import StoredRecord
+from domain.event_types import EVENT_TYPES, UnknownEventType
 from domain.events import DomainEvent
 
 APP_NAME = "bitloot"
@@ -51,7 +52,9 @@ SALT_BYTES = 16  # 128 random bits: no list of guesses reaches a redacted event'
 
 
 class MsgspecMapper:
-    """Converts domain events to stored events and back, with msgspec JSON.
+    """Converts domain events to stored events and back, with msgspec JSON, under the names and
+    versions registered in ``domain.event_types``: the current version decodes straight into its
+    class; an older one is decoded as an object and upcast first.
 
     Every stored event gets a random ``_salt`` beside its fields (and, appended while tracing,
     its trace: see ``adapters.tracing``); decoding ignores both. The log's Merkle leaves hash the
@@ -62,25 +65,39 @@ class MsgspecMapper:
 
     def __init__(self) -> None:
         self._encoder = msgspec.json.Encoder()
-        self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+        self._decoders: dict[str, Callable[[bytes], DomainEvent]] = {}
 
     def to_stored_event(self, event: DomainEvent) -> StoredEvent:
-        """Encode one event (its whole struct) under its class's topic."""
+        """Encode one event (its whole struct) under its type's stored name."""
         return StoredEvent(
             originator_id=event.originator_id,
             originator_version=event.originator_version,
-            topic=get_topic(type(event)),
+            topic=EVENT_TYPES.stored_name(type(event)),
             state=with_trace(salted(self._encoder.encode(event))),
         )
 
     def to_domain_event(self, stored: StoredEvent) -> DomainEvent:
-        """Decode one stored event into its class."""
-        decoder = self._decoders.get(stored.topic)
-        if decoder is None:
-            decoder = msgspec.json.Decoder(resolve_topic(stored.topic))
-            self._decoders[stored.topic] = decoder
-        event: DomainEvent = decoder.decode(stored.state)
-        return event
+        """Decode one stored event into its class (``UnknownEventType`` for a type this version
+        does not know)."""
+        decode = self._decoders.get(stored.topic)
+        if decode is None:
+            decode = self._decoders[stored.topic] = _decoder(stored.topic)
+        return decode(stored.state)
+
+
+def _decoder(stored_name: str) -> Callable[[bytes], DomainEvent]:
+    """How to read events stored under ``stored_name``."""
+    kind, version = EVENT_TYPES.resolve(stored_name)
+    current: msgspec.json.Decoder[DomainEvent] = msgspec.json.Decoder(kind.cls)
+    if version == kind.version:
+        return current.decode
+    as_object: msgspec.json.Decoder[dict[str, Any]] = msgspec.json.Decoder(dict[str, Any])
+    encode = msgspec.json.Encoder().encode
+
+    def upcast(state: bytes) -> DomainEvent:
+        return current.decode(encode(kind.upcast(as_object.decode(state), version)))
+
+    return upcast
 
 
 def salted(state: bytes) -> bytes:
@@ -91,9 +108,23 @@ def salted(state: bytes) -> bytes:
     return b'%s,%s"%s"}' % (state[:-1], SALT_FIELD, salt)
 
 
-def topic_of(event_class: type[DomainEvent]) -> str:
-    """The stored topic of an event class."""
-    return get_topic(event_class)
+def topics_of(event_classes: Sequence[type[DomainEvent]]) -> list[str]:
+    """The names to select events of these classes from the log by (every version's, and the
+    next few: ``EventTypes.selected_names``)."""
+    return [name for cls in event_classes for name in EVENT_TYPES.selected_names(cls)]
+
+
+class UnknownEventAt(Exception):
+    """The log holds, at ``position``, an event of a type this version of the engine does not
+    know (a newer release wrote it); ``before`` holds the events read before it."""
+
+    def __init__(
+        self, position: int, stored_name: str, before: list[tuple[Notification, DomainEvent]]
+    ) -> None:
+        super().__init__(f"event type {stored_name!r} at position {position} is not known")
+        self.position = position
+        self.stored_name = stored_name
+        self.before = before
 
 
 class _Save:
@@ -231,7 +262,7 @@ class RecorderEventStore:
         position = 0
         while True:
             page = self.recorder.select_notifications(
-                position, ORIGINATOR_PAGE, topics=[get_topic(topic)], inclusive_of_start=False
+                position, ORIGINATOR_PAGE, topics=topics_of([topic]), inclusive_of_start=False
             )
             found.extend(n.originator_id for n in page)  # type: ignore[misc]
             if len(page) < ORIGINATOR_PAGE:
@@ -301,11 +332,18 @@ class RecorderEventStore:
         self, after: int, limit: int, topics: Sequence[str] = (), stop: int | None = None
     ) -> list[tuple[Notification, DomainEvent]]:
         """The log after position ``after`` (up to ``stop``): at most ``limit`` notifications
-        with their events, of the given topics only when topics are given."""
+        with their events, of the given topics only when topics are given. An event of a type
+        this version does not know raises ``UnknownEventAt`` with the events before it."""
         found = self.recorder.select_notifications(
             after, limit, stop=stop, topics=topics, inclusive_of_start=False
         )
-        return [(n, self.mapper.to_domain_event(n)) for n in found]
+        decoded: list[tuple[Notification, DomainEvent]] = []
+        for notification in found:
+            try:
+                decoded.append((notification, self.mapper.to_domain_event(notification)))
+            except UnknownEventType as unknown:
+                raise UnknownEventAt(notification.id, unknown.stored_name, decoded) from None
+        return decoded
 
     def records(self, aggregate_id: UUID) -> list[StoredRecord]:
         """Every event of one aggregate as stored, oldest first."""

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 
-from adapters.eventstore import RecorderEventStore, topic_of
+from adapters.eventstore import RecorderEventStore, topics_of
 from adapters.outages import log_failure
 from adapters.tracing import continued, trace_of
 from domain.events import DomainEvent
@@ -45,7 +45,7 @@ class LogFollower:
         self._store = store
         self._handler = handler
         self._look_ahead = look_ahead
-        self._topics = [topic_of(t) for t in topics]
+        self._topics = topics_of(topics)
         self._batch_size = batch_size
         self._tracking = store.tracking_recorder()
         self._position: int | None = None

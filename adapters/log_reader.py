@@ -17,6 +17,11 @@ lock's own connection, which a database restart or ``pg_terminate_backend`` clos
 
 A consumer whose step fails (one WARNING line for an outage) keeps its position; the others move
 on, and the next batch starts again from the slowest consumer's position.
+
+An event of a type this version of the engine does not know (a newer release wrote it during a
+rolling deploy) is never skipped: every consumer is fed up to the event before it, and those
+that read its type stop there, with one WARNING line, and let go of their locks for
+``STAND_BY_S``, so that a process of the newer release can take them over; the others go on.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from adapters.batch_loop import PAUSE_AFTER_FAILURE_S, STAND_BY_S, BatchLoop, Held, Lock
-from adapters.eventstore import RecorderEventStore
+from adapters.eventstore import RecorderEventStore, UnknownEventAt
 from adapters.outages import log_failure
 from domain.events import DomainEvent
 
@@ -123,14 +128,23 @@ class LogReader:
         if not behind:
             return False
         start = min(position for _turn, position in behind)
-        batch = self._store.notifications(start, self._batch_size, _topics(behind), head)
+        try:
+            batch = self._store.notifications(start, self._batch_size, _topics(behind), head)
+        except UnknownEventAt as unknown:
+            self._feed_up_to(unknown.before, behind, unknown.position - 1)
+            _stop_before(unknown, behind)
+            return False
         upto = head if len(batch) < self._batch_size else batch[-1][0].id
+        return self._feed_up_to(batch, behind, upto) and upto < head
+
+    def _feed_up_to(self, batch: Batch, behind: Sequence[tuple[_Turn, int]], upto: int) -> bool:
+        """Hand each consumer its part of ``batch``; whether all of them took it."""
         fed = [
             turn.take(_slice(batch, position, turn.consumer.topics), upto)
             for turn, position in behind
             if position < upto  # one already past a full batch's end waits for a later one
         ]
-        return all(fed) and upto < head
+        return all(fed)
 
     def start(self) -> None:
         """Read in a background thread until ``stop``."""
@@ -165,6 +179,9 @@ class _Turn:
         try:
             worked = self.consumer.work() > 0
             return self.consumer.wants(), worked
+        except UnknownEventAt as unknown:  # its own read (a rebuild's batch) met one
+            self.stand_by(_stopped_before(unknown))
+            return None, False
         except Exception as failure:  # noqa: BLE001 - logged; asked again at the next batch
             self._failed("failed", failure)
             return None, False
@@ -177,6 +194,13 @@ class _Turn:
             self._failed("batch failed", failure)
             return False
         return True
+
+    def stand_by(self, why: str) -> None:
+        """Stop here: let go of the lock for ``STAND_BY_S``, for another process to take."""
+        log.warning("%s: %s; standing by for %g s, for a process that knows it to take over",
+                    self.consumer.lock_name, why, STAND_BY_S)  # fmt: skip
+        self.release()
+        self._resume_at = self._ask_at = time.monotonic() + STAND_BY_S
 
     def release(self) -> None:
         """Let go of the lock (stopping)."""
@@ -223,6 +247,20 @@ class _Turn:
             self._resume_at = time.monotonic() + PAUSE_AFTER_FAILURE_S
             then = f"retrying in {PAUSE_AFTER_FAILURE_S:g} s"
         log_failure(log, failure, f"{self.consumer.lock_name}: {what}", then)
+
+
+def _stop_before(unknown: UnknownEventAt, behind: Sequence[tuple[_Turn, int]]) -> None:
+    """Stop the consumers that read the unknown event's type before it."""
+    for turn, _position in behind:
+        if not turn.consumer.topics or unknown.stored_name in turn.consumer.topics:
+            turn.stand_by(_stopped_before(unknown))
+
+
+def _stopped_before(unknown: UnknownEventAt) -> str:
+    return (
+        f"stopped before position {unknown.position}, an event of type "
+        f"{unknown.stored_name!r} that this version of the engine does not know"
+    )
 
 
 def _topics(behind: Sequence[tuple[_Turn, int]]) -> list[str]:

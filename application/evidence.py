@@ -27,6 +27,7 @@ from application.ports import (
     TreeLeaf,
 )
 from domain.errors import OrderNotFound, TreeTooSmall
+from domain.event_types import type_name
 from domain.evidence import (
     BUNDLE_FORMAT,
     checkpoint_message,
@@ -134,7 +135,7 @@ class Evidence:
                     "index": leaf.index,
                     "version": record.version,
                     "topic": record.topic,
-                    "type": record.topic.rsplit(":", 1)[-1],
+                    "type": type_name(record.topic),
                     "state": base64.b64encode(record.state).decode(),
                     "leaf_hash": leaf.hash.hex(),
                     "inclusion_proof": [h.hex() for h in hashes_of(ranges[leaf.index], nodes)],

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from adapters.eventstore import RecorderEventStore, open_event_store, topic_of
+from adapters.eventstore import RecorderEventStore, open_event_store, topics_of
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
 from domain import order as rules
 from domain import payments
@@ -105,7 +105,7 @@ def measure(store: RecorderEventStore, views: ViewDatabase) -> None:
     """Time raw reads and rebuilds, alternately, and print medians."""
     runner = ProjectionRunner(store, views, OrdersProjection(), batch_size=BATCH)
     runner.ensure()
-    topics = [topic_of(t) for t in OrdersProjection.topics]
+    topics = topics_of(OrdersProjection.topics)
     raw, rebuild = [], []
     for _ in range(RUNS):
         raw.append(timed(lambda: read_all(store, topics)))

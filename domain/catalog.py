@@ -363,8 +363,9 @@ def _quote_line(
         quantity=request.quantity,
         unit_price=product.sale_price,
         offer_id=request.offer_id,
+        name=product.supplier.name,
         catalog_version=product.version,
-        cost=product.priced_cost,
+        priced_cost=product.priced_cost,
         cost_cap=cost_cap(product.priced_cost, product.sale_price, tolerance),
         preorder=preorder,
     )

@@ -1,4 +1,5 @@
-"""Events: frozen, keyword-only msgspec structs, past tense, never renamed once stored.
+"""Events: frozen, keyword-only msgspec structs, past tense, never renamed once stored (their
+stored names and versions are registered in ``domain.event_types``).
 
 Every event names its aggregate (``originator_id``), its position in that aggregate's sequence
 (``originator_version``, from 1) and when it happened (``timestamp``, UTC). No event carries a
@@ -25,17 +26,19 @@ class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
 class LineItem(msgspec.Struct, frozen=True, kw_only=True):
     """One line of an order: a product, how many, at what unit price (the shop's sale price).
 
-    Lines priced from the catalog also record the product's catalog version, the supplier cost
-    the price was based on, and the cap the purchase may not exceed (``cost_cap``); lines of
-    orders placed before the catalog existed have none of these.
+    Lines priced from the catalog also record the product's name and catalog version, the
+    supplier cost the price was based on (``priced_cost``), and the cap the purchase may not
+    exceed (``cost_cap``); lines of orders placed before the catalog existed have none of these,
+    and lines stored before ``OrderPlaced`` version 2 have no name (``domain.event_types``).
     """
 
     product_id: str
     quantity: int
     unit_price: Decimal
     offer_id: str | None = None
+    name: str | None = None
     catalog_version: int | None = None
-    cost: Decimal | None = None
+    priced_cost: Decimal | None = None
     cost_cap: Decimal | None = None
     preorder: bool = False
 

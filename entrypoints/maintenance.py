@@ -24,7 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from adapters.eventstore import topic_of
+from adapters.eventstore import topics_of
 from application.orders import Viewer
 from domain import order as rules
 from domain.events import DomainEvent, KeyDelivered, OrderPlaced
@@ -60,7 +60,7 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 def order_ids(engine: Engine, event_type: type[DomainEvent]) -> list[UUID]:
     """Every order that has an event of this type, in log order, each once."""
     seen: dict[UUID, None] = {}
-    for _, event in _log(engine, [topic_of(event_type)]):
+    for _, event in _log(engine, topics_of([event_type])):
         seen.setdefault(event.originator_id, None)
     return list(seen)
 
@@ -70,7 +70,7 @@ def rotate_keys(engine: Engine) -> int:
     resumable (keys already under it are skipped). Returns how many were re-wrapped."""
     orders = order_ids(engine, KeyDelivered)
     customers = sorted(
-        {e.owner for _, e in _log(engine, [topic_of(OrderPlaced)]) if isinstance(e, OrderPlaced)}
+        {e.owner for _, e in _log(engine, topics_of([OrderPlaced])) if isinstance(e, OrderPlaced)}
     )
     jobs = [partial(engine.keys.rotate, o) for o in orders]
     jobs += [partial(engine.customers.rotate, c) for c in customers]

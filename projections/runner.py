@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import psycopg
 
-from adapters.eventstore import RecorderEventStore, topic_of
+from adapters.eventstore import RecorderEventStore, topics_of
 from adapters.outages import log_failure, unavailable
 from adapters.views import Tx, ViewDatabase
 from domain.events import DomainEvent
@@ -87,7 +87,7 @@ class ProjectionRunner:
         self._publish = publish
         self._store = store
         self._views = views
-        self._topics = [topic_of(t) for t in projection.topics]
+        self._topics = topics_of(projection.topics)
         self._batch_size = batch_size
         self._retire_after = retire_after
         self._state_refresh = state_refresh

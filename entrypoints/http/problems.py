@@ -37,6 +37,7 @@ from domain.errors import (
     TransitionRefused,
     TreeTooSmall,
 )
+from domain.event_types import UnknownEventType
 from projections.queries import BadQuery
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (VaultError, 503, "Key vault unavailable"),
     (TreeBehind, 503, "Evidence not ready, try again"),
     (TreeTooSmall, 404, "No such proof"),
+    (UnknownEventType, 503, "Changed by a newer version of the engine, try again"),
 )
 
 
@@ -194,6 +196,7 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     DomainError: on_domain_error,
     ApplicationError: on_domain_error,
     VaultError: on_domain_error,
+    UnknownEventType: on_domain_error,
     BadQuery: on_bad_query,
     RecursionError: on_recursion_error,
     Exception: on_unexpected,

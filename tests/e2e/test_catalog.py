@@ -97,7 +97,8 @@ def test_orders_are_priced_by_the_shop(engine: RunningEngine) -> None:
             "quantity": 2,
             "unit_price": "6.99",
         }
-        assert (line["cost"], line["cost_cap"]) == ("5.79", "5.90")  # the shop's cost: admins
+        assert (line["priced_cost"], line["cost_cap"]) == ("5.79", "5.90")  # admins only
+        assert line["name"] == row["name"]  # the product's name when it was ordered
 
 
 def test_a_price_jump_fails_the_order_until_an_admin_accepts_the_new_cost(

@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from adapters.eventstore import GroupCommit, RecorderEventStore, topic_of
+from adapters.eventstore import GroupCommit, RecorderEventStore, topics_of
 from application.errors import ConcurrencyConflict
 from application.orders import Orders
 from domain import order as rules
@@ -89,7 +89,7 @@ def test_notifications_follow_the_log_and_filter_by_type(store: RecorderEventSto
         store.save(payments.invoice_created(order, invoice_id="1", invoice_url="u", now=NOW))
     everything = store.notifications(start, 100)
     assert [type(e) for _, e in everything] == [OrderPlaced, PaymentInvoiceCreated] * 3
-    invoices = store.notifications(start, 100, [topic_of(PaymentInvoiceCreated)])
+    invoices = store.notifications(start, 100, topics_of([PaymentInvoiceCreated]))
     assert [e.originator_id for _, e in invoices] == [o.id for o, _ in orders]
     assert store.head() == everything[-1][0].id
     assert store.notifications(everything[-1][0].id, 100) == []

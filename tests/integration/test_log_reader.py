@@ -1,19 +1,23 @@
 """One reader of the log per process: every consumer is fed from one read of each batch, a
-failing consumer does not hold the others back, and a consumer runs only under its lock."""
+failing consumer does not hold the others back, a consumer runs only under its lock, and an
+event this version does not know stops the consumers that read its type, never skipped."""
 
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from adapters.batch_loop import BatchLoop
-from adapters.eventstore import RecorderEventStore, open_event_store, topic_of
+from adapters.eventstore import RecorderEventStore, open_event_store, topics_of
 from adapters.log_reader import LogReader
 from adapters.views import HeldLock
 from domain.events import DomainEvent, OrderPaid, OrderPlaced
@@ -25,7 +29,7 @@ class Recorder:
 
     def __init__(self, name: str, topics: Sequence[type[DomainEvent]] = ()) -> None:
         self.lock_name = name
-        self.topics = [topic_of(t) for t in topics]
+        self.topics = topics_of(topics)
         self.position = 0
         self.seen: list[DomainEvent] = []
         self.failing = False
@@ -152,6 +156,61 @@ def test_a_consumer_runs_only_while_its_process_holds_its_lock(store: RecorderEv
     assert mine.resumed == 1  # told to read its position again when it took the lock
     assert elsewhere.seen == []
     assert elsewhere.resumed == 0
+    reader.stop()
+
+
+def newer_release_wrote(store: RecorderEventStore, stored_name: str) -> int:
+    """An event as a newer release of the engine stores it; its position."""
+    state = b'{"originator_id":"%s","originator_version":1,"timestamp":"2026-12-07T00:00:00Z"}'
+    originator_id = uuid4()
+    store.recorder.insert_events(
+        [StoredEvent(originator_id, 1, stored_name, state % str(originator_id).encode())]
+    )
+    return store.head()
+
+
+@pytest.mark.parametrize(
+    ("stored_name", "stopped"),
+    [
+        ("domain.events:OrderShipped", {"all"}),  # a type of a newer release
+        ("domain.events:OrderPaid@2", {"all", "paid"}),  # a newer version of a known type
+    ],
+)
+def test_an_unknown_event_stops_the_consumers_that_read_its_type_before_it(
+    store: RecorderEventStore,
+    caplog: pytest.LogCaptureFixture,
+    stored_name: str,
+    stopped: set[str],
+) -> None:
+    """Those that read it are fed up to the event before it and let go of their locks (one
+    WARNING line each), for a process that knows it; the others read on past it."""
+    store.save(paid_order_events())
+    position = newer_release_wrote(store, stored_name)
+    store.save(paid_order_events())
+    released: list[str] = []
+
+    @contextmanager
+    def lock(name: str) -> Iterator[HeldLock]:
+        yield HeldLock(taken=True)
+        released.append(name)
+
+    consumers = [Recorder("all"), Recorder("placed", [OrderPlaced]), Recorder("paid", [OrderPaid])]
+    reader = LogReader(store, consumers, lock=lock)
+    with caplog.at_level(logging.WARNING, logger="adapters.log_reader"):
+        for _ in range(3):
+            reader.run_once()
+    at = {consumer.lock_name: consumer.position for consumer in consumers}
+    assert {name for name, where in at.items() if where == position - 1} == stopped
+    assert {name for name, where in at.items() if where == store.head()} == {
+        "all",
+        "placed",
+        "paid",
+    } - stopped
+    assert sorted(released) == sorted(stopped)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == len(stopped)
+    assert all(stored_name in w and f"position {position}" in w for w in warnings)
+    assert not any(r.exc_info for r in caplog.records)
     reader.stop()
 
 

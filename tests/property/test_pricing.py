@@ -81,6 +81,6 @@ def test_orders_follow_the_catalog_and_purchases_stay_under_the_cap(
             assert line.unit_price == product.sale_price
             assert line.catalog_version == product.version
             assert line.cost_cap is not None
-            assert line.cost is not None
-            assert line.cost <= line.cost_cap <= line.unit_price
+            assert line.priced_cost is not None
+            assert line.priced_cost <= line.cost_cap <= line.unit_price
             assert Decimal(str(purchase_line(line)["price"])) <= line.cost_cap

@@ -101,7 +101,8 @@ def test_quote_records_price_version_and_cap() -> None:
     )
     assert line.unit_price == Decimal("6.99")
     assert line.catalog_version == 2
-    assert line.cost == Decimal("5.79")
+    assert line.priced_cost == Decimal("5.79")
+    assert line.name == product().supplier.name
     assert line.cost_cap == Decimal("5.90")
 
 

@@ -1,5 +1,6 @@
 """Which RecursionError is the client's fault: the JSON decoders' on a too-deep body (400), not
-a runaway recursion of our own code (500 with its trace)."""
+a runaway recursion of our own code (500 with its trace); and an event of a newer release is a
+503, not a 500."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from typing import Any
 
 import msgspec
 import pytest
+from litestar import Litestar, get
+from litestar.testing import TestClient
 
-from entrypoints.http.problems import _while_decoding
+from domain.event_types import UnknownEventType
+from entrypoints.http.problems import EXCEPTION_HANDLERS, _while_decoding
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
@@ -39,3 +43,19 @@ def test_a_runaway_recursion_of_python_code_is_not() -> None:
     """Our own infinite recursion stays a bug (answered 500, logged with its trace)."""
     assert sys.getrecursionlimit() < 100_000
     assert not _while_decoding(raised_by(runaway))
+
+
+def test_an_event_of_a_newer_release_answers_503_not_500() -> None:
+    """Reading an order that a newer release of the engine has just written (a rolling
+    deploy) answers 503, to be asked again, with a problem detail."""
+
+    @get("/orders/42", sync_to_thread=False)
+    def read() -> None:
+        raise UnknownEventType("domain.events:OrderShipped")
+
+    app = Litestar([read], exception_handlers=EXCEPTION_HANDLERS)
+    with TestClient(app) as client:
+        answer = client.get("/orders/42")
+    assert answer.status_code == 503
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert "OrderShipped" in answer.json()["detail"]
