@@ -9,8 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 WORKDIR /app
-COPY requirements.lock ./
-RUN pip install --require-hashes --no-deps -r requirements.lock
+COPY requirements.lock requirements-build.lock ./
+RUN pip install --require-hashes --no-deps -r requirements-build.lock -r requirements.lock
 
 COPY pyproject.toml README.md ./
 COPY domain ./domain
@@ -18,7 +18,7 @@ COPY application ./application
 COPY adapters ./adapters
 COPY projections ./projections
 COPY entrypoints ./entrypoints
-RUN pip install --no-deps . \
+RUN pip install --no-deps --no-build-isolation . \
     && useradd --system --uid 10001 --home-dir /var/lib/bitloot bitloot \
     && mkdir -p /var/lib/bitloot && chown bitloot /var/lib/bitloot
 

@@ -2,16 +2,18 @@
 VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed
 
-LOCK    := requirements-dev.lock
+# make run installs what the engine runs on (requirements.lock); make test adds the test and lint
+# tools (requirements-dev.lock). The build backend is locked too (requirements-build.lock).
+RUNTIME := $(VENV)/.runtime
+STAMP   := $(VENV)/.installed
 # make test: pytest processes (pytest-xdist), each test file whole on one of them; at most 7
 # (each takes a Redis database of its own from 9 up, tests/e2e/conftest.py)
 TEST_WORKERS ?= 2
 
 .PHONY: run test lint demo worker install services clean lock
 
-run: $(STAMP)           ## start the engine (embedded default unless DATABASE_URL/REDIS_URL are set)
+run: $(RUNTIME)         ## start the engine (embedded default unless DATABASE_URL/REDIS_URL are set)
 	$(BIN)/bitloot serve
 
 test: $(STAMP) services lint  ## install, start PostgreSQL/Redis if needed, lint, run the whole suite
@@ -22,20 +24,27 @@ lint: $(STAMP)          ## ruff and mypy --strict
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-demo: $(STAMP)          ## run one order end to end against a running engine
+demo: $(RUNTIME)        ## run one order end to end against a running engine
 	$(BIN)/bitloot demo
 
-worker: $(STAMP)        ## a Dramatiq worker process (needs REDIS_URL)
+worker: $(RUNTIME)      ## a Dramatiq worker process (needs REDIS_URL)
 	$(BIN)/bitloot worker
 
 install: $(STAMP)
 
 # The locked versions, checked against their hashes, then the project itself (its own
-# dependencies are already there: --no-deps).
-$(STAMP): pyproject.toml $(LOCK)
+# dependencies are already there: --no-deps; its build backend too: --no-build-isolation).
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+
+$(RUNTIME): pyproject.toml requirements.lock requirements-build.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PIP) --require-hashes --no-deps -r requirements-build.lock
+	$(PIP) --require-hashes --no-deps -r requirements.lock
+	$(PIP) --no-deps --no-build-isolation -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME) requirements-dev.lock
+	$(PIP) --require-hashes --no-deps -r requirements-dev.lock
 	touch $(STAMP)
 
 lock:                   ## re-resolve requirements.lock and requirements-dev.lock from pyproject.toml
