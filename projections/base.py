@@ -26,6 +26,9 @@ class Projection(ABC):
     topics: ClassVar[tuple[type[DomainEvent], ...]]
     schema: ClassVar[tuple[str, ...]]
     """DDL statements; ``{t}`` stands for the table of the generation being built."""
+    version: ClassVar[int] = 1
+    """Raise it when ``schema`` or what ``apply`` writes changes: an engine that starts on a
+    table of another version rebuilds it beside the live one (``projections.versions``)."""
 
     def __init_subclass__(cls) -> None:
         if not _IDENTIFIER.match(cls.name):

@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
-import psycopg
 
 from adapters.eventstore import RecorderEventStore, topics_of
 from adapters.outages import log_failure, unavailable
@@ -39,15 +38,15 @@ from projections.state import (
     STATE_DDL,
     STATE_TABLE,
     ProjectionState,
-    forget_retired,
+    drop_retired_due,
     locked_state,
     now_text,
     read_state,
     retire,
-    retired_due,
     still_building,
     write_state,
 )
+from projections.versions import BEFORE_VERSIONS, VERSIONS_DDL, built_version, record_version
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,6 @@ STATE_REFRESH_S = 1.0  # how soon a running projection sees another process's co
 IDLE_WRITE_S = 1.0  # how often a position moved past nothing of the projection's is written
 RETIRE_AFTER_S = 60.0  # a retired generation outlives the swap this long: readers hold its name
 REAP_EVERY_S = 30.0  # how often the runner looks for retired generations past their grace
-DROP_LOCK_TIMEOUT_MS = 2000  # a retired table a reader still holds is dropped at a later look
 
 
 class ProjectionFailed(Exception):
@@ -118,10 +116,12 @@ class ProjectionRunner:
     # -- set-up and control (any process) --------------------------------------------------
 
     def ensure(self) -> ProjectionState:
-        """Create the state row and the live table if missing."""
+        """Create the state row and the live table if missing; a live table built at another
+        version of the projection is rebuilt beside (``projections.versions``)."""
         with self._views.transaction() as tx:
-            tx.execute(STATE_DDL)
-            tx.execute(RETIRED_DDL)
+            for ddl in (STATE_DDL, RETIRED_DDL, VERSIONS_DDL):
+                tx.execute(ddl)
+            existed = locked_state(tx, self._views.dialect, self.name) is not None
             tx.execute(
                 f"INSERT INTO {STATE_TABLE} (name, generation, position, state, updated_at) "  # noqa: S608
                 "VALUES (%s, 1, 0, 'live', %s) ON CONFLICT (name) DO NOTHING",
@@ -129,10 +129,18 @@ class ProjectionRunner:
             )
         with self._views.transaction() as tx:
             state = self._lock(tx)
-            self._create_tables(tx, state.generation)
+            built = built_version(tx, self.name, state.generation)
+            if built is None:
+                built = BEFORE_VERSIONS if existed else self.projection.version
+            self._create_tables(tx, state.generation, built)
             if state.generation > 1:  # an engine before the retired list left the one before
                 retire(tx, self.name, state.generation - 1, time.time() + self._retire_after)
-        return state
+        if built == self.projection.version or state.rebuild_generation is not None:
+            return state
+        log.warning("projection %s: its table is of version %d, this engine's is %d; "
+                    "rebuilding it beside the live one", self.name, built,
+                    self.projection.version)  # fmt: skip
+        return self.request_rebuild()
 
     def state(self) -> ProjectionState:
         """The stored state (``ensure`` first)."""
@@ -150,7 +158,7 @@ class ProjectionRunner:
             if state.rebuild_generation is None:
                 new = state.generation + 1  # above every generation ever live: no reader has it
                 tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, new)}")  # a cancelled one
-                self._create_tables(tx, new)
+                self._create_tables(tx, new, self.projection.version)
                 cleared = {"error": None} if state.state == "live" else {}  # keep a failure's
                 state = self._update(
                     tx,
@@ -430,22 +438,9 @@ class ProjectionRunner:
 
     def drop_retired(self) -> None:
         """Drop the retired generations whose grace has passed (``run_once`` does it every
-        ``REAP_EVERY_S``). One a reader still holds (on PostgreSQL the drop would wait for it)
-        is left for the next look."""
+        ``REAP_EVERY_S``)."""
         self._reap_at = time.monotonic() + REAP_EVERY_S
-        for generation in retired_due(self._views, self.name, time.time()):
-            try:
-                with self._views.transaction() as tx:
-                    if self._views.dialect == "postgres":
-                        tx.execute(f"SET LOCAL lock_timeout = {DROP_LOCK_TIMEOUT_MS}")
-                    forget_retired(tx, self.name, generation)
-            except psycopg.errors.LockNotAvailable:
-                log.warning(
-                    "projection %s: generation %d is still being read; dropped at a later look",
-                    self.name,
-                    generation,
-                )
-                return
+        drop_retired_due(self._views, self.name, time.time())
 
     def _apply_all(
         self, tx: Tx, table: str, batch: Sequence[tuple[Any, DomainEvent]]
@@ -490,9 +485,10 @@ class ProjectionRunner:
     def _write(self, tx: Tx, **changes: Any) -> None:
         write_state(tx, self.name, changes)
 
-    def _create_tables(self, tx: Tx, generation: int) -> None:
+    def _create_tables(self, tx: Tx, generation: int, version: int) -> None:
         for statement in self.projection.schema:
             tx.execute(statement.replace("{t}", table_name(self.name, generation)))
+        record_version(tx, self.name, generation, version)
 
     def wake(self) -> None:
         """Have the process's log reader look at the log now (after a command)."""

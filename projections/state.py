@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
+import psycopg
 
 from adapters.views import MISSING_TABLE_ERRORS, Row, Tx, ViewDatabase, missing_table
 from projections.base import table_name
@@ -31,6 +32,7 @@ T = TypeVar("T")
 STATE_TABLE = "projection_state"
 RETIRED_TABLE = "projection_retired"
 READ_ATTEMPTS = 3  # a reader whose table was dropped under it reads the live name again, twice
+DROP_LOCK_TIMEOUT_MS = 2000  # a retired table a reader still holds is dropped at a later look
 STATE_DDL = (
     f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
     "name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL, "
@@ -143,6 +145,21 @@ def forget_retired(tx: Tx, name: str, generation: int) -> None:
         f"DELETE FROM {RETIRED_TABLE} WHERE name = %s AND generation = %s",  # noqa: S608
         (name, generation),
     )
+
+
+def drop_retired_due(views: ViewDatabase, name: str, now: float) -> None:
+    """Drop the retired generations whose grace has passed. One a reader still holds (on
+    PostgreSQL the drop would wait for it) is left for a later look."""
+    for generation in retired_due(views, name, now):
+        try:
+            with views.transaction() as tx:
+                if views.dialect == "postgres":
+                    tx.execute(f"SET LOCAL lock_timeout = {DROP_LOCK_TIMEOUT_MS}")
+                forget_retired(tx, name, generation)
+        except psycopg.errors.LockNotAvailable:
+            log.warning("projection %s: generation %d is still being read; dropped at a "
+                        "later look", name, generation)  # fmt: skip
+            return
 
 
 def now_text() -> str:

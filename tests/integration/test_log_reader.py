@@ -17,9 +17,10 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from adapters.batch_loop import BatchLoop
-from adapters.eventstore import RecorderEventStore, open_event_store, topics_of
+from adapters.eventstore import MsgspecMapper, RecorderEventStore, open_event_store, topics_of
 from adapters.log_reader import LogReader
 from adapters.views import HeldLock
+from domain.event_types import TYPES, EventType, EventTypes
 from domain.events import DomainEvent, OrderPaid, OrderPlaced
 from tests.integration.test_log_follower import paid_order_events
 
@@ -211,6 +212,34 @@ def test_an_unknown_event_stops_the_consumers_that_read_its_type_before_it(
     assert len(warnings) == len(stopped)
     assert all(stored_name in w and f"position {position}" in w for w in warnings)
     assert not any(r.exc_info for r in caplog.records)
+    reader.stop()
+
+
+class OrderShipped(DomainEvent, frozen=True, kw_only=True):
+    """An event type of a newer release."""
+
+
+def test_a_consumer_stopped_at_an_unknown_event_resumes_where_it_is_known(
+    store: RecorderEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped before the event, the consumer takes its lock again when its stand-by ends;
+    in a process that knows the type (here: the registry extended, as a newer release's),
+    it reads on from where it stopped, the event included."""
+    monkeypatch.setattr("adapters.log_reader.STAND_BY_S", 0.0)
+    store.save(paid_order_events())
+    position = newer_release_wrote(store, "domain.events:OrderShipped")
+    store.save(paid_order_events())
+    everything = Recorder("all")
+    reader = LogReader(store, [everything])
+    reader.run_once()
+    assert everything.position == position - 1
+    newer = EventTypes([*TYPES, EventType("domain.events:OrderShipped", OrderShipped)])
+    monkeypatch.setattr("adapters.eventstore.EVENT_TYPES", newer)
+    store.mapper = MsgspecMapper()
+    while reader.run_once():
+        pass
+    assert everything.position == store.head()
+    assert [type(e) for e in everything.seen].count(OrderShipped) == 1
     reader.stop()
 
 

@@ -244,10 +244,10 @@ def test_a_retired_table_a_reader_holds_is_dropped_later(
         with psycopg.connect(POSTGRES_URL, options=options) as reader:
             reader.execute("SELECT COUNT(*) FROM orders_g1")  # its transaction stays open
             runner.request_rebuild()
-            with caplog.at_level(logging.WARNING, logger="projections.runner"):
+            with caplog.at_level(logging.WARNING, logger="projections.state"):
                 runner.catch_up()
             assert count(views, "orders_g1") == 1
-        assert [r.getMessage() for r in caplog.records if r.name == "projections.runner"] == [
+        assert [r.getMessage() for r in caplog.records if r.name == "projections.state"] == [
             "projection orders: generation 1 is still being read; dropped at a later look"
         ]
         runner.drop_retired()  # the next look, without waiting for it

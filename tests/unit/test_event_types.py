@@ -3,10 +3,15 @@ back, and what this version does not know refused by name."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+from uuid import uuid4
+
 import pytest
 
+from adapters.eventstore import MsgspecMapper
 from domain.event_types import EVENT_TYPES, TYPES, EventTypes, UnknownEventType, type_name
-from domain.events import ALL_EVENTS, KeysReserved, OrderPlaced
+from domain.events import ALL_EVENTS, DomainEvent, KeysReserved, OrderPaid, OrderPlaced
 
 
 def test_every_event_class_is_registered_once() -> None:
@@ -47,3 +52,30 @@ def test_what_this_version_does_not_know_is_refused_by_name(name: str) -> None:
 def test_a_name_or_class_registered_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="twice"):
         EventTypes([*TYPES, TYPES[0]])
+
+
+class Paid(DomainEvent, frozen=True, kw_only=True):
+    """``OrderPaid`` as if it had moved to this module under another name."""
+
+    payment_id: str
+    amount_received: Decimal | None = None
+
+
+def test_a_class_moved_and_renamed_still_loads_and_stores_by_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Names are registered, not derived from where a class lives: with ``OrderPaid``'s name
+    registered to a class of another module and name, its stored events load into that class,
+    and new ones are stored under the same name."""
+    paid = OrderPaid(
+        originator_id=uuid4(), originator_version=5, timestamp=datetime.now(UTC), payment_id="p"
+    )
+    stored = MsgspecMapper().to_stored_event(paid)
+    moved = [Paid if kind.cls is OrderPaid else kind.cls for kind in TYPES]
+    registry = EventTypes([kind._replace(cls=cls) for kind, cls in zip(TYPES, moved, strict=True)])
+    monkeypatch.setattr("adapters.eventstore.EVENT_TYPES", registry)
+    mapper = MsgspecMapper()
+    loaded = mapper.to_domain_event(stored)
+    assert isinstance(loaded, Paid)
+    assert (loaded.originator_id, loaded.payment_id) == (paid.originator_id, "p")
+    assert mapper.to_stored_event(loaded).topic == stored.topic == "domain.events:OrderPaid"
