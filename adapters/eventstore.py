@@ -21,6 +21,7 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.persistence import (
+    AggregateRecorder,
     ApplicationRecorder,
     InfrastructureFactory,
     IntegrityError,
@@ -242,13 +243,21 @@ class RecorderEventStore:
         self._factory = factory
         self.recorder: ApplicationRecorder = factory.application_recorder()
         self._tracking: TrackingRecorder | None = None
+        self._snapshots: AggregateRecorder | None = None
         self.mapper = MsgspecMapper()
         self._listeners: list[Callable[[], None]] = []
         self._group = GroupCommit(self._insert)
 
-    def load(self, aggregate_id: UUID, *, until_version: int | None = None) -> list[DomainEvent]:
-        """Events of one aggregate, oldest first."""
-        stored = self.recorder.select_events(aggregate_id, lte=until_version)
+    def load(
+        self,
+        aggregate_id: UUID,
+        *,
+        after_version: int | None = None,
+        until_version: int | None = None,
+    ) -> list[DomainEvent]:
+        """Events of one aggregate, oldest first (after ``after_version``: those that follow
+        a snapshot)."""
+        stored = self.recorder.select_events(aggregate_id, gt=after_version, lte=until_version)
         return [self.mapper.to_domain_event(s) for s in stored]
 
     def latest(self, aggregate_id: UUID) -> DomainEvent | None:
@@ -357,6 +366,19 @@ class RecorderEventStore:
     def head(self) -> int:
         """The position of the newest event in the log (0 when empty)."""
         return self.recorder.max_notification_id() or 0
+
+    def ensure_tables(self) -> None:
+        """Make the tracking and snapshot recorders now, and their tables with them (the
+        engine calls it at start-up, holding the schema lock: see ``entrypoints.bootstrap``)."""
+        self.tracking_recorder()
+        self.snapshot_recorder()
+
+    def snapshot_recorder(self) -> AggregateRecorder:
+        """The recorder of snapshots, in the same database (made, and its table created, on
+        first use: the engine does it at start-up, under the schema lock)."""
+        if self._snapshots is None:
+            self._snapshots = self._factory.aggregate_recorder(purpose="snapshots")
+        return self._snapshots
 
     def tracking_recorder(self) -> TrackingRecorder:
         """The recorder of followers' positions, in the same database (made, and its table

@@ -19,7 +19,7 @@ import msgspec
 
 from application.errors import ConcurrencyConflict, SupplierError
 from application.orders import MAX_ATTEMPTS
-from application.ports import Clock, EventStore, Supplier
+from application.ports import Clock, EventStore, ProductSnapshots, Supplier
 from domain import catalog as rules
 from domain.catalog import LineRequest, PricingRules, Product
 from domain.events import CatalogSynced, DomainEvent, LineItem, ProductImported, SupplierProduct
@@ -27,6 +27,7 @@ from domain.events import CatalogSynced, DomainEvent, LineItem, ProductImported,
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # Kinguin's maximum page
+SNAPSHOT_EVERY = 100  # events after a product's last snapshot that make a load keep a new one
 Progress = Callable[[int, int], None]
 ProductDecision = Callable[[Product | None], list[DomainEvent]]
 
@@ -43,9 +44,15 @@ class Catalog:
     """Products, prices and the sync with Kinguin."""
 
     def __init__(
-        self, store: EventStore, supplier: Supplier, clock: Clock, tolerance_percent: Decimal
+        self,
+        store: EventStore,
+        supplier: Supplier,
+        clock: Clock,
+        tolerance_percent: Decimal,
+        snapshots: ProductSnapshots | None = None,
     ) -> None:
         self._store = store
+        self._snapshots = snapshots
         self._supplier = supplier
         self._clock = clock
         self._tolerance = tolerance_percent
@@ -55,7 +62,7 @@ class Catalog:
 
     def product(self, product_id: str) -> Product | None:
         """One product as its events tell it."""
-        return rules.fold_product(self._store.load(rules.product_aggregate_id(product_id)))
+        return self._load(rules.product_aggregate_id(product_id))
 
     def rules(self) -> PricingRules:
         """The margin rules in force."""
@@ -130,7 +137,7 @@ class Catalog:
         changed = 0
         now = self._clock.now()
         for aggregate_id in self._store.originators(ProductImported):
-            product = rules.fold_product(self._store.load(aggregate_id))
+            product = self._load(aggregate_id)
             if product is None:
                 continue
             changed += self._decide(
@@ -140,6 +147,18 @@ class Catalog:
         return changed
 
     # -- internals -------------------------------------------------------------------------
+
+    def _load(self, aggregate_id: UUID) -> Product | None:
+        """A product from its newest snapshot and the events after it; one that many events
+        followed is kept as a new snapshot (``adapters.snapshots``)."""
+        if self._snapshots is None:
+            return rules.fold_product(self._store.load(aggregate_id))
+        start = self._snapshots.latest(aggregate_id)
+        since = start.version if start else 0
+        product = rules.fold_product(self._store.load(aggregate_id, after_version=since), start)
+        if product is not None and product.version - since >= SNAPSHOT_EVERY:
+            self._snapshots.save(product)
+        return product
 
     def _save_page(self, products: Sequence[SupplierProduct], pricing: PricingRules) -> int:
         """One transaction for the page; on a lost race, product by product."""

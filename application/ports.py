@@ -14,14 +14,22 @@ from uuid import UUID
 
 import msgspec
 
+from domain.catalog import Product
 from domain.events import DomainEvent, LineItem, SupplierProduct
 
 
 class EventStore(Protocol):
     """The append-only log of events: the only place state is written."""
 
-    def load(self, aggregate_id: UUID, *, until_version: int | None = None) -> list[DomainEvent]:
-        """Events of one aggregate, oldest first (up to ``until_version`` inclusive)."""
+    def load(
+        self,
+        aggregate_id: UUID,
+        *,
+        after_version: int | None = None,
+        until_version: int | None = None,
+    ) -> list[DomainEvent]:
+        """Events of one aggregate, oldest first (after ``after_version``, up to
+        ``until_version`` inclusive)."""
         ...
 
     def save(self, events: Sequence[DomainEvent]) -> int | None:
@@ -256,6 +264,18 @@ class Dispatcher(Protocol):
 
     def refresh_product(self, product_id: str) -> None:
         """Ask for one product to be read again from Kinguin (after a ``product.update``)."""
+        ...
+
+
+class ProductSnapshots(Protocol):
+    """Snapshots of products, whose streams grow with every change Kinguin reports."""
+
+    def latest(self, aggregate_id: UUID) -> Product | None:
+        """The newest snapshot of a product, if there is one of this engine's shape."""
+        ...
+
+    def save(self, product: Product) -> None:
+        """Keep a snapshot of the product as it stands (a repeat does nothing)."""
         ...
 
 

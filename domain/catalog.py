@@ -103,9 +103,13 @@ class Product(msgspec.Struct, frozen=True, kw_only=True):
 # Folding
 
 
-def fold_product(events: Iterable[DomainEvent]) -> Product | None:
-    """A product from its events, oldest first (None for none)."""
-    product: Product | None = None
+PRODUCT_FOLD_VERSION = 1  # raise when apply_product folds differently: older snapshots go unused
+
+
+def fold_product(events: Iterable[DomainEvent], start: Product | None = None) -> Product | None:
+    """A product from its events, oldest first (None for none); from a snapshot (``start``),
+    the events that follow it."""
+    product = start
     for event in events:
         product = apply_product(product, event)
     return product

@@ -45,6 +45,7 @@ from adapters.rate_limit import MEMORY, rate_limiter
 from adapters.revocations import MemoryRevocations, RedisRevocations
 from adapters.s3_vault import S3Vault
 from adapters.signing import Ed25519Signer
+from adapters.snapshots import ProductSnapshots
 from adapters.tracing import TraceMessages, Tracing
 from adapters.vault import FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase, schema_lock
@@ -96,7 +97,7 @@ class Engine:
         self.tracing = tracing
         with schema_lock(settings.postgres_conninfo(), settings.database_schema):
             self.store: RecorderEventStore = open_event_store(settings.eventsourcing_env())
-            self.store.tracking_recorder()  # its table too, while this process has the lock
+            self.store.ensure_tables()  # the others too, while this process has the lock
         self.vault = open_vault(settings)
         self._kinguin_http = httpx.Client(
             base_url=settings.kinguin_url,
@@ -115,7 +116,9 @@ class Engine:
         supplier = KinguinClient(self._kinguin_http)
         self.customers = CustomerData(custody, self.store, clock)
         tolerance = Decimal(str(settings.supplier_price_tolerance_percent))
-        self.catalog = Catalog(self.store, supplier, clock, tolerance)
+        self.catalog = Catalog(
+            self.store, supplier, clock, tolerance, ProductSnapshots(self.store.snapshot_recorder())
+        )
         self.refunds = Refunds(orders=orders, supplier=supplier, custody=custody, clock=clock)
         self.fulfillment = Fulfillment(
             orders=orders,

@@ -215,9 +215,9 @@ def test_a_decision_on_a_known_order_that_is_out_of_date_is_made_again(
     reads: list[UUID] = []
     load = store.load
 
-    def counted(aggregate_id: UUID, *, until_version: int | None = None) -> list[DomainEvent]:
+    def counted(aggregate_id: UUID, **versions: int | None) -> list[DomainEvent]:
         reads.append(aggregate_id)
-        return load(aggregate_id, until_version=until_version)
+        return load(aggregate_id, **versions)
 
     store.load = counted  # type: ignore[method-assign]
 
