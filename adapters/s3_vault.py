@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from adapters.vault import VaultError, check_ref
 
 T = TypeVar("T")
+PREFIX = "bitloot/"  # every object of the vault is under it
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _TAKEN = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 
@@ -86,6 +87,17 @@ class S3Vault:
         """Check the bucket answers."""
         self._call("head_bucket")
 
+    def refs(self) -> Iterator[str]:
+        """Every reference stored under ``bitloot/``, a page of the listing at a time."""
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list_objects_v2", Prefix=PREFIX, **token)
+            for item in page.get("Contents", []):
+                yield str(item["Key"]).removeprefix(PREFIX)
+            if not page.get("IsTruncated"):
+                return
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist (local S3 servers; R2 buckets are made
         in the dashboard)."""
@@ -104,7 +116,7 @@ class S3Vault:
         self._loop.close()
 
     def _key(self, ref: str) -> str:
-        return f"bitloot/{check_ref(ref)}"
+        return f"{PREFIX}{check_ref(ref)}"
 
     async def _read(self, key: str) -> bytes:
         answer = await self._guard(self._client.get_object(Bucket=self._bucket, Key=key))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -42,6 +43,10 @@ class BlobVault(Protocol):
 
     def ping(self) -> None:
         """Raise ``VaultError`` unless the vault is usable."""
+        ...
+
+    def refs(self) -> Iterator[str]:
+        """Every reference stored (a backup reads them all)."""
         ...
 
 
@@ -93,6 +98,14 @@ class FileVault:
         self._root.mkdir(parents=True, exist_ok=True)
         if not os.access(self._root, os.W_OK):
             raise VaultError(f"vault folder {self._root} is not writable")
+
+    def refs(self) -> Iterator[str]:
+        """Every reference stored, in name order (files being written are left out)."""
+        if not self._root.is_dir():
+            return
+        for path in sorted(self._root.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                yield path.relative_to(self._root).as_posix()
 
     def _written(self, path: Path, blob: bytes) -> Path:
         """``blob`` in a temporary file of its own beside ``path``."""

@@ -195,15 +195,15 @@ class Engine:
             )
             for p in all_projections()
         }
-        checkpoints = CheckpointTable(self.views)
+        self.checkpoints = CheckpointTable(self.views)
         with schema_lock(conninfo, settings.database_schema):
             for runner in self.projections.values():
                 runner.ensure()
-            checkpoints.ensure()
+            self.checkpoints.ensure()
         self.evidence = Evidence(
             self.store,
             TreeTable(self.views),
-            checkpoints,
+            self.checkpoints,
             Ed25519Signer.from_text(settings.audit_signing_key),
             clock,
         )

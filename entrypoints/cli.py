@@ -27,7 +27,7 @@ from prometheus_client import start_http_server
 
 from adapters.redaction import redact_credentials
 from domain.evidence import bundles_in, read_public_key, verify_bundle
-from entrypoints import maintenance, processes
+from entrypoints import backup, maintenance, processes
 from entrypoints.bootstrap import WORKER_THREADS, Engine, bootstrap
 from entrypoints.http.app import create_app
 from entrypoints.http.auth import mint_token
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bitloot`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "prepare"):  # before the settings make anything under VAR_DIR
+        args.prepare(args)
     writer = _log_through_a_queue()
     if getattr(args, "offline", False):  # needs no settings: nothing is made under VAR_DIR
         offline: int = args.run(args)
@@ -171,6 +173,7 @@ def _maintenance_commands(commands: Any) -> None:
     )
     verify.set_defaults(run=_with_engine(_verify))
     _evidence_commands(commands)
+    backup.add_commands(commands, _with_engine)
     catalog = commands.add_parser("catalog", help="the product catalog: sync from Kinguin")
     catalog_commands = catalog.add_subparsers(required=True, metavar="ACTION")
     sync = catalog_commands.add_parser("sync", help="import Kinguin's catalog (all of it)")

@@ -119,7 +119,24 @@ def banner(settings: Settings) -> str:
     ]
     if settings.sandboxes:
         lines[-2:-2] = SANDBOX_WARNING
+    lines[-2:-2] = backup_warning(settings)
     return "\n".join(lines)
+
+
+LAST_BACKUP = "last-backup.json"  # written into VAR_DIR by ``bitloot backup``
+
+
+def backup_warning(settings: Settings) -> list[str]:
+    """A master key generated into ``VAR_DIR`` is the only way to open every sold key: until
+    a backup is taken from here, say so."""
+    if "KEY_ENCRYPTION_KEY" not in settings.defaulted:
+        return []
+    if (settings.var_dir / LAST_BACKUP).is_file():
+        return []
+    return [f"  WARNING   the master key lives only in {settings.var_dir}/secrets.json, and no",
+            "            backup was taken here: losing that folder makes every sold key",
+            "            unreadable. Run: bitloot backup --out FILE, and keep FILE off this",
+            "            machine (docs/operations.md#backup-and-restore).", ""]  # fmt: skip
 
 
 def banner_tokens(settings: Settings) -> list[str]:

@@ -48,6 +48,15 @@ def test_put_get_delete(vault: BlobVault) -> None:
     vault.ping()
 
 
+def test_refs_list_every_blob_stored(vault: BlobVault) -> None:
+    """What a backup reads: every reference, in name order, nothing else."""
+    assert list(vault.refs()) == []
+    for ref in ("orders/b/keys/k2", "customers/c/key", "orders/b/data-key"):
+        vault.put(ref, ref.encode())
+    vault.delete("customers/c/key")
+    assert list(vault.refs()) == ["orders/b/data-key", "orders/b/keys/k2"]
+
+
 def test_put_if_absent_is_exclusive(vault: BlobVault) -> None:
     """The first writer of a reference wins; the second is told so and changes nothing."""
     assert vault.put_if_absent("orders/b/data-key", b"first")

@@ -46,6 +46,17 @@ def test_no_token_where_the_log_may_be_shipped(
     assert "bitloot token --sub NAME --role user|admin" in text
 
 
+def test_the_banner_warns_of_a_master_key_with_no_backup(tmp_path: Path) -> None:
+    """Generated into VAR_DIR, the master key is the only copy until ``bitloot backup`` has
+    run from here (it leaves ``last-backup.json``); a configured key is the operator's."""
+    warning = "the master key lives only in"
+    assert warning in banner(load_settings({"VAR_DIR": str(tmp_path)}))
+    (tmp_path / "last-backup.json").write_text("{}")
+    assert warning not in banner(load_settings({"VAR_DIR": str(tmp_path)}))
+    configured = {"VAR_DIR": str(tmp_path / "other"), "KEY_ENCRYPTION_KEY": "A" * 43 + "="}
+    assert warning not in banner(load_settings(configured))
+
+
 def test_forwarding_headers_are_believed_only_from_trusted_proxies(tmp_path: Path) -> None:
     """Without TRUSTED_PROXIES uvicorn reads no X-Forwarded-* at all (its default would believe
     any local caller); with it, only from those proxies."""
