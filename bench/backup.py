@@ -1,0 +1,138 @@
+"""Backup and restore of a shop of N fulfilled orders, on the embedded default and, with
+``--database``, on PostgreSQL (a schema of its own; the file vault on both, so that the figures
+are the store's and the archive's, not an S3 server's).
+
+The orders are written straight through the engine's store and key custody (placed, invoiced,
+paid, reserved, one key sealed into the vault, fulfilled: 9 events and 2 vault objects each),
+then ``bitloot backup --out`` and ``bitloot restore`` run as the operator runs them, and
+``bitloot verify --log`` checks the restored log; wall times are printed.
+
+    .venv/bin/python bench/backup.py -n 10000 [--database postgresql://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+from adapters.crypto import MasterKeys
+from adapters.custody import EnvelopeCustody
+from domain import order as rules
+from domain import payments, supply
+from domain.events import DomainEvent, LineItem
+from domain.order import DeliveredKey
+from domain.payments import PaymentNotice
+from entrypoints.bootstrap import bootstrap
+from entrypoints.settings import load_settings
+
+BITLOOT = str(Path(sys.executable).with_name("bitloot"))
+NOW = datetime(2026, 12, 7, tzinfo=UTC)
+PRICE = Decimal("6.99")
+ITEMS = [LineItem(product_id="p", quantity=1, unit_price=PRICE)]
+
+
+def main() -> None:
+    """Parse arguments, fill, back up, restore, verify; print the times."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--orders", type=int, default=10_000)
+    parser.add_argument("--database", help="a postgresql:// URL: measure that wiring too")
+    args = parser.parse_args()
+    print("| wiring | orders | events | archive | backup | restore | verify --log |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    run("embedded", {}, args.orders)
+    if args.database:
+        schemas = [f"bench_backup_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+        with psycopg.connect(args.database, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'CREATE SCHEMA "{schema}"'.encode())
+        try:
+            wiring = {"DATABASE_URL": args.database, "REDIS_URL": "redis://127.0.0.1:6379/5"}
+            run("PostgreSQL", wiring, args.orders, schemas)
+        finally:
+            with psycopg.connect(args.database, autocommit=True) as conn:
+                for schema in schemas:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
+
+
+def run(name: str, wiring: dict[str, str], orders: int, schemas: list[str] | None = None) -> None:
+    with tempfile.TemporaryDirectory(prefix="bitloot-bench-") as folder:
+        source = {**os.environ, **wiring, "VAR_DIR": f"{folder}/source"}
+        target = {**os.environ, **wiring, "VAR_DIR": f"{folder}/target"}
+        if schemas:
+            source["DATABASE_SCHEMA"], target["DATABASE_SCHEMA"] = schemas
+        events = fill(source, orders)
+        archive = Path(folder) / "shop.tar.gz"
+        backup = timed(source, "backup", "--out", str(archive))
+        restore = timed(target, "restore", str(archive))
+        verify = timed(target, "verify", "--log")
+        size = archive.stat().st_size / 1e6
+        print(f"| {name} | {orders:,} | {events:,} | {size:.1f} MB | {backup:.1f} s "
+              f"| {restore:.1f} s | {verify:.1f} s |")  # fmt: skip
+        sys.stdout.flush()
+
+
+def fill(env: dict[str, str], orders: int) -> int:
+    """Write ``orders`` fulfilled orders through the engine's store and custody."""
+    engine = bootstrap(load_settings(env))
+    custody = EnvelopeCustody(engine.vault, MasterKeys(engine.settings.master_keys))
+    written, batch = 0, list[DomainEvent]()
+    try:
+        for _ in range(orders):
+            batch += fulfilled_order(custody)
+            if len(batch) >= 1000:
+                engine.store.save(batch)
+                written, batch = written + len(batch), []
+        if batch:
+            engine.store.save(batch)
+            written += len(batch)
+    finally:
+        engine.stop()
+    return written
+
+
+def fulfilled_order(custody: EnvelopeCustody) -> list[DomainEvent]:
+    order_id = uuid.uuid4()
+    events = rules.place(order_id, owner="bench", email="bench@example.com", currency="eur",
+                         items=ITEMS, now=NOW)  # fmt: skip
+    events += payments.invoice_created(rules.fold(events), invoice_id="i", invoice_url="u",
+                                       now=NOW)  # fmt: skip
+    events += payments.payment_notified(rules.fold(events), paid(), NOW)
+    receipt = sealed_key(custody, order_id)
+    events += supply.reserved(rules.fold(events), supplier_order_id="K", now=NOW,
+                              receipts=[receipt])  # fmt: skip
+    return events
+
+
+def paid() -> PaymentNotice:
+    return PaymentNotice(payment_id="1", payment_status="finished", invoice_id="i",
+                         price_amount=PRICE, price_currency="eur", actually_paid=PRICE,
+                         pay_amount=PRICE)  # fmt: skip
+
+
+def sealed_key(custody: EnvelopeCustody, order_id: uuid.UUID) -> DeliveredKey:
+    """One key sealed into the vault (a data key for the order, then the key)."""
+    sealed = custody.seal(order_id, "k1", b"AAAAA-BBBBB-CCCCC")
+    return DeliveredKey(key_id="k1", product_id="p", vault_ref=sealed.vault_ref,
+                        fingerprint=sealed.fingerprint, content_type="text/plain")  # fmt: skip
+
+
+def timed(env: dict[str, str], *args: str) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([BITLOOT, *args], env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise SystemExit(f"bitloot {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()
