@@ -111,10 +111,15 @@ def write_backup(engine: Engine, out: Path) -> dict[str, Any]:
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         partial = out.with_name(f".{out.name}.partial")
-        with tarfile.open(partial, "w:gz") as archive:
-            for name in ["manifest.json", *_members(staging)]:
-                archive.add(staging / name, arcname=name)
-        partial.replace(out)
+        partial.unlink(missing_ok=True)
+        partial.touch(mode=0o600)  # it may hold the master key: the owner's eyes only
+        try:
+            with tarfile.open(partial, "w:gz") as archive:
+                for name in ["manifest.json", *_members(staging)]:
+                    archive.add(staging / name, arcname=name)
+            partial.replace(out)
+        finally:
+            partial.unlink(missing_ok=True)
     marker = {"at": manifest["created_at"], "archive": str(out.resolve()), "events": size}
     (engine.settings.var_dir / LAST_BACKUP).write_text(json.dumps(marker) + "\n")
     return manifest

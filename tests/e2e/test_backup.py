@@ -61,6 +61,7 @@ def test_a_backup_of_a_running_shop_restores_into_an_empty_one(
     assert made.returncode == 0, made.stderr
     assert "secrets included" in made.stdout
     assert (Path(engine.env["VAR_DIR"]) / "last-backup.json").is_file()  # the banner's warning
+    assert archive.stat().st_mode & 0o077 == 0  # it holds the master key
     with tarfile.open(archive) as members:
         names = members.getnames()
     assert {"manifest.json", "events.jsonl", "checkpoints.jsonl", "secrets.json"} <= set(names)
