@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import psycopg
@@ -78,14 +79,16 @@ def redis_namespace() -> Iterator[str]:
 
 
 def postgres_env(schema: str) -> dict[str, str]:
-    """``eventsourcing`` settings for the test database and ``schema``."""
+    """``eventsourcing`` settings for the test database (``TEST_DATABASE_URL``) and
+    ``schema``, with the library's own pool sizes."""
+    parts = urlsplit(POSTGRES_URL)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": "test",
-        "POSTGRES_HOST": "127.0.0.1",
-        "POSTGRES_PORT": "5432",
-        "POSTGRES_USER": "postgres",
-        "POSTGRES_PASSWORD": "",
+        "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
         "POSTGRES_SCHEMA": schema,
     }
 

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from entrypoints.http.auth import mint_token
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, REDIS_URL
 from tests.support import free_port, wait_for_catalog
 
 BITLOOT = str(Path(sys.executable).with_name("bitloot"))
@@ -34,7 +34,10 @@ def _worker_database(url: str) -> str:
     return urlunsplit(parts._replace(path=f"/{int(parts.path.strip('/') or 0) + worker}"))
 
 
-E2E_REDIS_URL = _worker_database(os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/9"))
+E2E_REDIS_URL = _worker_database(
+    os.environ.get("TEST_E2E_REDIS_URL")
+    or urlunsplit(urlsplit(REDIS_URL)._replace(path="/9"))  # TEST_REDIS_URL's server, from 9
+)
 JWT_SECRET = "e2e-jwt-secret-that-is-long-enough-0123456789"
 
 
