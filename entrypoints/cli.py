@@ -42,6 +42,7 @@ from entrypoints.serving import (
 from entrypoints.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("bitloot")
+SIGNAL_POLL_S = 0.2  # how soon a worker sees the signal its handler noted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,9 +380,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     confirm_providers(settings)
     engine = bootstrap(settings)
-    stopping = threading.Event()
+    stopping = threading.Event()  # set by the parent's watch (a thread)
+    signalled: list[
+        int
+    ] = []  # by a signal: a handler takes no lock (one it interrupted may hold it)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
+        signal.signal(sig, lambda signum, _: signalled.append(signum))
     if args.parent_pid is not None:
         processes.watch_parent(args.parent_pid, stopping)
     engine.start(worker=True, followers=args.followers, threads=args.threads)
@@ -390,7 +394,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         settings.wiring, args.threads, " and the log followers" if args.followers else "",
     )  # fmt: skip
     metrics = _serve_metrics(engine, settings.host, args.metrics_port)
-    stopping.wait()
+    while not signalled and not stopping.wait(SIGNAL_POLL_S):
+        pass
     if metrics is not None:
         metrics.shutdown()
     engine.stop()

@@ -273,11 +273,11 @@ def stop_on_signals() -> Iterator[None]:
     """SIGTERM or SIGINT ends the block (``SystemExit(0)``) the first time, so that the
     children are stopped on the way out; later ones are ignored while they stop. uvicorn
     puts its own handlers in place while it serves and, done, calls this one."""
-    fired = threading.Event()
+    fired: list[int] = []  # no Event: a handler must take no lock (it may interrupt its holder)
 
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        if not fired.is_set():
-            fired.set()
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if not fired:
+            fired.append(signum)
             raise SystemExit(0)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
