@@ -20,10 +20,8 @@ from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 from typing import Any, TextIO
 from uuid import UUID
-from wsgiref.simple_server import WSGIServer
 
 import httpx
-from prometheus_client import start_http_server
 
 from adapters.redaction import redact_credentials
 from domain.evidence import bundles_in, read_public_key, verify_bundle
@@ -38,6 +36,7 @@ from entrypoints.serving import (
     run_http,
     sandbox_app,
     sandbox_banner,
+    serve_metrics,
 )
 from entrypoints.settings import ConfigError, Settings, load_settings
 
@@ -393,22 +392,13 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         "worker running on %s with %d threads%s",
         settings.wiring, args.threads, " and the log followers" if args.followers else "",
     )  # fmt: skip
-    metrics = _serve_metrics(engine, settings.host, args.metrics_port)
+    metrics = serve_metrics(engine, settings.host, args.metrics_port)
     while not signalled and not stopping.wait(SIGNAL_POLL_S):
         pass
     if metrics is not None:
         metrics.shutdown()
     engine.stop()
     return 0
-
-
-def _serve_metrics(engine: Engine, host: str, port: int | None) -> WSGIServer | None:
-    """The worker's own ``/metrics`` on ``host:port``, when a port is given."""
-    if port is None:
-        return None
-    server, _thread = start_http_server(port, host, engine.metrics)
-    log.info("worker metrics at http://%s:%d/metrics", host, port)
-    return server
 
 
 def _sandbox(settings: Settings, _args: argparse.Namespace) -> int:

@@ -4,19 +4,24 @@ the providers, uvicorn's options, the banner, and the standalone sandbox's admin
 from __future__ import annotations
 
 import ipaddress
+import logging
 from datetime import timedelta
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import uvicorn
 from litestar import Litestar
+from prometheus_client import start_http_server
 
 from adapters.revocations import MemoryRevocations, RedisRevocations
-from entrypoints.bootstrap import STARTUP_WAIT_S
+from entrypoints.bootstrap import STARTUP_WAIT_S, Engine
 from entrypoints.http.app import admin_check, kinguin_sandbox_config, nowpayments_sandbox_config
 from entrypoints.http.auth import Revocations, Tokens, mint_token
 from entrypoints.providers import start_up_refusal
 from entrypoints.sandboxes.standalone import create_sandbox_app
 from entrypoints.settings import ConfigError, Settings
+
+log = logging.getLogger("bitloot")
 
 ADMIN_TOKEN_TTL = timedelta(hours=1)  # admin tokens are short-lived
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -176,3 +181,12 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name: it may resolve to any interface
+
+
+def serve_metrics(engine: Engine, host: str, port: int | None) -> WSGIServer | None:
+    """A worker's own ``/metrics`` on ``host:port``, when a port is given."""
+    if port is None:
+        return None
+    server, _thread = start_http_server(port, host, engine.metrics)
+    log.info("worker metrics at http://%s:%d/metrics", host, port)
+    return server
