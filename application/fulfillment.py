@@ -155,8 +155,8 @@ class Fulfillment:
         the order is fulfilled without waiting for the purchase to be reported completed.
         Otherwise, unless Kinguin already said so, it is asked for the purchase's status (and
         the answer recorded): canceled or refunded fails the order; while it is processing,
-        nothing happens. A transient failure counts against
-        the order's budget (see ``_attempt``).
+        nothing happens. A transient failure counts against the order's budget (see
+        ``_attempt``).
         """
         order = self._orders.load(order_id)
         if order.status is rules.Status.RESERVED and order.supplier_order_id is not None:

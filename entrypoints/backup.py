@@ -76,7 +76,7 @@ def _backup(engine: Engine, args: argparse.Namespace) -> int:
 def _restore(engine: Engine, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
-        manifest = restore_backup(engine, Path(args.archive))
+        manifest = restore_backup(engine, args.unpacked)
     except BackupRefused as refused:
         print(f"restore refused: {refused}", file=sys.stderr)
         return 2
@@ -193,10 +193,12 @@ def restore_secrets(args: argparse.Namespace) -> None:
     """Before the engine is built: put the archive's secrets in ``VAR_DIR`` (the settings
     would otherwise generate new ones, and no sold key could be opened)."""
     var_dir = Path(os.environ.get("VAR_DIR", "var")).resolve()
+    args.unpacked = _Opened(Path(args.archive))  # unpacked and checked once, used by restore
     try:
-        with _Opened(Path(args.archive)) as (_, staging):
-            _put_secrets(staging / SECRETS, var_dir)
+        _, staging = args.unpacked.__enter__()
+        _put_secrets(staging / SECRETS, var_dir)
     except BackupRefused as refused:
+        args.unpacked.__exit__()
         print(f"restore refused: {refused}", file=sys.stderr)
         raise SystemExit(2) from None
 
@@ -212,10 +214,10 @@ def _put_secrets(archived: Path, var_dir: Path) -> None:
     target.chmod(0o600)
 
 
-def restore_backup(engine: Engine, archive: Path) -> dict[str, Any]:
+def restore_backup(engine: Engine, archive: _Opened) -> dict[str, Any]:
     """Fill an empty store, checkpoint table and vault from the archive; return its
     manifest. The read models catch up when the engine next starts."""
-    with _Opened(archive) as (manifest, staging):
+    with archive as (manifest, staging):
         if engine.store.head() != 0 or next(iter(engine.vault.refs()), None) is not None:
             raise BackupRefused("the event store or the vault is not empty")
         root = _restore_events(engine, staging / "events.jsonl")
@@ -250,13 +252,20 @@ def _restore_events(engine: Engine, path: Path) -> str:
 
 
 class _Opened:
-    """An archive unpacked into a temporary folder, its members checked against the manifest."""
+    """An archive unpacked into a temporary folder, its members checked against the manifest
+    (once: entered again, it gives what it unpacked)."""
 
     def __init__(self, archive: Path) -> None:
         self._archive = archive
         self._folder = tempfile.TemporaryDirectory(prefix="bitloot-restore-")
+        self._unpacked: tuple[dict[str, Any], Path] | None = None
 
     def __enter__(self) -> tuple[dict[str, Any], Path]:
+        if self._unpacked is None:
+            self._unpacked = self._unpack()
+        return self._unpacked
+
+    def _unpack(self) -> tuple[dict[str, Any], Path]:
         staging = Path(self._folder.name)
         try:
             with tarfile.open(self._archive, "r:gz") as archive:
