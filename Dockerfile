@@ -1,6 +1,7 @@
 # The engine's image, built once by `docker compose build` (or `docker build -t bitloot .`):
 # the locked runtime dependencies (requirements.lock, with hashes), then the project itself.
-FROM python:3.11-slim
+# The base is pinned by version and digest, as compose.yaml's images are.
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

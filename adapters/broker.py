@@ -346,3 +346,8 @@ class BackgroundWorker:
     def stop(self) -> None:
         """Finish the messages in hand and stop."""
         self._worker.stop(timeout=10_000)
+
+    def alive(self) -> bool:
+        """Whether every consumer thread and every actor thread of this worker still runs."""
+        threads = [*self._worker.consumers.values(), *self._worker.workers]
+        return bool(threads) and all(thread.is_alive() for thread in threads)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
@@ -314,22 +315,22 @@ class Engine:
     def readiness(self) -> dict[str, str]:
         """Check the store, the broker, the vault and the catalog (``empty`` until the first
         import has finished: every order would be refused); name each one's state."""
-        checks: dict[str, str] = {}
-        for name, probe in (
-            ("store", self.store.head),
-            ("broker", self._ping_broker),
-            ("vault", self.vault.ping),
-            ("catalog", self._catalog_imported),
-        ):
-            try:
-                probe()
-            except CatalogEmpty:
-                checks[name] = "empty"
-            except Exception as failure:  # noqa: BLE001 - readiness reports any failure by name
-                checks[name] = f"failing: {type(failure).__name__}"
-            else:
-                checks[name] = "ok"
-        return checks
+        return _probe(
+            store=self.store.head,
+            broker=self._ping_broker,
+            vault=self.vault.ping,
+            catalog=self._catalog_imported,
+        )
+
+    def worker_health(self) -> dict[str, str]:
+        """A worker process's checks (its ``/healthz``): the store and the broker answer, and
+        its actor threads run."""
+        return _probe(store=self.store.head, broker=self._ping_broker, actors=self._actors_run)
+
+    def _actors_run(self) -> None:
+        workers = [part for part in self._background if isinstance(part, BackgroundWorker)]
+        if not workers or not all(worker.alive() for worker in workers):
+            raise ActorsStopped
 
     def _catalog_imported(self) -> None:
         if not self.catalog.imported():
@@ -343,6 +344,25 @@ class Engine:
 
 class CatalogEmpty(Exception):
     """The first catalog import has not finished: readiness says ``empty``."""
+
+
+class ActorsStopped(Exception):
+    """This process runs no actor threads, or one of them has died."""
+
+
+def _probe(**probes: Callable[[], object]) -> dict[str, str]:
+    """Each probe's state: ``ok``, ``empty`` (the catalog) or ``failing: <what it raised>``."""
+    checks: dict[str, str] = {}
+    for name, probe in probes.items():
+        try:
+            probe()
+        except CatalogEmpty:
+            checks[name] = "empty"
+        except Exception as failure:  # noqa: BLE001 - a health check reports any failure by name
+            checks[name] = f"failing: {type(failure).__name__}"
+        else:
+            checks[name] = "ok"
+    return checks
 
 
 class Startable(Protocol):

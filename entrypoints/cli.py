@@ -397,6 +397,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         pass
     if metrics is not None:
         metrics.shutdown()
+        metrics.server_close()
     engine.stop()
     return 0
 

@@ -4,14 +4,20 @@ the providers, uvicorn's options, the banner, and the standalone sandbox's admin
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+import threading
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIEnvironment
+from wsgiref.types import WSGIApplication as WSGIApp
 
 import uvicorn
 from litestar import Litestar
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from adapters.revocations import MemoryRevocations, RedisRevocations
 from entrypoints.bootstrap import STARTUP_WAIT_S, Engine
@@ -184,9 +190,35 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_metrics(engine: Engine, host: str, port: int | None) -> WSGIServer | None:
-    """A worker's own ``/metrics`` on ``host:port``, when a port is given."""
+    """A worker's own ``/metrics`` and ``/healthz`` on ``host:port``, when a port is given."""
     if port is None:
         return None
-    server, _thread = start_http_server(port, host, engine.metrics)
-    log.info("worker metrics at http://%s:%d/metrics", host, port)
+    app = worker_endpoints(engine.worker_health, make_wsgi_app(engine.metrics))
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    log.info("worker metrics at http://%s:%d/metrics, health at /healthz", host, port)
     return server
+
+
+def worker_endpoints(health: Callable[[], dict[str, str]], metrics: WSGIApp) -> WSGIApp:
+    """``/healthz``: 200 with each check when all are ``ok``, else 503 (a container's health
+    check); any other path: the Prometheus metrics."""
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/healthz":
+            return metrics(environ, start_response)
+        checks = health()
+        healthy = all(state == "ok" for state in checks.values())
+        body = json.dumps({"status": "ok" if healthy else "failing", "checks": checks}).encode()
+        status = "200 OK" if healthy else "503 Service Unavailable"
+        start_response(status, [("Content-Type", "application/json")])
+        return [body]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access line per scrape or health check."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

@@ -103,17 +103,25 @@ class Settings:
     audit_signing_key: str = ""
     """The Ed25519 private key that signs the log's checkpoints (base64 seed or PEM)."""
     audit_checkpoint_interval_s: float = 60.0
+    sandbox_base_url: str = ""
+    """Where this deployment's processes reach the sandboxes that ``bitloot serve`` mounts
+    (``SANDBOX_BASE_URL``; default ``PUBLIC_BASE_URL``): in compose, the API's address inside the
+    network, while customers' links use the public one."""
     defaulted: tuple[str, ...] = field(default=())
 
     @property
     def kinguin_url(self) -> str:
         """Where the Kinguin adapter sends requests (the built-in sandbox by default)."""
-        return self.kinguin_base_url or f"{self.public_base_url}/sandbox/kinguin"
+        return self.kinguin_base_url or f"{self._sandbox_base}/sandbox/kinguin"
 
     @property
     def nowpayments_url(self) -> str:
         """Where the NOWPayments adapter sends requests (the built-in sandbox by default)."""
-        return self.nowpayments_base_url or f"{self.public_base_url}/sandbox/nowpayments/v1"
+        return self.nowpayments_base_url or f"{self._sandbox_base}/sandbox/nowpayments/v1"
+
+    @property
+    def _sandbox_base(self) -> str:
+        return self.sandbox_base_url or self.public_base_url
 
     @property
     def broker_namespace(self) -> str:
@@ -224,6 +232,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         audit_checkpoint_interval_s=env.number(
             "AUDIT_CHECKPOINT_INTERVAL_S", 60.0, minimum=1, maximum=DAY_S
         ),
+        sandbox_base_url=env.url("SANDBOX_BASE_URL", public).rstrip("/"),
         defaulted=tuple(env.defaulted),
     )
     _check_complete(settings)

@@ -40,6 +40,23 @@ def test_embedded_defaults_are_generated_once(tmp_path: Path) -> None:
     assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
 
 
+def test_sandboxes_are_reached_at_their_own_address(tmp_path: Path) -> None:
+    """SANDBOX_BASE_URL moves where processes reach the mounted sandboxes (compose's API inside
+    its network); the customers' links and webhooks keep PUBLIC_BASE_URL."""
+    settings = load_settings(
+        {
+            "VAR_DIR": str(tmp_path),
+            "PUBLIC_BASE_URL": "https://shop.example.com",
+            "SANDBOX_BASE_URL": "http://api:8000/",
+        }
+    )
+    assert settings.kinguin_url == "http://api:8000/sandbox/kinguin"
+    assert settings.nowpayments_url == "http://api:8000/sandbox/nowpayments/v1"
+    assert settings.kinguin_webhook_url == "https://shop.example.com/kinguin/webhooks"
+    with pytest.raises(ConfigError, match="SANDBOX_BASE_URL"):
+        load_settings({"VAR_DIR": str(tmp_path), "SANDBOX_BASE_URL": "api:8000"})
+
+
 def test_postgres_url_becomes_library_settings(tmp_path: Path) -> None:
     """DATABASE_URL is split into the event store library's settings."""
     settings = load_settings(
