@@ -55,4 +55,4 @@ services:
 	bash scripts/ensure-browser.sh
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .venv-services
