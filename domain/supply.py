@@ -208,9 +208,7 @@ def wakes_delivery(order: Order, notice: SupplierNotice) -> bool:
     Kinguin and records what it answers."""
     if order.status is not Status.RESERVED:
         return False
-    if order.supplier_order_id != notice.supplier_order_id:
-        return False
-    if notice.external_id not in (None, order.supplier_reference):
+    if order.supplier_order_id != notice.supplier_order_id or not _this_attempt(order, notice):
         return False
     return notice.status == COMPLETED or notice.status in SUPPLIER_FAILURE_STATUSES
 
@@ -239,11 +237,17 @@ def supplier_polled(order: Order, notice: SupplierNotice, now: datetime) -> list
 def _is_current(order: Order, notice: SupplierNotice) -> bool:
     if order.supplier_order_id not in (None, notice.supplier_order_id):
         return False
-    if notice.external_id not in (None, order.supplier_reference):
-        return False  # a purchase of an earlier attempt
+    if not _this_attempt(order, notice):
+        return False
     if order.status not in (Status.PAID, Status.RESERVED):
         return False
     return order.supplier_updated_at is None or notice.updated_at > order.supplier_updated_at
+
+
+def _this_attempt(order: Order, notice: SupplierNotice) -> bool:
+    """Whether the notice is about the order's current purchase, not an earlier attempt's (its
+    ``orderExternalId``, when Kinguin gives one, is the order's current reference)."""
+    return notice.external_id in (None, order.supplier_reference)
 
 
 def keys_delivered(

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import unquote, urlsplit
 
 import httpx
 import psycopg
@@ -20,6 +19,7 @@ import pytest
 import redis
 
 from adapters.eventstore import RecorderEventStore, open_event_store
+from entrypoints.settings import postgres_env as engine_postgres_env
 from tests.support import free_port
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -80,17 +80,11 @@ def redis_namespace() -> Iterator[str]:
 
 def postgres_env(schema: str) -> dict[str, str]:
     """``eventsourcing`` settings for the test database (``TEST_DATABASE_URL``) and
-    ``schema``, with the library's own pool sizes."""
-    parts = urlsplit(POSTGRES_URL)
-    return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_SCHEMA": schema,
-    }
+    ``schema``, as the engine makes them but with the library's own pool sizes."""
+    env = engine_postgres_env(POSTGRES_URL, schema)
+    for pool_size in ("POSTGRES_POOL_SIZE", "POSTGRES_MAX_OVERFLOW"):
+        del env[pool_size]
+    return env
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
