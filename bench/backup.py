@@ -1,24 +1,29 @@
 """Backup and restore of a shop of N fulfilled orders, on the embedded default and, with
-``--database``, on PostgreSQL (a schema of its own; the file vault on both, so that the figures
-are the store's and the archive's, not an S3 server's).
+``--database``, on PostgreSQL (a schema of its own). The file vault on both, so that the
+figures are the store's and the archive's; with ``--s3``, the embedded store again with the S3
+vault on a local ``moto_server`` (the test suite's S3 server: the figures are its, not R2's).
 
 The orders are written straight through the engine's store and key custody (placed, invoiced,
 paid, reserved, one key sealed into the vault, fulfilled: 9 events and 2 vault objects each),
 then ``bitloot backup --out`` and ``bitloot restore`` run as the operator runs them, and
 ``bitloot verify --log`` checks the restored log; wall times are printed.
 
-    .venv/bin/python bench/backup.py -n 10000 [--database postgresql://postgres@127.0.0.1:5432/test]
+    .venv/bin/python bench/backup.py -n 10000 [--s3] \\
+        [--database postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -46,10 +51,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--orders", type=int, default=10_000)
     parser.add_argument("--database", help="a postgresql:// URL: measure that wiring too")
+    parser.add_argument("--s3", action="store_true", help="and the S3 vault on a moto_server")
     args = parser.parse_args()
     print("| wiring | orders | events | archive | backup | restore | verify --log |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     run("embedded", {}, args.orders)
+    if args.s3:
+        with moto_server() as endpoint:
+            run("embedded, S3 vault", s3_vault(endpoint), args.orders, buckets=True)
     if args.database:
         schemas = [f"bench_backup_{uuid.uuid4().hex[:8]}" for _ in range(2)]
         with psycopg.connect(args.database, autocommit=True) as conn:
@@ -64,12 +73,23 @@ def main() -> None:
                     conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
 
 
-def run(name: str, wiring: dict[str, str], orders: int, schemas: list[str] | None = None) -> None:
+def run(
+    name: str,
+    wiring: dict[str, str],
+    orders: int,
+    schemas: list[str] | None = None,
+    *,
+    buckets: bool = False,
+) -> None:
     with tempfile.TemporaryDirectory(prefix="bitloot-bench-") as folder:
         source = {**os.environ, **wiring, "VAR_DIR": f"{folder}/source"}
         target = {**os.environ, **wiring, "VAR_DIR": f"{folder}/target"}
         if schemas:
             source["DATABASE_SCHEMA"], target["DATABASE_SCHEMA"] = schemas
+        if buckets:  # the engine makes each bucket at its start
+            source["R2_BUCKET"], target["R2_BUCKET"] = (
+                f"bench-{uuid.uuid4().hex[:8]}" for _ in "st"
+            )
         events = fill(source, orders)
         archive = Path(folder) / "shop.tar.gz"
         backup = timed(source, "backup", "--out", str(archive))
@@ -79,6 +99,33 @@ def run(name: str, wiring: dict[str, str], orders: int, schemas: list[str] | Non
         print(f"| {name} | {orders:,} | {events:,} | {size:.1f} MB | {backup:.1f} s "
               f"| {restore:.1f} s | {verify:.1f} s |")  # fmt: skip
         sys.stdout.flush()
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A local S3 server (the test suite's), stopped afterwards; its endpoint."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(  # noqa: S603
+        [str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                break
+            time.sleep(0.1)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def s3_vault(endpoint: str) -> dict[str, str]:
+    return {"R2_ENDPOINT": endpoint, "R2_ACCESS_KEY_ID": "bench", "R2_SECRET_ACCESS_KEY": "bench"}
 
 
 def fill(env: dict[str, str], orders: int) -> int:

@@ -31,6 +31,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -46,6 +47,7 @@ from entrypoints.serving import LAST_BACKUP
 
 FORMAT = "bitloot-backup/1"
 PAGE = 1000
+VAULT_PARALLEL = 16  # vault objects read or written at once: each is a round trip on S3
 SECRETS = "secrets.json"
 
 
@@ -158,16 +160,19 @@ def _write_checkpoints(engine: Engine, path: Path, size: int) -> int:
 
 
 def _write_vault(engine: Engine, folder: Path) -> int:
-    count = 0
-    for ref in engine.vault.refs():
+    """Copy every vault object into ``folder``, ``VAULT_PARALLEL`` at a time."""
+
+    def copy(ref: str) -> int:
         blob = engine.vault.get(ref)
         if blob is None:
-            continue  # deleted since it was listed (a key shredded meanwhile)
+            return 0  # deleted since it was listed (a key shredded meanwhile)
         target = folder / ref
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(blob)
-        count += 1
-    return count
+        return 1
+
+    with ThreadPoolExecutor(VAULT_PARALLEL, thread_name_prefix="backup") as pool:
+        return sum(pool.map(copy, engine.vault.refs()))
 
 
 def _members(staging: Path) -> list[str]:
@@ -225,11 +230,20 @@ def restore_backup(engine: Engine, archive: _Opened) -> dict[str, Any]:
             raise BackupRefused("the restored log's tree differs from the archive's")
         for line in (staging / "checkpoints.jsonl").read_bytes().splitlines():
             engine.checkpoints.add(msgspec.json.decode(line, type=Checkpoint))
-        vault = staging / "vault"
-        for path in sorted(vault.rglob("*")) if vault.is_dir() else []:
-            if path.is_file():
-                engine.vault.put(path.relative_to(vault).as_posix(), path.read_bytes())
+        _restore_vault(engine, staging / "vault")
         return manifest
+
+
+def _restore_vault(engine: Engine, folder: Path) -> None:
+    """Put every archived object back into the vault, ``VAULT_PARALLEL`` at a time."""
+    files = [path for path in folder.rglob("*") if path.is_file()] if folder.is_dir() else []
+
+    def put(path: Path) -> None:
+        engine.vault.put(path.relative_to(folder).as_posix(), path.read_bytes())
+
+    with ThreadPoolExecutor(VAULT_PARALLEL, thread_name_prefix="restore") as pool:
+        for _ in pool.map(put, files):
+            pass  # a failed put raises here
 
 
 def _restore_events(engine: Engine, path: Path) -> str:
