@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from uuid import UUID
 
 from adapters import crypto
@@ -22,6 +23,7 @@ class EnvelopeCustody:
     def __init__(self, vault: BlobVault, masters: crypto.MasterKeys) -> None:
         self._vault = vault
         self._masters = masters
+        self._lookup_key: bytes | None = None
 
     def seal(self, order_id: UUID, key_id: str, plaintext: bytes) -> SealedKey:
         """Encrypt and store one key under a reference derived from order and key id."""
@@ -49,6 +51,20 @@ class EnvelopeCustody:
     def rewrap_customer(self, customer: str) -> bool:
         """Wrap a customer's personal-data key under the current master key."""
         return self._rewrap(*_customer_key(customer))
+
+    def rewrap_lookup(self) -> bool:
+        """Wrap the lookup key under the current master key."""
+        return self._rewrap(LOOKUP_KEY_REF, LOOKUP_KEY_CONTEXT)
+
+    def lookup_digest(self, value: str) -> str:
+        """A keyed digest of personal data (HMAC-SHA256 under the vault's lookup key, made on
+        first use), to find it again without keeping it in clear: an e-mail address is
+        compared trimmed and in lower case."""
+        if self._lookup_key is None:  # the same key for good: rewrapping keeps its bytes
+            self._lookup_key = self._key_at(LOOKUP_KEY_REF, LOOKUP_KEY_CONTEXT, create=True)
+        key = self._lookup_key
+        normalized = value.strip().lower().encode()
+        return hmac.new(key, normalized, hashlib.sha256).hexdigest()
 
     def _rewrap(self, ref: str, context: bytes) -> bool:
         wrapped = self._vault.get(ref)
@@ -103,6 +119,10 @@ class EnvelopeCustody:
             return crypto.unwrap(self._masters, wrapped, context)
         except crypto.CryptoError as bad:
             raise KeyUnreadable(f"{ref} cannot be unwrapped") from bad
+
+
+LOOKUP_KEY_REF = "lookup/data-key"
+LOOKUP_KEY_CONTEXT = b"bitloot-lookup-key"
 
 
 def _customer_key(customer: str) -> tuple[str, bytes]:

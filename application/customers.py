@@ -44,3 +44,11 @@ class CustomerData:
     def rotate(self, customer: str) -> bool:
         """Re-wrap the customer's key under the newest master key."""
         return self._personal.rewrap_customer(customer)
+
+    def rotate_lookup(self) -> bool:
+        """Re-wrap the key of the e-mail lookup under the newest master key."""
+        return self._personal.rewrap_lookup()
+
+    def email_lookup(self, email: str) -> str:
+        """What the e-mail search compares: a keyed digest of the address, never the address."""
+        return self._personal.lookup_digest(email)

@@ -329,3 +329,11 @@ class PersonalData(Protocol):
     def rewrap_customer(self, customer: str) -> bool:
         """Re-wrap the customer's key under the newest master key; tell whether it changed."""
         ...
+
+    def lookup_digest(self, value: str) -> str:
+        """A keyed digest of personal data, to find it again without storing it in clear."""
+        ...
+
+    def rewrap_lookup(self) -> bool:
+        """Re-wrap the lookup digests' key under the newest master key."""
+        ...

@@ -65,9 +65,19 @@ def shredded(order: Order, *, who: str, now: datetime) -> list[DomainEvent]:
     """Record that the order's data key was destroyed; not while keys may still arrive."""
     if order.shredded:
         return []
-    if order.status in (Status.PAID, Status.RESERVED):
-        raise TransitionRefused(f"order is {order.status}; its keys are still on their way")
+    refusal = shred_refusal(order)
+    if refusal is not None:
+        raise TransitionRefused(refusal)
     return [Stamper(order.id, order.version, now)(KeysShredded, who=who)]
+
+
+def shred_refusal(order: Order) -> str | None:
+    """Why the order's keys cannot be destroyed now (already done counts), or None."""
+    if order.shredded:
+        return "the keys were already destroyed"
+    if order.status in (Status.PAID, Status.RESERVED):
+        return f"order is {order.status}; its keys are still on their way"
+    return None
 
 
 def _check_readable(order: Order) -> None:

@@ -32,13 +32,19 @@ def refunded(
     order: Order, *, by: str, reason: str, reference: str, now: datetime
 ) -> list[DomainEvent]:
     """Refund a paid order that was not delivered (nor is being bought right now)."""
-    if order.status not in REFUNDABLE:
-        raise TransitionRefused(
-            f"order is {order.status}; only paid orders that were not delivered are refunded"
-        )
-    if order.status is Status.PAID and order.held is None:
-        raise TransitionRefused("order is being bought from the supplier; refund it if that fails")
+    refusal = refund_refusal(order)
+    if refusal is not None:
+        raise TransitionRefused(refusal)
     return _refund(Stamper(order.id, order.version, now), order, by, reason, reference)
+
+
+def refund_refusal(order: Order) -> str | None:
+    """Why the order cannot be refunded now, or None."""
+    if order.status not in REFUNDABLE:
+        return f"order is {order.status}; only paid orders that were not delivered are refunded"
+    if order.status is Status.PAID and order.held is None:
+        return "order is being bought from the supplier; refund it if that fails"
+    return None
 
 
 def return_started(order: Order, *, by: str, now: datetime) -> list[DomainEvent]:

@@ -152,10 +152,9 @@ def retried(
     An order that failed because the supplier's price moved is retried at the new cost
     (``new_costs`` per product): each line's cap is raised to it, with the margin it leaves.
     """
-    if order.status is not Status.FULFILLMENT_FAILED:
-        raise TransitionRefused(
-            f"order is {order.status}; only fulfillment_failed orders are retried"
-        )
+    refusal = retry_refusal(order)
+    if refusal is not None:
+        raise TransitionRefused(refusal)
     stamp = Stamper(order.id, order.version, now)
     events: list[DomainEvent] = []
     if order.failure_reason == PRICE_CHANGED:
@@ -168,6 +167,13 @@ def retried(
     resume = Status.RESERVED if usable else Status.PAID
     events.append(stamp(FulfillmentRetried, by=by, resume_from=resume.value))
     return events
+
+
+def retry_refusal(order: Order) -> str | None:
+    """Why the order cannot be retried, or None."""
+    if order.status is not Status.FULFILLMENT_FAILED:
+        return f"order is {order.status}; only fulfillment_failed orders are retried"
+    return None
 
 
 def _caps_raised(

@@ -94,8 +94,7 @@ class Engine:
     """Everything the entrypoints use, built once per process."""
 
     def __init__(self, settings: Settings, clock: Clock, tracing: Tracing | None = None) -> None:
-        self.settings = settings
-        self.tracing = tracing
+        self.settings, self.clock, self.tracing = settings, clock, tracing
         with schema_lock(settings.postgres_conninfo(), settings.database_schema):
             self.store: RecorderEventStore = open_event_store(settings.eventsourcing_env())
             self.store.ensure_tables()  # the others too, while this process has the lock
@@ -194,7 +193,7 @@ class Engine:
             p.name: ProjectionRunner(
                 self.store, self.views, p, wake=self._wake_reader, publish=self.live.publish
             )
-            for p in all_projections()
+            for p in all_projections(custody)
         }
         self.checkpoints = CheckpointTable(self.views)
         with schema_lock(conninfo, settings.database_schema):

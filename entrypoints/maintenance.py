@@ -66,14 +66,16 @@ def order_ids(engine: Engine, event_type: type[DomainEvent]) -> list[UUID]:
 
 
 def rotate_keys(engine: Engine) -> int:
-    """Re-wrap every order's and every customer's data key under the newest master key;
-    resumable (keys already under it are skipped). Returns how many were re-wrapped."""
+    """Re-wrap every order's and every customer's data key, and the lookup key, under the newest
+    master key; resumable (keys already under it are skipped). Returns how many were
+    re-wrapped."""
     orders = order_ids(engine, KeyDelivered)
     customers = sorted(
         {e.owner for _, e in _log(engine, topics_of([OrderPlaced])) if isinstance(e, OrderPlaced)}
     )
-    jobs = [partial(engine.keys.rotate, o) for o in orders]
+    jobs: list[Callable[[], bool]] = [partial(engine.keys.rotate, o) for o in orders]
     jobs += [partial(engine.customers.rotate, c) for c in customers]
+    jobs.append(engine.customers.rotate_lookup)
     rewrapped = 0
     with progress_bar("re-wrapping data keys") as progress:
         progress(0, len(jobs))

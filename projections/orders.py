@@ -21,6 +21,7 @@ class OrdersProjection(Projection):
 
     name = "orders"
     topics = ORDER_EVENTS
+    version = 2  # 2: the products column (the admins' search by product)
     schema = (
         "CREATE TABLE IF NOT EXISTS {t} ("
         "order_id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL, "
@@ -28,7 +29,7 @@ class OrdersProjection(Projection):
         "supplier_order_id TEXT, supplier_status TEXT, failure_reason TEXT, flags TEXT, "
         "key_count INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
         "paid_at TEXT, reserved_at TEXT, fulfilled_at TEXT, notified INTEGER NOT NULL, "
-        "position BIGINT NOT NULL, state TEXT NOT NULL)",
+        "position BIGINT NOT NULL, state TEXT NOT NULL, products TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS {t}_status ON {t} (status, updated_at)",
         "CREATE INDEX IF NOT EXISTS {t}_updated ON {t} (updated_at)",
     )
@@ -101,7 +102,7 @@ _STAMPED = (OrderPaid, KeysReserved, OrderFulfilled)
 _COLUMNS = (
     "order_id", "owner", "status", "version", "total", "currency", "supplier_order_id",
     "supplier_status", "failure_reason", "flags", "key_count", "created_at", "updated_at",
-    "paid_at", "reserved_at", "fulfilled_at", "notified", "position", "state",
+    "paid_at", "reserved_at", "fulfilled_at", "notified", "position", "state", "products",
 )  # fmt: skip
 _ENCODER = msgspec.json.Encoder()
 
@@ -137,7 +138,7 @@ def _values(row: _Row) -> tuple[object, ...]:
         order.currency, order.supplier_order_id, order.supplier_status, order.failure_reason,
         _flags(order), len(order.keys), order.placed_at.isoformat(),
         order.updated_at.isoformat(), *row.stamps, int(order.notified), row.position,
-        _ENCODER.encode(order).decode(),
+        _ENCODER.encode(order).decode(), _products(order),
     )  # fmt: skip
 
 
@@ -145,3 +146,8 @@ def _flags(order: Order) -> str | None:
     """Payment flags, and why the purchase waits while it does (``held: …``)."""
     held = (f"held: {order.held}",) if order.held else ()
     return "; ".join((*order.flags, *held)) or None
+
+
+def _products(order: Order) -> str:
+    """The order's product ids between commas (``,p1,p2,``): a search for one is a LIKE."""
+    return "," + ",".join(sorted({item.product_id for item in order.items})) + ","

@@ -9,8 +9,8 @@ import base64
 import binascii
 import json
 import statistics
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -30,6 +30,11 @@ class BadQuery(ValueError):
 
 class BadCursor(BadQuery):
     """The cursor was not one this API handed out."""
+
+
+FilterValue = str | tuple[str, ...] | None
+"""A list's filters map a column (``= value``) or a condition (with a ``%s`` for each value) to
+its value or values; a column mapped to None is not filtered on."""
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,6 +59,41 @@ _PRODUCT_COLUMNS = (
     "version", "updated_at",
 )  # fmt: skip
 _AUDIT_COLUMNS = ("order_id", "version", "who", "ip", "user_agent", "how", "at")
+
+
+class OrderSearch(msgspec.Struct, frozen=True, kw_only=True):
+    """What the admins' order list is narrowed to; every part given must match."""
+
+    status: str | None = None
+    order_id: str | None = None
+    customer: str | None = None
+    """The owner's ``sub``."""
+    owners: tuple[str, ...] | None = None
+    """Any of these owners (an e-mail search's customers; empty: nobody used the address)."""
+    product: str | None = None
+    flagged: bool = False
+    """Only orders with a payment flag, or held for the supplier's balance."""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _order_filters(search: OrderSearch) -> dict[str, FilterValue]:
+    filters: dict[str, FilterValue] = {
+        "status": search.status,
+        "order_id": search.order_id,
+        "owner": search.customer,
+    }
+    if search.owners:
+        filters[f"owner IN ({', '.join(['%s'] * len(search.owners))})"] = search.owners
+    if search.product is not None:
+        filters["products LIKE %s ESCAPE '!'"] = f"%,{_like_literal(search.product)},%"
+    if search.flagged:
+        filters["flags IS NOT NULL"] = None
+    if search.created_after is not None:
+        filters["created_at >= %s"] = _utc_text(search.created_after)
+    if search.created_before is not None:
+        filters["created_at < %s"] = _utc_text(search.created_before)
+    return filters
 
 
 class _Listing(msgspec.Struct, frozen=True):
@@ -85,11 +125,20 @@ class ReadModels:
         return query_live(self._views, projection, statement, params)
 
     def orders(
-        self, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+        self, search: OrderSearch | None = None, *, limit: int = 50, cursor: str | None = None
     ) -> Page:
-        """Orders, most recently changed first, optionally of one status."""
-        filters = {"status": status}
-        return self._page(ORDERS, filters, limit, cursor)
+        """Orders, most recently changed first, that match every part of ``search``."""
+        search = search or OrderSearch()
+        if search.owners == ():
+            return Page(items=[], next_cursor=None)  # an e-mail address nobody used
+        return self._page(ORDERS, _order_filters(search), limit, cursor)
+
+    def customers_with_email(self, lookup: str) -> tuple[str, ...]:
+        """The customers who placed orders with the e-mail address of this lookup digest."""
+        rows = self._rows(
+            "customer_emails", "SELECT owner FROM {t} WHERE lookup = %s ORDER BY owner", (lookup,)
+        )
+        return tuple(row[0] for row in rows)
 
     def reservations(
         self,
@@ -146,7 +195,7 @@ class ReadModels:
         cursor: str | None = None,
     ) -> Page:
         """Catalog products by name (then id), searched by name or platform (``query``)."""
-        filters: dict[str, str | None] = {}
+        filters: dict[str, FilterValue] = {}
         if for_sale_only:
             filters["for_sale = 1"] = None
         if in_stock:
@@ -214,7 +263,7 @@ class ReadModels:
         return {row[0]: int(row[1]) for row in rows}
 
     def _page(
-        self, listing: _Listing, filters: dict[str, str | None], limit: int, cursor: str | None
+        self, listing: _Listing, filters: Mapping[str, FilterValue], limit: int, cursor: str | None
     ) -> Page:
         sort, key = listing.sort, listing.key
         after, order = (">", "ASC") if listing.ascending else ("<", "DESC")
@@ -247,20 +296,32 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     }
 
 
-def _where(filters: dict[str, str | None]) -> tuple[list[str], list[Any]]:
+def _where(filters: Mapping[str, FilterValue]) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     for column, value in filters.items():
-        if value is not None and "\x00" in value:
+        values = value if isinstance(value, tuple) else (value,)
+        if any(v is not None and "\x00" in v for v in values):
             raise BadQuery(f"{column.split()[0]} must not contain a NUL character")
         if " " in column:
             where.append(column)  # a fixed condition such as "reserved_at IS NOT NULL",
-            if "%s" in column:  # or one with a value of its own ("search LIKE %s")
-                params.append(value)
+            if "%s" in column:  # or one with values of its own ("search LIKE %s")
+                params.extend(values)
         elif value is not None:
             where.append(f"{column} = %s")
             params.append(value)
     return where, params
+
+
+def _like_literal(text: str) -> str:
+    """``text`` matched as it is inside a LIKE pattern whose escape character is ``!``."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+def _utc_text(moment: datetime) -> str:
+    """A time as the read models store it (ISO 8601 in UTC); a naive one is taken as UTC."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat()
 
 
 def _like_escaped(text: str) -> str:

@@ -16,19 +16,22 @@ from litestar.params import Body, FromPath, PathParameter
 
 from adapters.kinguin import MalformedWebhook, read_order_status, read_product_update
 from adapters.nowpayments import MalformedNotification, read_ipn
+from domain.actions import admin_actions
 from domain.order import Status as OrderStatus
+from domain.refunds import refundable_amount
+from entrypoints.bootstrap import Engine
 from entrypoints.http import catalog
 from entrypoints.http.deps import Caller, EngineDep
 from entrypoints.http.ops import admin_only
-from entrypoints.http.schema import Cursor, Limit, query, text_filter
+from entrypoints.http.schema import Cursor, Limit, parse_instant, query, text_filter, time_filter
 from entrypoints.http.views import order_view
-from projections.catalog import all_projections
-from projections.queries import Page
+from projections.catalog import NAMES
+from projections.queries import BadQuery, OrderSearch, Page
 from projections.runner import ProjectionRunner
 from projections.state import ProjectionState
 
 Provider = Literal["nowpayments", "kinguin"]
-PROJECTIONS = tuple(p.name for p in all_projections())  # the engine's runners, by name
+PROJECTIONS = NAMES  # the engine's runners, by name
 PROJECTION_ACTIONS = ("rebuild", "cancel", "retry", "skip")
 
 OrderIdFilter = Annotated[UUID | None, query("only this order's entries")]
@@ -39,15 +42,57 @@ def list_orders(
     engine: EngineDep,
     *,
     status: Annotated[OrderStatus | None, query("only orders in this status")] = None,
+    order_id: OrderIdFilter = None,
+    customer: Annotated[str | None, text_filter("only this customer's orders (their sub)")] = None,
+    email: Annotated[
+        str | None, text_filter("only orders placed with this e-mail address (any case)")
+    ] = None,
+    product: Annotated[str | None, text_filter("only orders with this product id")] = None,
+    flagged: Annotated[
+        bool, query("only orders with a payment flag, or held for the supplier's balance")
+    ] = False,
+    created_after: Annotated[str | None, time_filter("placed at or after (ISO 8601)")] = None,
+    created_before: Annotated[str | None, time_filter("placed before (ISO 8601)")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    """Orders by status (``?status=fulfillment_failed`` for the ones needing a hand)."""
-    return _listed(
-        engine.read_models.orders(
-            status=status.value if status else None, limit=limit, cursor=cursor
-        )
+    """Orders, most recently changed first, matching every filter given
+    (``?status=fulfillment_failed`` for the ones needing a hand). The e-mail search compares a
+    keyed digest of the address: no address is kept in clear to search it."""
+    search = OrderSearch(
+        status=status.value if status else None,
+        order_id=_text(order_id),
+        customer=customer,
+        owners=_with_email(engine, email) if email else None,
+        product=product,
+        flagged=flagged,
+        created_after=parse_instant(created_after, "created_after")
+        if created_after is not None
+        else None,
+        created_before=parse_instant(created_before, "created_before")
+        if created_before is not None
+        else None,
     )
+    return _listed(engine.read_models.orders(search, limit=limit, cursor=cursor))
+
+
+def _with_email(engine: Engine, email: str) -> tuple[str, ...]:
+    """The customers who used the address (compared as a keyed digest)."""
+    if "\x00" in email:
+        raise BadQuery("email must not contain a NUL character")
+    return engine.read_models.customers_with_email(engine.customers.email_lookup(email))
+
+
+@get("/orders/{order_id:uuid}", sync_to_thread=True)
+def order_detail(order_id: FromPath[UUID], request: Caller, engine: EngineDep) -> dict[str, Any]:
+    """One order as staff see it, with what an admin may do with it now: ``actions`` maps
+    ``refund``, ``return_keys``, ``shred`` and ``retry`` to null when allowed, else to why
+    not; ``refund_amount`` is what a refund, or a return of the keys, gives back."""
+    order = engine.fulfillment.order(order_id, request.user)
+    return order_view(order, engine.customers.email_of(order), staff=True) | {
+        "actions": admin_actions(order, engine.clock.now()),
+        "refund_amount": str(refundable_amount(order)),
+    }
 
 
 @post("/orders/{order_id:uuid}/retry", sync_to_thread=True, status_code=202)
@@ -271,6 +316,7 @@ ADMIN = Router(
     guards=[admin_only],
     route_handlers=[
         list_orders,
+        order_detail,
         retry_order,
         refund_order,
         return_keys,

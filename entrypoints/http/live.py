@@ -2,7 +2,9 @@
 ``/ws/admin`` for admins. The token comes in the handshake's subprotocols,
 ``Sec-WebSocket-Protocol: bearer, <JWT>``, and the socket is accepted with the subprotocol
 ``bearer``, so the token never sits in a URL (where proxies' logs and traces keep it).
-``?token=`` is still taken, deprecated (one WARNING line per process, without the token).
+``?token=`` is still taken, deprecated (one WARNING line per process, without the token). The
+admin console's page, which cannot read its HttpOnly session cookie, is let in by that cookie
+when the socket comes from a page of the same site.
 
 On connect the socket receives the current status, then every change
 ``{"order_id","status","version","at"}``; a caller who may not see the order — an auditor
@@ -19,6 +21,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import anyio
@@ -31,7 +34,7 @@ from adapters.live import LiveUnavailable, LiveUpdates, Message
 from application.orders import Viewer
 from domain.errors import OrderNotFound
 from entrypoints.bootstrap import Engine
-from entrypoints.http.auth import retrieve_viewer
+from entrypoints.http.auth import COOKIE, retrieve_viewer
 from entrypoints.http.deps import EngineDep
 
 log = logging.getLogger(__name__)
@@ -173,7 +176,8 @@ async def _session(
 
 def offered_credential(socket: WebSocket[Any, Any, Any]) -> tuple[str | None, str]:
     """The subprotocol to answer (``bearer`` when the client offered it) and the token: the
-    subprotocol that follows ``bearer``, else the deprecated ``?token=``, else empty."""
+    subprotocol that follows ``bearer``, else the deprecated ``?token=``, else the admin
+    console's session cookie from a page of this same site, else empty."""
     offered = [str(p) for p in socket.scope.get("subprotocols") or ()]
     if BEARER in offered:
         after = offered[offered.index(BEARER) + 1 :]
@@ -181,7 +185,17 @@ def offered_credential(socket: WebSocket[Any, Any, Any]) -> tuple[str | None, st
     query_token = socket.query_params.get("token", "")
     if query_token:
         _query_token_deprecated()
-    return None, query_token
+        return None, query_token
+    return None, _console_session(socket)
+
+
+def _console_session(socket: WebSocket[Any, Any, Any]) -> str:
+    """The session cookie, when the page that opened the socket is this site's own (its
+    ``Origin`` names the host the socket was opened on): another site's page never rides on
+    an admin's session, even where a browser would send the cookie."""
+    origin = urlsplit(socket.headers.get("origin", ""))
+    same_site = bool(origin.netloc) and origin.netloc == socket.headers.get("host")
+    return socket.cookies.get(COOKIE, "") if same_site else ""
 
 
 @functools.cache

@@ -3,13 +3,11 @@ calls and nothing more."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import get, post
-from litestar.exceptions import TooManyRequestsException, ValidationException
+from litestar.exceptions import TooManyRequestsException
 from litestar.params import FromPath, JSONBody
 
 from application.fulfillment import Fulfillment
@@ -22,7 +20,7 @@ from entrypoints.bootstrap import Engine
 from entrypoints.http.audit import AUDITOR
 from entrypoints.http.customer_views import customer_entry
 from entrypoints.http.deps import Caller, EngineDep
-from entrypoints.http.schema import DIGITS_PATTERN, query
+from entrypoints.http.schema import DIGITS_PATTERN, parse_instant, query
 from entrypoints.http.views import (
     OrderIn,
     PaymentIn,
@@ -35,9 +33,6 @@ from entrypoints.http.views import (
 
 MAX_VERSION = 2**31 - 1  # beyond any order's history; keeps the database's integer in range
 _VERSION_DIGITS = len(str(MAX_VERSION))
-# RFC 3339 parts ``datetime.fromisoformat`` does not take: a lower-case "z", a leap second
-_UTC_SUFFIX = re.compile(r"[Zz]\Z")
-_LEAP_SECOND = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}.[0-9]{2}:[0-9]{2}):60")
 
 AsOf = Annotated[
     str | None,
@@ -150,30 +145,8 @@ def _history_as_of(
         version = MAX_VERSION if len(digits) > _VERSION_DIGITS else int(digits)
         version = min(max(version, 1), MAX_VERSION)
         return fulfillment.history(order_id, viewer, until_version=version)
-    instant = _instant(as_of)
+    instant = parse_instant(as_of, "as_of", "a version number or an ISO 8601 time")
     events = [e for e in fulfillment.history(order_id, viewer) if e.timestamp <= instant]
     if not events:
         raise OrderNotFound(f"order {order_id} did not exist at {as_of}")
     return events
-
-
-def _instant(text: str) -> datetime:
-    """An ISO 8601 time as ``datetime.fromisoformat`` reads it, and the RFC 3339 forms it does
-    not (``z``; a leap second, read as the minute's last microsecond)."""
-    normalised = _UTC_SUFFIX.sub("+00:00", text)
-    leap = _LEAP_SECOND.match(normalised)
-    if leap:
-        normalised = f"{leap.group(1)}:59.999999{_drop_fraction(normalised[leap.end() :])}"
-    try:
-        instant = datetime.fromisoformat(normalised)
-    except ValueError:
-        raise ValidationException(
-            "as_of must be a version number or an ISO 8601 time",
-            extra=[{"key": "as_of", "message": "not a version or ISO 8601 time"}],
-        ) from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
-
-
-def _drop_fraction(rest: str) -> str:
-    """What follows the seconds of a time, without its fraction of a second."""
-    return re.sub(r"^\.[0-9]+", "", rest)

@@ -19,12 +19,15 @@ same in both.
 from __future__ import annotations
 
 import dataclasses
+import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import msgspec
 
 # The struct plugin is not exported by Litestar; it is extended, not re-implemented.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.exceptions import ValidationException
 from litestar.openapi.spec import Schema
 from litestar.params import QueryParameter
 from litestar.plugins import OpenAPISchemaPluginProtocol
@@ -79,6 +82,39 @@ Cursor: TypeAlias = Annotated[
         pattern=CURSOR_PATTERN,
     ),
 ]
+
+
+def time_filter(description: str) -> Any:
+    """A list filter that is an ISO 8601 / RFC 3339 time (``parse_instant``)."""
+    return query(description, one_of=None, type="string", format="date-time")
+
+
+# RFC 3339 parts ``datetime.fromisoformat`` does not take: a lower-case "z", a leap second
+_UTC_SUFFIX = re.compile(r"[Zz]\Z")
+_LEAP_SECOND = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}.[0-9]{2}:[0-9]{2}):60")
+
+
+def parse_instant(text: str, name: str, expected: str = "an ISO 8601 time") -> datetime:
+    """An ISO 8601 time as ``datetime.fromisoformat`` reads it, and the RFC 3339 forms it does
+    not (``z``; a leap second, read as the minute's last microsecond); without an offset, UTC.
+    Anything else answers 400 naming the parameter ``name``."""
+    normalised = _UTC_SUFFIX.sub("+00:00", text)
+    leap = _LEAP_SECOND.match(normalised)
+    if leap:
+        normalised = f"{leap.group(1)}:59.999999{_drop_fraction(normalised[leap.end() :])}"
+    try:
+        instant = datetime.fromisoformat(normalised)
+    except ValueError:
+        raise ValidationException(
+            f"{name} must be {expected}",
+            extra=[{"key": name, "message": f"not {expected}"}],
+        ) from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def _drop_fraction(rest: str) -> str:
+    """What follows the seconds of a time, without its fraction of a second."""
+    return re.sub(r"^\.[0-9]+", "", rest)
 
 
 def text_filter(description: str) -> Any:

@@ -8,16 +8,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from litestar.connection import ASGIConnection
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from entrypoints.http.auth import COOKIE, cookie_allowed
-from projections.catalog import all_projections
-from tests.e2e.conftest import RunningEngine
+from projections.catalog import NAMES
+from tests.e2e.conftest import RunningEngine, pay_in_full, sandbox_admin
 from tests.e2e.test_admin import eventually, fulfilled_and_revealed
+from tests.e2e.test_pipeline import ORDER, await_status
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -107,7 +109,7 @@ def see_dashboard(page: Page) -> None:
     """The landing section counts the fulfilled order and lists the projections."""
     expect(page.get_by_role("link", name="Dashboard")).to_have_attribute("aria-current", "page")
     expect(page.locator('#dash-status tr[data-status="fulfilled"] td')).to_have_text("1")
-    expect(page.locator("#dash-projections tbody tr")).to_have_count(len(all_projections()))
+    expect(page.locator("#dash-projections tbody tr")).to_have_count(len(NAMES))
     expect(page.locator("#dash-latency")).to_contain_text("orders measured")
     page.screenshot(path=ARTIFACTS / "admin-dashboard.png", full_page=True)
 
@@ -281,3 +283,92 @@ def test_the_cookie_alone_changes_state_only_with_the_csrf_header() -> None:
     for other in (b"Basic x", b"Basic", b"Bearer", b"x.y.z"):
         assert not allowed("POST", cookie, (b"authorization", other)), other
     assert allowed("POST")  # no cookie: the bearer check decides
+
+
+def ordered(client: httpx.Client, email: str) -> tuple[str, dict[str, Any]]:
+    """An order placed with ``email``, and its invoice."""
+    order = client.post("/orders", json={**ORDER, "email": email})
+    assert order.status_code == 201, order.text
+    invoice = client.post("/payments/create", json={"order_id": order.json()["id"]})
+    assert invoice.status_code == 201, invoice.text
+    return str(order.json()["id"]), invoice.json()
+
+
+def paid_partly(client: httpx.Client, invoice: dict[str, Any]) -> None:
+    answer = client.post(
+        f"/sandbox/nowpayments/payments/{invoice['payment_id']}/simulate",
+        json={"status": "partially_paid"},
+        headers=sandbox_admin(),
+    )
+    assert answer.json()["ipn_status_code"] == 200, answer.text
+
+
+def find_orders(page: Page, **fields: str) -> Locator:
+    """Fill the orders' search form (by label) and submit it; the rows found."""
+    page.get_by_role("link", name="Orders").click()
+    search = page.locator("#orders-filter")
+    search.get_by_role("button", name="Clear").click()
+    for label, value in fields.items():
+        search.get_by_label(label, exact=True).fill(value)
+    search.get_by_role("button", name="Find").click()
+    return page.locator("#orders-table tbody tr")
+
+
+def confirm_action(page: Page, button: str, amount: str | re.Pattern[str], outcome: str) -> None:
+    """Press an order's action button, read the amount in the confirmation, confirm."""
+    page.locator("#order-detail").get_by_role("button", name=button).click()
+    dialog = page.locator("#confirm")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#confirm-text")).to_contain_text(amount)
+    page.screenshot(path=ARTIFACTS / f"console-confirm-{button.lower().replace(' ', '-')}.png")
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#order-status")).to_have_text(f"Done: the order is now {outcome}.")
+    expect(page.locator("#order-fields")).to_contain_text(outcome)
+
+
+@EMBEDDED
+def test_the_console_finds_orders_acts_on_them_and_follows_them_live(
+    engine: RunningEngine, context: BrowserContext
+) -> None:
+    """Find an order by e-mail and refund it (underpaid: what arrived goes back); find one by id
+    and return its keys; then watch a new order appear and reach fulfilled without a reload."""
+    with engine.client("nia") as nia, engine.client("omar") as omar:
+        underpaid, invoice = ordered(nia, "Nia@Shop.example")
+        paid_partly(nia, invoice)
+        assert await_status(nia, underpaid)[-1] == "underpaid"
+        fulfilled, invoice = ordered(omar, "omar@shop.example")
+        pay_in_full(omar, invoice)
+        assert await_status(omar, fulfilled)[-1] == "fulfilled"
+    settled(engine, fulfilled)
+    page = context.new_page()
+    log_in(page, engine)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    ARTIFACTS.mkdir(exist_ok=True)
+    expect(page.locator("#live")).to_have_text("Live updates: on")
+
+    rows = find_orders(page, **{"E-mail": "nia@shop.EXAMPLE"})
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("underpaid")
+    rows.first.get_by_role("link", name=underpaid).click()
+    expect(page.get_by_role("button", name="Retry fulfilment")).to_be_disabled()
+    # half of the 28.97 arrived, as the sandbox's rate converted it back
+    confirm_action(page, "Refund", re.compile(r": 14\.48[0-9]* EUR goes back"), "refunded")
+
+    rows = find_orders(page, **{"Order id": fulfilled})
+    expect(rows).to_have_count(1)
+    rows.first.get_by_role("link", name=fulfilled).click()
+    expect(page.get_by_role("button", name="Refund")).to_be_disabled()
+    expect(page.locator("#order-action-hints")).to_contain_text("only paid orders")
+    confirm_action(page, "Return keys", "28.97 EUR", "refunded")
+
+    rows = find_orders(page)
+    expect(rows).to_have_count(2)
+    with engine.client("pia") as pia:
+        new, invoice = ordered(pia, "pia@shop.example")
+        expect(page.get_by_role("link", name=new)).to_be_visible()  # no reload
+        pay_in_full(pia, invoice)
+        row = page.locator("#orders-table tbody tr", has=page.get_by_role("link", name=new))
+        expect(row).to_contain_text("fulfilled", timeout=30_000)
+    page.screenshot(path=ARTIFACTS / "console-orders.png", full_page=True)
+    assert problems == []

@@ -73,7 +73,8 @@ def test_replay_verify_and_rebuild(engine: RunningEngine) -> None:
 
 @pytest.mark.parametrize("engine", ["sqlite+in-process"], indirect=True)
 def test_key_rotation_rewraps_under_the_new_master_key(engine: RunningEngine) -> None:
-    """After rotation the old master key can be dropped; a second run has nothing to do."""
+    """After rotation the old master key can be dropped (the order's keys and the e-mail
+    lookup key open under the new one alone); a second run has nothing to do."""
     with engine.client("hank") as hank, engine.client("root", "admin") as admin:
         order_id = fulfilled_and_revealed(engine, hank)
         history = admin.get(f"/orders/{order_id}/history").json()  # with the vault references
@@ -92,6 +93,9 @@ def test_key_rotation_rewraps_under_the_new_master_key(engine: RunningEngine) ->
         FileVault(Path(engine.env["VAR_DIR"]) / "vault"), crypto.MasterKeys([base64.b64decode(new)])
     )
     assert only_new.open(UUID(order_id), delivered["key_id"], delivered["vault_ref"])
+    # the e-mail search's lookup key was re-wrapped too: the same digests under the new key alone
+    assert (Path(engine.env["VAR_DIR"]) / "vault" / "lookup").is_dir()
+    assert only_new.lookup_digest("Hank@example.com") == only_new.lookup_digest("hank@example.com")
 
 
 def test_shred_from_the_command_line(engine: RunningEngine) -> None:

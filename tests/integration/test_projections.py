@@ -21,7 +21,7 @@ from domain.events import DomainEvent, LineItem
 from domain.payments import PaymentNotice
 from projections.base import Projection
 from projections.orders import OrdersProjection
-from projections.queries import BadCursor, ReadModels
+from projections.queries import BadCursor, OrderSearch, ReadModels
 from projections.runner import ProjectionRunner
 from projections.state import current_table
 from tests.conftest import POSTGRES_URL, postgres_env
@@ -186,7 +186,7 @@ def test_lists_paginate_newest_first_and_find_stuck_orders(
     seen: list[str] = []
     cursor = None
     while True:
-        page = models.orders(status="paid", limit=3, cursor=cursor)
+        page = models.orders(OrderSearch(status="paid"), limit=3, cursor=cursor)
         seen += [item["order_id"] for item in page.items]
         cursor = page.next_cursor
         if cursor is None:

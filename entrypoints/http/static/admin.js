@@ -1,144 +1,20 @@
-// BitLoot admin page: plain JavaScript over the JSON admin API, no framework, no build step.
+// BitLoot operator console: plain JavaScript modules over the JSON admin API, no framework, no
+// build step (blocks.js: the DOM helpers and the API client; live.js: the /ws/admin feed).
 // Every value from the API reaches the page as text (textContent / append of strings), never as
 // HTML. The session is an HttpOnly cookie; state-changing calls add X-Requested-With (CSRF).
-"use strict";
+import {
+  $, enc, sleep, el, hidden, dash, cell, numCell, mono, badge, time, fill, fields, say, api, pagedList,
+} from "./blocks.js";
+import { follow } from "./live.js";
 
 (() => {
   const SECTIONS = ["dashboard", "orders", "reservations", "webhooks", "projections", "audit"];
   const STATUSES = [
     "created", "pending_payment", "paid", "reserved", "fulfilled",
-    "underpaid", "payment_failed", "fulfillment_failed",
+    "underpaid", "payment_failed", "fulfillment_failed", "refunded",
   ];
   const POLL_MS = 300;
   const REBUILD_TIMEOUT_MS = 10 * 60 * 1000;
-  const $ = (id) => document.getElementById(id);
-  const enc = encodeURIComponent;
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-  // ---- building blocks ---------------------------------------------------------------------
-
-  /** An element with attributes and children; strings become text nodes, never markup. */
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (name === "onclick") node.addEventListener("click", value);
-      else node.setAttribute(name, value === true ? "" : String(value));
-    }
-    for (const child of children) {
-      if (child === null || child === undefined) continue;
-      node.append(child instanceof Node ? child : String(child));
-    }
-    return node;
-  }
-
-  /** Text that only screen readers get, to give repeated buttons a distinct name. */
-  const hidden = (text) => el("span", { class: "visually-hidden" }, text);
-  const dash = (value) => (value === null || value === undefined || value === "" ? "—" : value);
-  const cell = (value, attrs) => el("td", attrs, dash(value));
-  const numCell = (value) => cell(value, { class: "num" });
-  const mono = (value) => el("span", { class: "mono" }, dash(value));
-  const badge = (value) => el("span", { class: `badge badge-${String(value).replace(/[^a-z_]/g, "")}` }, dash(value));
-
-  function time(iso) {
-    if (!iso) return "—";
-    const shown = String(iso).slice(0, 19).replace("T", " ");
-    return el("time", { datetime: iso }, `${shown} UTC`);
-  }
-
-  /** Replace a table body's rows, keeping keyboard focus on the same control if it is redrawn. */
-  function fill(tbody, rows, emptyText, columns) {
-    const focused = document.activeElement;
-    const key = focused && tbody.contains(focused) ? focused.dataset.focusKey : undefined;
-    tbody.replaceChildren(...rows);
-    if (!rows.length) {
-      tbody.append(el("tr", {}, el("td", { colspan: columns, class: "empty" }, emptyText)));
-    }
-    if (key) {
-      const again = tbody.querySelector(`[data-focus-key="${CSS.escape(key)}"]`);
-      if (again) again.focus();
-    }
-  }
-
-  function fields(dl, pairs) {
-    dl.replaceChildren();
-    for (const [label, value] of pairs) {
-      dl.append(el("dt", {}, label), el("dd", {}, value instanceof Node ? value : dash(value)));
-    }
-  }
-
-  /** Put a message in a live region. */
-  function say(id, text, isError) {
-    const region = $(id);
-    region.textContent = text;
-    region.classList.toggle("error", Boolean(isError));
-  }
-
-  // ---- the API -----------------------------------------------------------------------------
-
-  function problemText(status, body) {
-    if (!body || typeof body !== "object") return `HTTP ${status}`;
-    const head = `${status} ${body.title || ""}`.trim();
-    return body.detail ? `${head}: ${body.detail}` : head;
-  }
-
-  /** Call the JSON API with the session cookie; POSTs carry the CSRF header. */
-  async function api(method, path, params) {
-    const url = new URL(path, window.location.origin);
-    for (const [name, value] of Object.entries(params || {})) {
-      if (value !== "" && value !== null && value !== undefined) url.searchParams.set(name, value);
-    }
-    const headers = { Accept: "application/json" };
-    if (method !== "GET") headers["X-Requested-With"] = "bitloot-admin";
-    let response;
-    try {
-      response = await fetch(url, { method, headers, credentials: "same-origin", cache: "no-store" });
-    } catch (error) {
-      return { ok: false, status: 0, body: null, message: `The engine did not answer (${error.message})` };
-    }
-    const body = await response.json().catch(() => null);
-    if (response.status === 401) {
-      say("session-status", "Your session has ended. Reload the page to sign in again.", true);
-    }
-    const message = response.ok ? "" : problemText(response.status, body);
-    return { ok: response.ok, status: response.status, body, message };
-  }
-
-  // ---- paged lists ---------------------------------------------------------------------------
-
-  /** A filtered, paged table: the form's fields are the query; "Next page" follows next_cursor. */
-  function pagedList(name, path, renderRow, columns) {
-    const section = $(name);
-    const form = $(`${name}-filter`);
-    const tbody = section.querySelector(`#${name}-table tbody`);
-    const next = section.querySelector('[data-page="next"]');
-    const first = section.querySelector('[data-page="first"]');
-    let nextCursor = null;
-
-    async function load(cursor) {
-      say(`${name}-status`, "Loading…");
-      const params = Object.fromEntries(new FormData(form));
-      params.cursor = cursor || "";
-      const answer = await api("GET", path, params);
-      if (!answer.ok) return say(`${name}-status`, answer.message, true);
-      const items = answer.body.items;
-      fill(tbody, items.map(renderRow), "Nothing matches.", columns);
-      nextCursor = answer.body.next_cursor;
-      next.disabled = !nextCursor;
-      first.disabled = !cursor;
-      const more = nextCursor ? "; more on the next page" : "";
-      return say(`${name}-status`, `${items.length} shown${more}.`);
-    }
-
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      load(null);
-    });
-    next.addEventListener("click", () => load(nextCursor));
-    first.addEventListener("click", () => load(null));
-    return load;
-  }
-
   const orderLink = (id) => (id ? el("a", { href: `#orders/${enc(id)}`, class: "mono" }, id) : "—");
 
   // ---- dashboard -----------------------------------------------------------------------------
@@ -170,14 +46,27 @@
 
   // ---- orders --------------------------------------------------------------------------------
 
+  /** The date fields as the API's times: from the start of the first day to the end of the last (UTC). */
+  function orderSearch(params) {
+    const day = 24 * 60 * 60 * 1000;
+    if (params.created_from) params.created_after = `${params.created_from}T00:00:00Z`;
+    if (params.created_to) {
+      params.created_before = new Date(Date.parse(`${params.created_to}T00:00:00Z`) + day).toISOString();
+    }
+    delete params.created_from;
+    delete params.created_to;
+  }
+
   const loadOrders = pagedList("orders", "/admin/orders", (o) => el("tr", {},
     el("td", {}, orderLink(o.order_id)),
     cell(o.owner),
     cell(badge(o.status)),
     numCell(`${o.total} ${String(o.currency || "").toUpperCase()}`),
+    cell(o.failure_reason),
+    cell(o.flags),
     cell(o.supplier_status),
     cell(time(o.updated_at)),
-  ), 6);
+  ), 8, orderSearch);
 
   function timelineItem(event) {
     const summary = el("summary", {},
@@ -188,38 +77,83 @@
 
   let shownOrder = null;
 
+  // What each action button does, and what its confirmation says (with the amounts involved).
+  const ACTIONS = {
+    refund: {
+      path: "refund",
+      ask: (o) => `Refund order ${o.id}: ${o.refund_amount} ${o.currency.toUpperCase()} goes back to the customer. The order becomes refunded.`,
+    },
+    return_keys: {
+      path: "return-keys",
+      ask: (o) => `Return the ${o.key_count} key(s) of order ${o.id} to Kinguin, destroy our copies and refund ${o.refund_amount} ${o.currency.toUpperCase()} to the customer.`,
+    },
+    shred: {
+      path: "shred",
+      ask: (o) => `Destroy the keys of order ${o.id} for good: the customer can no longer read its ${o.key_count} key(s). Nothing is refunded.`,
+    },
+    retry: {
+      path: "retry",
+      ask: (o) => `Send order ${o.id} (${o.total} ${o.currency.toUpperCase()}) back to be bought or delivered again.`,
+    },
+  };
+
+  /** Ask in a modal dialog; resolves to whether the admin confirmed. */
+  function confirmed(text) {
+    const dialog = $("confirm");
+    $("confirm-text").textContent = text;
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+      dialog.showModal();
+    });
+  }
+
+  function showActions(o) {
+    const hints = [];
+    for (const button of document.querySelectorAll("#order-detail [data-action]")) {
+      const why = o.actions[button.dataset.action];
+      button.disabled = why !== null;
+      if (why) hints.push(el("li", {}, `${button.textContent}: ${why}.`));
+    }
+    $("order-action-hints").replaceChildren(...hints);
+  }
+
+  let shownDetail = null;
+
   async function showOrder(id) {
     const detail = $("order-detail");
     shownOrder = id;
     detail.hidden = false;
     $("order-h").textContent = `Order ${id}`;
     $("order-audit").setAttribute("href", `#audit/${enc(id)}`);
+    const evidence = $("order-evidence");
+    evidence.setAttribute("href", `/orders/${enc(id)}/evidence`);
+    evidence.setAttribute("download", `evidence-${id}.json`);
     const [order, history] = await Promise.all([
-      api("GET", `/orders/${enc(id)}`),
+      api("GET", `/admin/orders/${enc(id)}`),
       api("GET", `/orders/${enc(id)}/history`),
     ]);
     if (!order.ok) return say("order-status", order.message, true);
     const o = order.body;
+    shownDetail = o;
     const placed = history.ok && history.body.length ? history.body[0].data : {};
     fields($("order-fields"), [
       ["Status", badge(o.status)], ["Version", o.version], ["Owner", placed.owner], ["E-mail", o.email],
-      ["Total", `${o.total} ${String(o.currency).toUpperCase()}`], ["Invoice", o.invoice_id],
-      ["Payment", o.payment_id], ["Kinguin order", o.supplier_order_id], ["Keys", o.key_count],
+      ["Total", `${o.total} ${String(o.currency).toUpperCase()}`], ["Refundable", `${o.refund_amount} ${String(o.currency).toUpperCase()}`],
+      ["Invoice", o.invoice_id], ["Payment", o.payment_id], ["Kinguin order", o.supplier_order_id], ["Keys", o.key_count],
       ["Failure", o.failure_reason], ["Created", time(o.created_at)], ["Updated", time(o.updated_at)],
     ]);
-    const retry = $("order-retry");
-    retry.disabled = o.status !== "fulfillment_failed";
-    $("order-retry-hint").textContent = retry.disabled ? "Retry is for orders in fulfillment_failed." : "";
+    showActions(o);
     $("order-timeline").replaceChildren(...(history.ok ? history.body.map(timelineItem) : []));
     return say("order-status", history.ok ? `${history.body.length} events.` : history.message, !history.ok);
   }
 
-  async function retryOrder() {
-    const id = shownOrder;
-    const answer = await api("POST", `/admin/orders/${enc(id)}/retry`);
+  async function act(name) {
+    const o = shownDetail;
+    if (!o || !(await confirmed(ACTIONS[name].ask(o)))) return undefined;
+    const answer = await api("POST", `/admin/orders/${enc(o.id)}/${ACTIONS[name].path}`);
     if (!answer.ok) return say("order-status", answer.message, true);
-    await showOrder(id);
-    return say("order-status", `Retried: the order is now ${answer.body.status}.`);
+    await showOrder(o.id);
+    return say("order-status", `Done: the order is now ${answer.body.status}.`);
   }
 
   async function ordersSection(id) {
@@ -425,7 +359,9 @@
     window.addEventListener("hashchange", () => route(true));
     $("dashboard-refresh").addEventListener("click", loadDashboard);
     $("projections-refresh").addEventListener("click", loadProjections);
-    $("order-retry").addEventListener("click", retryOrder);
+    for (const button of document.querySelectorAll("#order-detail [data-action]")) {
+      button.addEventListener("click", () => act(button.dataset.action));
+    }
     $("webhook-replay").addEventListener("click", () => shownDelivery && replay(shownDelivery));
     $("audit-filter").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -440,6 +376,34 @@
       });
     }
     route(false);
+    follow($("live"), refreshSoon);
+  }
+
+  // ---- live updates ----------------------------------------------------------------------------
+
+  let pending = null;
+  const touched = { orders: new Set(), projections: false };
+
+  /** Redraw what the changes touch, at most twice a second however many arrive. */
+  function refreshSoon(change) {
+    if (change.order_id) touched.orders.add(change.order_id);
+    if (change.projection) touched.projections = true;
+    if (pending) return;
+    pending = setTimeout(async () => {
+      pending = null;
+      const orders = new Set(touched.orders);
+      const projections = touched.projections;
+      touched.orders.clear();
+      touched.projections = false;
+      const { section } = parseHash();
+      if (section === "dashboard") await loadDashboard();
+      if (section === "projections" && projections) await loadProjections();
+      if (section === "orders" && orders.size) {
+        if (loadOrders.onFirstPage()) await loadOrders(null);
+        if (orders.has(shownOrder)) await showOrder(shownOrder);
+      }
+      if (section === "reservations" && orders.size && loadReservations.onFirstPage()) await loadReservations(null);
+    }, 500);
   }
 
   wire();
