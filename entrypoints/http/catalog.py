@@ -8,11 +8,11 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
-from litestar import get, put
+from litestar import get, post, put
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from domain.catalog import CURRENCY, PricingRules
+from domain.catalog import CURRENCY, PricingRules, check_rules, quote
 from entrypoints.http.deps import Caller, EngineDep
 from entrypoints.http.schema import Cursor, Limit, documented
 
@@ -118,18 +118,53 @@ def get_pricing(engine: EngineDep) -> dict[str, Any]:
 @put("/pricing", sync_to_thread=True)
 def put_pricing(data: JSONBody[PricingIn], engine: EngineDep, request: Caller) -> dict[str, Any]:
     """Set the margin rules (kept as an event) and reprice every product."""
-    rules = PricingRules(
+    repriced = engine.catalog.set_rules(_rules(data), by=request.user.sub)
+    return {**pricing_view(engine.catalog.rules()), "repriced": repriced}
+
+
+@post("/pricing/preview", sync_to_thread=True, status_code=200)
+def preview_pricing(
+    data: JSONBody[PricingIn],
+    engine: EngineDep,
+    *,
+    q: FromQuery[str | None] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """What the rules would make of a page of the catalog (as ``GET /admin/catalog`` pages
+    it), saving nothing: each product with its ``preview_price``, ``preview_margin`` and
+    ``preview_rule`` (a null price: the rules would withdraw it from sale)."""
+    rules = _rules(data)
+    check_rules(rules)
+    page = engine.read_models.products(query=q, for_sale_only=False, limit=limit, cursor=cursor)
+    return {
+        "items": [item | _previewed(item, rules) for item in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+def _rules(data: PricingIn) -> PricingRules:
+    return PricingRules(
         margin_percent=data.margin_percent,
         minimum_margin=data.minimum_margin,
         rounding=data.rounding,
         overrides=dict(data.overrides),
     )
-    repriced = engine.catalog.set_rules(rules, by=request.user.sub)
-    return {**pricing_view(engine.catalog.rules()), "repriced": repriced}
+
+
+def _previewed(item: dict[str, Any], rules: PricingRules) -> dict[str, Any]:
+    cost = Decimal(item["cost"])
+    proposed = quote(cost, rules, item["product_id"])
+    price = proposed.sale_price
+    return {
+        "preview_price": None if price is None else str(price),
+        "preview_margin": None if price is None else str(price - cost),
+        "preview_rule": proposed.rule,
+    }
 
 
 PUBLIC_ROUTES = [list_products, get_product]
-ADMIN_ROUTES = [admin_catalog, get_pricing, put_pricing]
+ADMIN_ROUTES = [admin_catalog, get_pricing, put_pricing, preview_pricing]
 
 
 def public_view(product: dict[str, Any]) -> dict[str, Any]:

@@ -50,9 +50,15 @@ BEARER = "bearer"
 ADMIN_COOKIE = "adminCookie"
 SANDBOX_PREFIX = "/sandbox"
 AUTH_EXCLUDED = "exclude_from_auth"  # the ``opt`` key Litestar's auth middleware skips
-# The routes the admin console (entrypoints/http/static/admin.js) calls with its cookie, besides
-# its own under /admin/: an order's detail and history.
-CONSOLE_READS = frozenset({("GET", "/orders/{order_id}"), ("GET", "/orders/{order_id}/history")})
+# The routes the admin console (entrypoints/http/static/) calls with its cookie, besides its own
+# under /admin/: an order's detail, history and evidence bundle (a download link).
+CONSOLE_READS = frozenset(
+    {
+        ("GET", "/orders/{order_id}"),
+        ("GET", "/orders/{order_id}/history"),
+        ("GET", "/orders/{order_id}/evidence"),
+    }
+)
 
 SECURITY_SCHEMES = {
     BEARER: SecurityScheme(
@@ -216,6 +222,10 @@ ROUTE_ERRORS: Mapping[tuple[str, str], Mapping[int, str]] = {
     ("PUT", "/admin/pricing"): {
         422: "Invalid pricing rules: ranges, or a rounding ending no shop means"
     },
+    ("POST", "/admin/pricing/preview"): {
+        422: "Invalid pricing rules: ranges, or a rounding ending no shop means"
+    },
+    ("GET", "/admin/orders/{order_id}"): {404: "Order not found"},
     ("POST", "/webhooks/nowpayments/ipn"): {
         400: WEBHOOK_BAD,
         401: "Unauthorized: bad or missing `x-nowpayments-sig`; nothing recorded",
@@ -298,7 +308,7 @@ def security_of(method: str, path: str, *, public: bool) -> list[SecurityRequire
     the console calls it."""
     if public:
         return None
-    console = (method in {"GET", "POST"} and path.startswith("/admin/")) or (
+    console = (method in {"GET", "POST", "PUT"} and path.startswith("/admin/")) or (
         (method, path) in CONSOLE_READS
     )
     return [{BEARER: []}, {ADMIN_COOKIE: []}] if console else [{BEARER: []}]

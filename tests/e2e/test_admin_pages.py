@@ -372,3 +372,38 @@ def test_the_console_finds_orders_acts_on_them_and_follows_them_live(
         expect(row).to_contain_text("fulfilled", timeout=30_000)
     page.screenshot(path=ARTIFACTS / "console-orders.png", full_page=True)
     assert problems == []
+
+
+@EMBEDDED
+def test_the_console_previews_a_pricing_rule_then_saves_it(
+    engine: RunningEngine, context: BrowserContext
+) -> None:
+    """Catalog and pricing: a new margin previewed on the page (nothing saved), sorted by the new
+    price, then saved after a confirmation; the prices are then the ones previewed."""
+    page = context.new_page()
+    log_in(page, engine)
+    page.get_by_role("link", name="Catalog").click()
+    table = page.locator("#catalog-table tbody tr")
+    expect(table.first).to_be_visible()
+    pricing = page.locator("#pricing-form")
+    expect(pricing.get_by_label("Margin (%)")).to_have_value("20")
+    pricing.get_by_label("Margin (%)").fill("35")
+    pricing.get_by_role("button", name="Preview").click()
+    status = page.locator("#catalog-status")
+    expect(status).to_contain_text("would change price. Nothing is saved yet.")
+    with engine.client("ops", "admin") as admin:
+        assert admin.get("/admin/pricing").json()["margin_percent"] == "20"
+    page.get_by_role("button", name="New price").click()
+    expect(page.locator("#catalog-table th[aria-sort]")).to_have_attribute("aria-sort", "ascending")
+    first = table.first
+    product = first.get_attribute("data-product")
+    previewed = first.locator("td").nth(6).inner_text()
+    page.screenshot(path=ARTIFACTS / "console-catalog-preview.png", full_page=True)
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#confirm-text")).to_contain_text("Set the margin to 35 %")
+    page.locator("#confirm").get_by_role("button", name="Confirm").click()
+    expect(page.locator("#pricing-status")).to_have_text(re.compile(r"^Saved: [0-9]+ product"))
+    repriced = page.locator(f'#catalog-table tr[data-product="{product}"] td').nth(3)
+    expect(repriced).to_have_text(previewed)
+    with engine.client("ops", "admin") as admin:
+        assert admin.get("/admin/pricing").json()["margin_percent"] == "35"

@@ -34,7 +34,11 @@ NO_ROLE_REFUSED = {
     ("GET", "/orders/{order_id}/evidence"),
     ("GET", "/fulfillment/{order_id}/audit"),
 }
-CONSOLE_READS = {("GET", "/orders/{order_id}"), ("GET", "/orders/{order_id}/history")}
+CONSOLE_READS = {
+    ("GET", "/orders/{order_id}"),
+    ("GET", "/orders/{order_id}/history"),
+    ("GET", "/orders/{order_id}/evidence"),
+}
 PROBLEM_REF = "#/components/schemas/ProblemDetails"
 
 
@@ -87,11 +91,11 @@ def test_security_schemes_are_a_bearer_header_and_the_console_cookie(
 
 def test_the_cookie_is_offered_only_where_the_console_calls(document: dict[str, Any]) -> None:
     """Bearer on every protected route; the cookie as an alternative on the console's routes
-    (GET and POST under /admin, an order's detail and history), nowhere else."""
+    (GET, POST and PUT under /admin; an order's detail, history and evidence), nowhere else."""
     for method, path, operation in operations(document):
         if (method, path) in PUBLIC:
             continue
-        console = (method in {"GET", "POST"} and path.startswith("/admin/")) or (
+        console = (method in {"GET", "POST", "PUT"} and path.startswith("/admin/")) or (
             (method, path) in CONSOLE_READS
         )
         expected: list[dict[str, list[str]]] = (

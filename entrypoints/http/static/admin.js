@@ -4,11 +4,13 @@
 // HTML. The session is an HttpOnly cookie; state-changing calls add X-Requested-With (CSRF).
 import {
   $, enc, sleep, el, hidden, dash, cell, numCell, mono, badge, time, fill, fields, say, api, pagedList,
+  confirmed,
 } from "./blocks.js";
+import { catalogSection, wireCatalog } from "./catalog.js";
 import { follow } from "./live.js";
 
 (() => {
-  const SECTIONS = ["dashboard", "orders", "reservations", "webhooks", "projections", "audit"];
+  const SECTIONS = ["dashboard", "orders", "catalog", "reservations", "webhooks", "projections", "audit"];
   const STATUSES = [
     "created", "pending_payment", "paid", "reserved", "fulfilled",
     "underpaid", "payment_failed", "fulfillment_failed", "refunded",
@@ -96,16 +98,6 @@ import { follow } from "./live.js";
       ask: (o) => `Send order ${o.id} (${o.total} ${o.currency.toUpperCase()}) back to be bought or delivered again.`,
     },
   };
-
-  /** Ask in a modal dialog; resolves to whether the admin confirmed. */
-  function confirmed(text) {
-    const dialog = $("confirm");
-    $("confirm-text").textContent = text;
-    return new Promise((resolve) => {
-      dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
-      dialog.showModal();
-    });
-  }
 
   function showActions(o) {
     const hints = [];
@@ -326,6 +318,7 @@ import { follow } from "./live.js";
   const LOADERS = {
     dashboard: loadDashboard,
     orders: ordersSection,
+    catalog: catalogSection,
     reservations: () => loadReservations(null),
     webhooks: webhooksSection,
     projections: loadProjections,
@@ -357,6 +350,7 @@ import { follow } from "./live.js";
 
   function wire() {
     window.addEventListener("hashchange", () => route(true));
+    wireCatalog();
     $("dashboard-refresh").addEventListener("click", loadDashboard);
     $("projections-refresh").addEventListener("click", loadProjections);
     for (const button of document.querySelectorAll("#order-detail [data-action]")) {

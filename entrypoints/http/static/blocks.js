@@ -72,17 +72,22 @@ export function problemText(status, body) {
   return body.detail ? `${head}: ${body.detail}` : head;
 }
 
-/** Call the JSON API with the session cookie; POSTs carry the CSRF header. */
-export async function api(method, path, params) {
+/** Call the JSON API with the session cookie (and a JSON body); POSTs carry the CSRF header. */
+export async function api(method, path, params, json) {
   const url = new URL(path, window.location.origin);
   for (const [name, value] of Object.entries(params || {})) {
     if (value !== "" && value !== null && value !== undefined) url.searchParams.set(name, value);
   }
   const headers = { Accept: "application/json" };
   if (method !== "GET") headers["X-Requested-With"] = "bitloot-admin";
+  const options = { method, headers, credentials: "same-origin", cache: "no-store" };
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(json);
+  }
   let response;
   try {
-    response = await fetch(url, { method, headers, credentials: "same-origin", cache: "no-store" });
+    response = await fetch(url, options);
   } catch (error) {
     return { ok: false, status: 0, body: null, message: `The engine did not answer (${error.message})` };
   }
@@ -133,4 +138,14 @@ export function pagedList(name, path, renderRow, columns, prepare) {
   first.addEventListener("click", () => load(null));
   load.onFirstPage = () => first.disabled;
   return load;
+}
+
+/** Ask in the page's modal dialog; resolves to whether the admin confirmed. */
+export function confirmed(text) {
+  const dialog = $("confirm");
+  $("confirm-text").textContent = text;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+    dialog.showModal();
+  });
 }
