@@ -177,12 +177,20 @@ class Fulfillment:
         if not viewer.is_admin:
             raise NotAllowed("only admins retry orders")
         order = self._orders.load(order_id)
-        new_costs = self._current_costs(order) if order.failure_reason == PRICE_CHANGED else {}
+        new_costs = self.current_costs(order) if order.failure_reason == PRICE_CHANGED else {}
         known = {product: cost for product, cost in new_costs.items() if cost is not None}
         return self._orders.decide(
             order_id,
             lambda o: supply.retried(o, by=viewer.sub, now=self._clock.now(), new_costs=known),
         )
+
+    def current_costs(self, order: Order) -> dict[str, Decimal | None]:
+        """What Kinguin charges now for each product of the order (None: not offered)."""
+        costs: dict[str, Decimal | None] = {}
+        for item in order.items:
+            product = self._supplier.product(item.product_id)
+            costs[item.product_id] = product.cost if product else None
+        return costs
 
     # -- internals -------------------------------------------------------------------------
 
@@ -323,7 +331,7 @@ class Fulfillment:
             self._hold(order.id, needed, None)
             return
         if refusal.kind == "ProductUnavailable":
-            costs = self._current_costs(order)
+            costs = self.current_costs(order)
             if any(_above_cap(order, p, c) for p, c in costs.items()):
                 moved = {p: c for p, c in costs.items() if _above_cap(order, p, c)}
                 self._orders.decide(
@@ -334,14 +342,6 @@ class Fulfillment:
         self._orders.decide(
             order.id, lambda o: supply.supplier_failed(o, reason=reason, now=self._clock.now())
         )
-
-    def _current_costs(self, order: Order) -> dict[str, Decimal | None]:
-        """What Kinguin charges now for each product of the order (None: not offered)."""
-        costs: dict[str, Decimal | None] = {}
-        for item in order.items:
-            product = self._supplier.product(item.product_id)
-            costs[item.product_id] = product.cost if product else None
-        return costs
 
     def _poll_supplier(self, order: Order, supplier_order_id: str) -> Order:
         purchase = self._supplier.get_order(supplier_order_id)

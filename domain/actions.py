@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from domain.access import shred_refusal
-from domain.order import Order
+from domain.order import Order, Status
 from domain.refunds import refund_refusal, return_refusal
-from domain.supply import retry_refusal
+from domain.supply import PRICE_CHANGED, retry_refusal
 
 
 def admin_actions(order: Order, now: datetime) -> dict[str, str | None]:
@@ -19,3 +19,16 @@ def admin_actions(order: Order, now: datetime) -> dict[str, str | None]:
         "shred": shred_refusal(order),
         "retry": retry_refusal(order),
     }
+
+
+def attention(order: Order) -> str | None:
+    """Why the order waits for a person, or None: ``price_changed`` (accept the new cost or
+    refund), ``failed`` (retry or refund), ``held`` (the supplier's balance; refund, or wait
+    for a top-up), ``flagged`` (a payment an admin must look at)."""
+    if order.status is Status.FULFILLMENT_FAILED:
+        return "price_changed" if order.failure_reason == PRICE_CHANGED else "failed"
+    if order.held:
+        return "held"
+    if order.flags:
+        return "flagged"
+    return None

@@ -108,6 +108,7 @@ class _Listing(msgspec.Struct, frozen=True):
 
 
 ORDERS = _Listing("orders", _ORDER_COLUMNS, "updated_at", "order_id")
+ATTENTION = _Listing("orders", (*_ORDER_COLUMNS, "state"), "updated_at", "order_id")
 RESERVATIONS = _Listing("orders", _ORDER_COLUMNS, "reserved_at", "order_id")
 WEBHOOKS = _Listing("webhook_log", _WEBHOOK_COLUMNS, "received_at", "delivery_id")
 PRODUCTS = _Listing("products", _PRODUCT_COLUMNS, "name", "product_id", ascending=True)
@@ -132,6 +133,12 @@ class ReadModels:
         if search.owners == ():
             return Page(items=[], next_cursor=None)  # an e-mail address nobody used
         return self._page(ORDERS, _order_filters(search), limit, cursor)
+
+    def needing_attention(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Orders failed, held or flagged, most recently changed first; each with its ``state``
+        (the order as JSON), so that what it needs can be decided by the domain."""
+        filters = {"(status = 'fulfillment_failed' OR flags IS NOT NULL)": None}
+        return self._page(ATTENTION, filters, limit, cursor)
 
     def customers_with_email(self, lookup: str) -> tuple[str, ...]:
         """The customers who placed orders with the e-mail address of this lookup digest."""

@@ -16,7 +16,8 @@ from litestar.params import Body, FromPath, PathParameter
 
 from adapters.kinguin import MalformedWebhook, read_order_status, read_product_update
 from adapters.nowpayments import MalformedNotification, read_ipn
-from domain.actions import admin_actions
+from domain.actions import admin_actions, attention
+from domain.order import Order
 from domain.order import Status as OrderStatus
 from domain.refunds import refundable_amount
 from entrypoints.bootstrap import Engine
@@ -92,7 +93,44 @@ def order_detail(order_id: FromPath[UUID], request: Caller, engine: EngineDep) -
     return order_view(order, engine.customers.email_of(order), staff=True) | {
         "actions": admin_actions(order, engine.clock.now()),
         "refund_amount": str(refundable_amount(order)),
+        "new_costs": _new_costs(engine, order),
     }
+
+
+def _new_costs(engine: Engine, order: Order) -> dict[str, str | None] | None:
+    """For an order that failed on a moved supplier price: what Kinguin charges now for each
+    of its products (null: no longer offered), which a retry accepts. Else None."""
+    if attention(order) != "price_changed":
+        return None
+    costs = engine.fulfillment.current_costs(order)
+    return {product: None if cost is None else str(cost) for product, cost in costs.items()}
+
+
+@get("/attention", sync_to_thread=True)
+def needs_attention(
+    engine: EngineDep, *, limit: Limit = 50, cursor: Cursor = None
+) -> dict[str, Any]:
+    """Orders that wait for a person, most recently changed first: failed (``kind``
+    ``price_changed`` or ``failed``), held for the supplier's balance (``held``) or with a
+    flagged payment (``flagged``), each with the ``actions`` and ``refund_amount`` of its page
+    (``GET /admin/orders/{id}``)."""
+    page = engine.read_models.needing_attention(limit=limit, cursor=cursor)
+    now = engine.clock.now()
+    items = []
+    for row in page.items:
+        order = _ORDER.decode(row.pop("state"))
+        items.append(
+            row
+            | {
+                "kind": attention(order),
+                "actions": admin_actions(order, now),
+                "refund_amount": str(refundable_amount(order)),
+            }
+        )
+    return {"items": items, "next_cursor": page.next_cursor}
+
+
+_ORDER = msgspec.json.Decoder(Order)
 
 
 @post("/orders/{order_id:uuid}/retry", sync_to_thread=True, status_code=202)
@@ -317,6 +355,7 @@ ADMIN = Router(
     route_handlers=[
         list_orders,
         order_detail,
+        needs_attention,
         retry_order,
         refund_order,
         return_keys,

@@ -19,6 +19,8 @@ from entrypoints.http.auth import COOKIE, cookie_allowed
 from projections.catalog import NAMES
 from tests.e2e.conftest import RunningEngine, pay_in_full, sandbox_admin
 from tests.e2e.test_admin import eventually, fulfilled_and_revealed
+from tests.e2e.test_catalog import await_status as wait_for_status
+from tests.e2e.test_catalog import paid_order, set_faults
 from tests.e2e.test_pipeline import ORDER, await_status
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -407,3 +409,32 @@ def test_the_console_previews_a_pricing_rule_then_saves_it(
     expect(repriced).to_have_text(previewed)
     with engine.client("ops", "admin") as admin:
         assert admin.get("/admin/pricing").json()["margin_percent"] == "35"
+
+
+@EMBEDDED
+def test_the_console_queue_accepts_a_moved_supplier_price(
+    engine: RunningEngine, context: BrowserContext
+) -> None:
+    """Kinguin's price jumps by half between payment and purchase: the order waits in "Needs
+    attention"; accepting the new cost states it (8.69 EUR a key, sold at 6.99: margin -1.70),
+    and the order is bought at it and fulfilled; the queue is then empty."""
+    set_faults(engine.url, price_jump=50)
+    with engine.client("quinn") as quinn:
+        order_id = paid_order(quinn)
+        wait_for_status(quinn, order_id, "fulfillment_failed")
+    page = context.new_page()
+    log_in(page, engine)
+    page.get_by_role("link", name="Needs attention").click()
+    row = page.locator(f'#attention-table tr[data-order="{order_id}"]')
+    expect(row).to_contain_text("Kinguin's price moved")
+    expect(row.get_by_role("button", name=re.compile("^Refund"))).to_be_visible()
+    row.get_by_role("button", name=re.compile("^Accept new cost")).click()
+    expect(page.locator("#confirm-text")).to_contain_text(
+        "8.69 EUR a key, sold at 6.99 EUR (margin -1.70 EUR a key)"
+    )
+    page.screenshot(path=ARTIFACTS / "console-attention.png", full_page=True)
+    page.locator("#confirm").get_by_role("button", name="Confirm").click()
+    expect(page.locator("#attention-status")).to_contain_text(f"Order {order_id}: accept new cost")
+    with engine.client("quinn") as quinn:
+        wait_for_status(quinn, order_id, "fulfilled")
+    expect(page.locator("#attention-table tbody tr")).to_have_text("Nothing matches.")

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from domain import access, refunds, supply
-from domain.actions import admin_actions
+from domain.actions import admin_actions, attention
 from domain.errors import TransitionRefused
 from projections.catalog import NAMES, all_projections
 from tests.unit.test_order import NOW, paid, step
@@ -48,3 +48,11 @@ def test_destroyed_keys_cannot_be_destroyed_again() -> None:
 
 def test_the_projection_names_are_those_of_the_projections() -> None:
     assert tuple(p.name for p in all_projections(personal=None)) == NAMES  # type: ignore[arg-type]
+
+
+def test_what_an_order_waits_for() -> None:
+    order = paid()
+    assert attention(order) is None
+    failed = step(order, supply.supplier_failed(order, reason="gone", now=NOW))
+    assert attention(failed) == "failed"
+    assert attention(fulfilled()) is None

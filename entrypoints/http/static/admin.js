@@ -6,11 +6,14 @@ import {
   $, enc, sleep, el, hidden, dash, cell, numCell, mono, badge, time, fill, fields, say, api, pagedList,
   confirmed,
 } from "./blocks.js";
+import { makeAttention } from "./attention.js";
 import { catalogSection, wireCatalog } from "./catalog.js";
 import { follow } from "./live.js";
 
 (() => {
-  const SECTIONS = ["dashboard", "orders", "catalog", "reservations", "webhooks", "projections", "audit"];
+  const SECTIONS = [
+    "dashboard", "attention", "orders", "catalog", "reservations", "webhooks", "projections", "audit",
+  ];
   const STATUSES = [
     "created", "pending_payment", "paid", "reserved", "fulfilled",
     "underpaid", "payment_failed", "fulfillment_failed", "refunded",
@@ -155,6 +158,8 @@ import { follow } from "./live.js";
     shownOrder = null;
     return undefined;
   }
+
+  const loadAttention = makeAttention();
 
   // ---- reservations --------------------------------------------------------------------------
 
@@ -317,6 +322,7 @@ import { follow } from "./live.js";
 
   const LOADERS = {
     dashboard: loadDashboard,
+    attention: () => loadAttention(null),
     orders: ordersSection,
     catalog: catalogSection,
     reservations: () => loadReservations(null),
@@ -397,6 +403,7 @@ import { follow } from "./live.js";
         if (orders.has(shownOrder)) await showOrder(shownOrder);
       }
       if (section === "reservations" && orders.size && loadReservations.onFirstPage()) await loadReservations(null);
+      if (section === "attention" && orders.size && loadAttention.onFirstPage()) await loadAttention(null);
     }, 500);
   }
 
