@@ -18,7 +18,8 @@ from uuid import UUID
 import msgspec
 
 from adapters.views import Row, ViewDatabase
-from projections.state import query_live
+from projections.state import query_live, read_state
+from projections.versions import live_version
 
 MAX_LIMIT = 200
 STUCK_LIMIT = 500  # stuck orders handed to the sweeper per round
@@ -30,6 +31,14 @@ class BadQuery(ValueError):
 
 class BadCursor(BadQuery):
     """The cursor was not one this API handed out."""
+
+
+class ReadModelRebuilding(Exception):
+    """The list needs a column that the live table lacks: the table is still being rebuilt at
+    the version that adds it (after an upgrade), and the list works once it is swapped in."""
+
+
+PRODUCTS_SINCE = 2  # the orders projection's version that added the products column
 
 
 FilterValue = str | tuple[str, ...] | None
@@ -121,6 +130,10 @@ class ReadModels:
     def __init__(self, views: ViewDatabase) -> None:
         self._views = views
 
+    def _live_version(self, projection: str) -> int:
+        state = read_state(self._views, projection)
+        return live_version(self._views, projection, state.generation if state else 1)
+
     def _rows(self, projection: str, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one read of the projection's live table, written with ``{t}`` for its name."""
         return query_live(self._views, projection, statement, params)
@@ -132,6 +145,8 @@ class ReadModels:
         search = search or OrderSearch()
         if search.owners == ():
             return Page(items=[], next_cursor=None)  # an e-mail address nobody used
+        if search.product is not None and self._live_version("orders") < PRODUCTS_SINCE:
+            raise ReadModelRebuilding("the orders read model is being rebuilt to search by product")
         return self._page(ORDERS, _order_filters(search), limit, cursor)
 
     def needing_attention(self, *, limit: int = 50, cursor: str | None = None) -> Page:

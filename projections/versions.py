@@ -10,7 +10,7 @@ swapped in when it has caught up, as an admin's rebuild is.
 
 from __future__ import annotations
 
-from adapters.views import Tx
+from adapters.views import Tx, ViewDatabase
 
 VERSIONS_TABLE = "projection_versions"
 VERSIONS_DDL = (
@@ -37,3 +37,12 @@ def record_version(tx: Tx, name: str, generation: int, version: int) -> None:
         "ON CONFLICT (name, generation) DO UPDATE SET version = excluded.version",
         (name, generation, version),
     )
+
+
+def live_version(views: ViewDatabase, name: str, generation: int) -> int:
+    """The version the projection's live generation was built at (1 if none was recorded)."""
+    rows = views.query(
+        f"SELECT version FROM {VERSIONS_TABLE} WHERE name = %s AND generation = %s",  # noqa: S608
+        (name, generation),
+    )
+    return int(rows[0][0]) if rows else BEFORE_VERSIONS

@@ -1,5 +1,5 @@
-"""The admin pages in a browser: ``GET /admin`` serves one small HTML page whose script calls the
-JSON admin API under ``/admin/...``.
+"""The operator console in a browser: ``GET /admin`` serves one small HTML page whose scripts
+(``static/*.js``, ES modules) call the JSON admin API under ``/admin/...``.
 
 Login is a bearer header, or the sign-in form (``POST /admin/login``, the token in the body, never
 in a URL) that answers 303 with an HttpOnly, SameSite=Strict cookie, ``Secure`` unless the engine

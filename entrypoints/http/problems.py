@@ -38,7 +38,7 @@ from domain.errors import (
     TreeTooSmall,
 )
 from domain.event_types import UnknownEventType
-from projections.queries import BadQuery
+from projections.queries import BadQuery, ReadModelRebuilding
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -62,6 +62,7 @@ _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (TreeBehind, 503, "Evidence not ready, try again"),
     (TreeTooSmall, 404, "No such proof"),
     (UnknownEventType, 503, "Changed by a newer version of the engine, try again"),
+    (ReadModelRebuilding, 503, "Being rebuilt, try again"),
 )
 
 
@@ -197,6 +198,7 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     ApplicationError: on_domain_error,
     VaultError: on_domain_error,
     UnknownEventType: on_domain_error,
+    ReadModelRebuilding: on_domain_error,
     BadQuery: on_bad_query,
     RecursionError: on_recursion_error,
     Exception: on_unexpected,
