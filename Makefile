@@ -43,8 +43,10 @@ $(RUNTIME): pyproject.toml requirements.lock requirements-build.lock
 	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(RUNTIME)
 
-$(STAMP): $(RUNTIME) requirements-dev.lock
-	$(PIP) --require-hashes --no-deps -r requirements-dev.lock
+# The development lock goes in through uv (itself locked): seconds where pip takes over a minute.
+$(STAMP): $(RUNTIME) requirements-dev.lock requirements-installer.lock
+	$(PIP) --require-hashes --no-deps -r requirements-installer.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes --no-deps -r requirements-dev.lock
 	touch $(STAMP)
 
 lock:                   ## re-resolve requirements.lock and requirements-dev.lock from pyproject.toml

@@ -33,3 +33,4 @@ def test_make_test_adds_the_development_lock(tmp_path: Path) -> None:
     commands = planned("test", tmp_path)
     assert "-r requirements.lock" in commands
     assert "--require-hashes --no-deps -r requirements-dev.lock" in commands
+    assert "--require-hashes --no-deps -r requirements-installer.lock" in commands  # uv
