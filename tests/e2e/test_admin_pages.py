@@ -438,3 +438,37 @@ def test_the_console_queue_accepts_a_moved_supplier_price(
     with engine.client("quinn") as quinn:
         wait_for_status(quinn, order_id, "fulfilled")
     expect(page.locator("#attention-table tbody tr")).to_have_text("Nothing matches.")
+
+
+@EMBEDDED
+def test_the_console_reads_at_phone_width_and_works_from_the_keyboard(
+    browser: Browser, engine: RunningEngine
+) -> None:
+    """At 390 px nothing makes the page scroll sideways (wide tables scroll inside themselves);
+    the sections are reached with Tab and Enter, and the confirmation dialog takes Escape."""
+    phone = browser.new_context(base_url=engine.url, viewport={"width": 390, "height": 844})
+    try:
+        page = phone.new_page()
+        log_in(page, engine)
+        for section in ("dashboard", "attention", "orders", "catalog", "webhooks", "projections"):
+            page.goto(f"/admin#{section}")
+            expect(page.locator(f"#{section} tbody tr").first).to_be_visible()  # drawn
+            width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+            assert width[0] <= width[1], (section, width)
+        page.screenshot(path=ARTIFACTS / "console-phone.png", full_page=True)
+        page.goto("/admin#dashboard")
+        link = page.get_by_role("link", name="Catalog")
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            if link.evaluate("(node) => node === document.activeElement"):
+                break
+        expect(link).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("#catalog-h")).to_be_focused()
+        page.locator("#pricing-save").focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#confirm")).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(page.locator("#confirm")).to_be_hidden()
+    finally:
+        phone.close()

@@ -114,7 +114,8 @@ import { follow } from "./live.js";
 
   let shownDetail = null;
 
-  async function showOrder(id) {
+  /** An order's page; a live redraw (`quiet`) leaves its status line as it is. */
+  async function showOrder(id, quiet = false) {
     const detail = $("order-detail");
     shownOrder = id;
     detail.hidden = false;
@@ -139,6 +140,7 @@ import { follow } from "./live.js";
     ]);
     showActions(o);
     $("order-timeline").replaceChildren(...(history.ok ? history.body.map(timelineItem) : []));
+    if (quiet && history.ok) return undefined;
     return say("order-status", history.ok ? `${history.body.length} events.` : history.message, !history.ok);
   }
 
@@ -399,11 +401,11 @@ import { follow } from "./live.js";
       if (section === "dashboard") await loadDashboard();
       if (section === "projections" && projections) await loadProjections();
       if (section === "orders" && orders.size) {
-        if (loadOrders.onFirstPage()) await loadOrders(null);
-        if (orders.has(shownOrder)) await showOrder(shownOrder);
+        if (loadOrders.onFirstPage()) await loadOrders(null, true);
+        if (orders.has(shownOrder)) await showOrder(shownOrder, true);
       }
-      if (section === "reservations" && orders.size && loadReservations.onFirstPage()) await loadReservations(null);
-      if (section === "attention" && orders.size && loadAttention.onFirstPage()) await loadAttention(null);
+      if (section === "reservations" && orders.size && loadReservations.onFirstPage()) await loadReservations(null, true);
+      if (section === "attention" && orders.size && loadAttention.onFirstPage()) await loadAttention(null, true);
     }, 500);
   }
 

@@ -111,9 +111,11 @@ export function pagedList(name, path, renderRow, columns, prepare) {
   let nextCursor = null;
   let latest = 0; // only the newest request's answer is drawn
 
-  async function load(cursor) {
+  /** Load a page; a live redraw (`quiet`) leaves the status line, which may hold what an
+   * admin's last action did, as it is. */
+  async function load(cursor, quiet = false) {
     const mine = ++latest;
-    say(`${name}-status`, "Loading…");
+    if (!quiet) say(`${name}-status`, "Loading…");
     const params = Object.fromEntries(new FormData(form));
     if (prepare) prepare(params);
     params.cursor = cursor || "";
@@ -126,7 +128,7 @@ export function pagedList(name, path, renderRow, columns, prepare) {
     next.disabled = !nextCursor;
     first.disabled = !cursor;
     const more = nextCursor ? "; more on the next page" : "";
-    return say(`${name}-status`, `${items.length} shown${more}.`);
+    return quiet ? undefined : say(`${name}-status`, `${items.length} shown${more}.`);
   }
 
   form.addEventListener("submit", (event) => {
