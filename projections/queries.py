@@ -323,8 +323,8 @@ def _where(filters: Mapping[str, FilterValue]) -> tuple[list[str], list[Any]]:
     params: list[Any] = []
     for column, value in filters.items():
         values = value if isinstance(value, tuple) else (value,)
-        if any(v is not None and "\x00" in v for v in values):
-            raise BadQuery(f"{column.split()[0]} must not contain a NUL character")
+        for text in values:
+            check_text(column.split()[0], text)
         if " " in column:
             where.append(column)  # a fixed condition such as "reserved_at IS NOT NULL",
             if "%s" in column:  # or one with values of its own ("search LIKE %s")
@@ -333,6 +333,12 @@ def _where(filters: Mapping[str, FilterValue]) -> tuple[list[str], list[Any]]:
             where.append(f"{column} = %s")
             params.append(value)
     return where, params
+
+
+def check_text(name: str, value: str | None) -> None:
+    """Refuse a filter value no column holds (a NUL character): ``BadQuery``, a 400."""
+    if value is not None and "\x00" in value:
+        raise BadQuery(f"{name} must not contain a NUL character")
 
 
 def _like_literal(text: str) -> str:

@@ -19,14 +19,15 @@ VERSIONS_DDL = (
     "PRIMARY KEY (name, generation))"
 )
 BEFORE_VERSIONS = 1  # the version of a table built before versions were kept
+_SELECT_VERSION = (
+    f"SELECT version FROM {VERSIONS_TABLE} "  # noqa: S608
+    "WHERE name = %s AND generation = %s"
+)
 
 
 def built_version(tx: Tx, name: str, generation: int) -> int | None:
     """The version a generation's table was built at, if it was recorded."""
-    rows = tx.execute(
-        f"SELECT version FROM {VERSIONS_TABLE} WHERE name = %s AND generation = %s",  # noqa: S608
-        (name, generation),
-    )
+    rows = tx.execute(_SELECT_VERSION, (name, generation))
     return int(rows[0][0]) if rows else None
 
 
@@ -41,8 +42,5 @@ def record_version(tx: Tx, name: str, generation: int, version: int) -> None:
 
 def live_version(views: ViewDatabase, name: str, generation: int) -> int:
     """The version the projection's live generation was built at (1 if none was recorded)."""
-    rows = views.query(
-        f"SELECT version FROM {VERSIONS_TABLE} WHERE name = %s AND generation = %s",  # noqa: S608
-        (name, generation),
-    )
+    rows = views.query(_SELECT_VERSION, (name, generation))
     return int(rows[0][0]) if rows else BEFORE_VERSIONS

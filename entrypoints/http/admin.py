@@ -27,12 +27,11 @@ from entrypoints.http.ops import admin_only
 from entrypoints.http.schema import Cursor, Limit, parse_instant, query, text_filter, time_filter
 from entrypoints.http.views import order_view
 from projections.catalog import NAMES
-from projections.queries import BadQuery, OrderSearch, Page
+from projections.queries import OrderSearch, Page, check_text
 from projections.runner import ProjectionRunner
 from projections.state import ProjectionState
 
 Provider = Literal["nowpayments", "kinguin"]
-PROJECTIONS = NAMES  # the engine's runners, by name
 PROJECTION_ACTIONS = ("rebuild", "cancel", "retry", "skip")
 
 OrderIdFilter = Annotated[UUID | None, query("only this order's entries")]
@@ -79,8 +78,7 @@ def list_orders(
 
 def _with_email(engine: Engine, email: str) -> tuple[str, ...]:
     """The customers who used the address (compared as a keyed digest)."""
-    if "\x00" in email:
-        raise BadQuery("email must not contain a NUL character")
+    check_text("email", email)
     return engine.read_models.customers_with_email(engine.customers.email_lookup(email))
 
 
@@ -282,7 +280,7 @@ def list_projections(engine: EngineDep) -> list[dict[str, Any]]:
 
 @post("/projections/{name:str}/{action:str}", sync_to_thread=True, status_code=202)
 def control_projection(
-    name: Annotated[str, PathParameter(schema_extra={"enum": list(PROJECTIONS)})],
+    name: Annotated[str, PathParameter(schema_extra={"enum": list(NAMES)})],
     action: Annotated[str, PathParameter(schema_extra={"enum": list(PROJECTION_ACTIONS)})],
     engine: EngineDep,
 ) -> dict[str, Any]:
