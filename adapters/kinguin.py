@@ -139,11 +139,13 @@ class KinguinClient:
             raise
         return _supplier_product(found)
 
-    def balance(self) -> Decimal:
-        """``GET /v1/balance``, asked at most once per ``balance_cache_s`` seconds."""
+    def balance(self, *, fresh: bool = False) -> Decimal:
+        """``GET /v1/balance``, asked at most once per ``balance_cache_s`` seconds (always
+        when ``fresh``)."""
         with self._balance_lock:
             now = time.monotonic()
-            if self._balance is not None and now - self._balance[0] < self._balance_cache_s:
+            cached = self._balance is not None and now - self._balance[0] < self._balance_cache_s
+            if cached and not fresh and self._balance is not None:
                 return self._balance[1]
             found = self._call("GET", "/v1/balance", type_=_Balance)
             self._balance = (now, Decimal(str(found.balance)))

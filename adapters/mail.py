@@ -12,11 +12,13 @@ from pathlib import Path
 
 import httpx
 
+from application.errors import MailerFailed
+
 log = logging.getLogger(__name__)
 
 
-class MailError(Exception):
-    """The e-mail could not be handed to the provider."""
+class MailError(MailerFailed):
+    """The e-mail could not be handed to Resend."""
 
 
 class ResendMailer:

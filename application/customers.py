@@ -4,7 +4,6 @@ erased for good by destroying that key — the orders' history stays complete an
 
 from __future__ import annotations
 
-from application.errors import NotAllowed
 from application.orders import Viewer
 from application.ports import Clock, EventStore, PersonalData
 from domain import customers as rules
@@ -32,8 +31,7 @@ class CustomerData:
 
     def erase(self, customer: str, viewer: Viewer) -> bool:
         """Forget a customer's personal data; tell whether this call erased it."""
-        if not viewer.is_admin:
-            raise NotAllowed("only admins erase customers")
+        viewer.must_be_admin("erase customers")
         self._personal.erase_customer(customer)
         already = bool(self._store.load(customer_id(customer)))
         events = rules.erased(customer, who=viewer.sub, already=already, now=self._clock.now())

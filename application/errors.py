@@ -8,6 +8,7 @@ ApplicationError
 │   ├── SupplierRejected    Kinguin refused the purchase for good (4xx: unavailable, balance…)
 │   └── SupplierUnavailable Kinguin could not answer now (5xx, 429, timeout): retry later
 ├── PaymentGatewayError     NOWPayments refused or failed to create the invoice
+├── MailerFailed            the mail provider refused the e-mail or could not be reached
 ├── KeysNotReady            the supplier has not delivered every key yet: retry later
 ├── KeyUnreadable           a key cannot be decrypted (tampered, wrong key, shredded)
 └── TreeBehind              the log's tree has not reached an order's newest event yet
@@ -59,6 +60,10 @@ class SupplierUnavailable(SupplierError):
 
 class PaymentGatewayError(ApplicationError):
     """NOWPayments refused or failed the request."""
+
+
+class MailerFailed(ApplicationError):
+    """The e-mail could not be handed to the mail provider; sending it again may work."""
 
 
 class KeysNotReady(ApplicationError):

@@ -13,7 +13,7 @@ import msgspec
 
 from application.catalog import Catalog
 from application.customers import CustomerData
-from application.errors import KeysNotReady, NotAllowed, SupplierRejected, SupplierUnavailable
+from application.errors import KeysNotReady, SupplierRejected, SupplierUnavailable
 from application.orders import Orders, Viewer
 from application.ports import (
     Clock,
@@ -174,14 +174,29 @@ class Fulfillment:
         """Send a fulfillment_failed order back to be bought or delivered again; one that
         failed on a moved supplier price is retried at the new cost (recorded with the margin
         it leaves)."""
-        if not viewer.is_admin:
-            raise NotAllowed("only admins retry orders")
+        viewer.must_be_admin("retry orders")
         order = self._orders.load(order_id)
         new_costs = self.current_costs(order) if order.failure_reason == PRICE_CHANGED else {}
         known = {product: cost for product, cost in new_costs.items() if cost is not None}
         return self._orders.decide(
             order_id,
             lambda o: supply.retried(o, by=viewer.sub, now=self._clock.now(), new_costs=known),
+        )
+
+    def resume(self, order_id: UUID, viewer: Viewer) -> Order:
+        """Have a purchase held for the supplier balance tried again now (after a top-up);
+        if the balance still falls short, it is held again."""
+        viewer.must_be_admin("resume purchases")
+        return self._orders.decide(
+            order_id, lambda o: supply.purchase_resumed(o, by=viewer.sub, now=self._clock.now())
+        )
+
+    def resolve_flags(self, order_id: UUID, viewer: Viewer, note: str) -> Order:
+        """Clear the order's payment flags once an admin has settled them (``note``: how)."""
+        viewer.must_be_admin("resolve payment flags")
+        return self._orders.decide(
+            order_id,
+            lambda o: payments.flags_resolved(o, by=viewer.sub, note=note, now=self._clock.now()),
         )
 
     def current_costs(self, order: Order) -> dict[str, Decimal | None]:
@@ -231,6 +246,8 @@ class Fulfillment:
     def _buy(self, order: Order) -> None:
         needed = purchase_cost(order)
         balance = self._supplier.balance()
+        if balance < needed:  # a cached figure may predate a top-up: ask Kinguin itself
+            balance = self._supplier.balance(fresh=True)
         if balance < needed:
             self._hold(order.id, needed, balance)
             return

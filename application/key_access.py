@@ -9,7 +9,6 @@ from uuid import UUID
 
 import msgspec
 
-from application.errors import NotAllowed
 from application.orders import Orders, Viewer
 from application.ports import Clock, KeyCustody
 from domain import access
@@ -97,8 +96,7 @@ class KeyAccess:
 
     def shred(self, order_id: UUID, viewer: Viewer) -> Order:
         """Destroy the order's data key; its keys can never be read again, its history stays."""
-        if not viewer.is_admin:
-            raise NotAllowed("only admins shred keys")
+        viewer.must_be_admin("shred keys")
         order = self._orders.load(order_id)
         access.shredded(order, who=viewer.sub, now=self._clock.now())  # refuse before destroying
         self._custody.shred(order_id)

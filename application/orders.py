@@ -13,7 +13,7 @@ from uuid import UUID
 
 import msgspec
 
-from application.errors import ConcurrencyConflict
+from application.errors import ConcurrencyConflict, NotAllowed
 from application.ports import EventStore
 from domain import order as rules
 from domain.errors import OrderNotFound
@@ -35,6 +35,11 @@ class Viewer(msgspec.Struct, frozen=True, kw_only=True):
     def is_admin(self) -> bool:
         """Admins see every order."""
         return self.role == "admin"
+
+    def must_be_admin(self, to: str) -> None:
+        """Refuse (``NotAllowed``) anyone but an admin ``to`` do something."""
+        if not self.is_admin:
+            raise NotAllowed(f"only admins {to}")
 
     @property
     def reads_every_order(self) -> bool:

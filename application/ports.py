@@ -182,8 +182,8 @@ class Supplier(Protocol):
         """One product as Kinguin offers it now; None when it no longer does."""
         ...
 
-    def balance(self) -> Decimal:
-        """The shop's Kinguin balance in EUR (may be a few seconds old)."""
+    def balance(self, *, fresh: bool = False) -> Decimal:
+        """The shop's Kinguin balance in EUR (may be a few seconds old, unless ``fresh``)."""
         ...
 
     def return_keys(self, supplier_order_id: str) -> list[str]:

@@ -27,16 +27,17 @@ from domain.events import (
     KeysReserved,
     OrderFulfilled,
     OrderPaid,
+    PurchaseResumed,
     WebhookDeliveryRecorded,
 )
 from domain.webhooks import product_of_key
 
 
 class ProcessManager:
-    """Paid orders are reserved; reserved orders whose purchase Kinguin says finished (a webhook
-    recorded as ``DELIVER_QUEUED``) are delivered; retried
-    orders resume where they failed; a failed attempt is tried again at its time; fulfilled
-    orders' owners are told; products Kinguin says changed are read again."""
+    """Paid orders (and held ones an admin resumed) are reserved; reserved orders whose
+    purchase Kinguin says finished (a webhook recorded as ``DELIVER_QUEUED``) are delivered;
+    retried orders resume where they failed; a failed attempt is tried again at its time;
+    fulfilled orders' owners are told; products Kinguin says changed are read again."""
 
     topics: tuple[type[DomainEvent], ...] = (
         OrderPaid,
@@ -45,6 +46,7 @@ class ProcessManager:
         OrderFulfilled,
         WebhookDeliveryRecorded,
         AttemptFailed,
+        PurchaseResumed,
     )
 
     def __init__(self, dispatcher: Dispatcher) -> None:
@@ -98,7 +100,7 @@ class ProcessManager:
 def _step(event: DomainEvent) -> tuple[str, UUID] | None:
     """The undelayed order step an event asks for (``reserve`` or ``deliver``), if any."""
     match event:
-        case OrderPaid() | FulfillmentRetried(resume_from="paid"):
+        case OrderPaid() | FulfillmentRetried(resume_from="paid") | PurchaseResumed():
             return ("reserve", event.originator_id)
         case KeysReserved() | FulfillmentRetried():
             return ("deliver", event.originator_id)

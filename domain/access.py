@@ -8,6 +8,7 @@ from datetime import datetime
 from domain.errors import KeysGone, LinkRefused, TransitionRefused
 from domain.events import (
     CustomerNotified,
+    DeliveryEmailResent,
     DomainEvent,
     DownloadLinkIssued,
     KeysRevealed,
@@ -59,6 +60,27 @@ def notified(order: Order, *, channel: str, message_id: str, now: datetime) -> l
         CustomerNotified, channel=channel, message_id=message_id
     )
     return [event]
+
+
+def email_resent(order: Order, *, by: str, message_id: str, now: datetime) -> list[DomainEvent]:
+    """Record the delivery e-mail sent again by an admin."""
+    refusal = resend_refusal(order)
+    if refusal is not None:
+        raise TransitionRefused(refusal)
+    return [
+        Stamper(order.id, order.version, now)(DeliveryEmailResent, by=by, message_id=message_id)
+    ]
+
+
+def resend_refusal(order: Order) -> str | None:
+    """Why the delivery e-mail cannot be sent again (its link would open nothing), or None."""
+    if order.status is not Status.FULFILLED:
+        return f"order is {order.status}; only fulfilled orders have a delivery e-mail"
+    if order.shredded:
+        return "the keys were destroyed"
+    if order.returning:
+        return "the keys are being returned to the supplier"
+    return None
 
 
 def shredded(order: Order, *, who: str, now: datetime) -> list[DomainEvent]:

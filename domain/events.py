@@ -297,6 +297,35 @@ class KeysReturned(DomainEvent, frozen=True, kw_only=True):
     key_ids: tuple[str, ...]
 
 
+class PaymentFlagsResolved(DomainEvent, frozen=True, kw_only=True):
+    """An admin settled the order's payment flags (``note`` says how: money sent back, amount
+    accepted…); the flags named are cleared."""
+
+    by: str
+    note: str
+    flags: tuple[str, ...]
+
+
+class PurchaseResumed(DomainEvent, frozen=True, kw_only=True):
+    """An admin had a held purchase tried again now (after topping up the supplier balance)."""
+
+    by: str
+
+
+class KeyReturnAbandoned(DomainEvent, frozen=True, kw_only=True):
+    """An admin gave up a key return that never finished; the keys stay the customer's."""
+
+    by: str
+    reason: str
+
+
+class DeliveryEmailResent(DomainEvent, frozen=True, kw_only=True):
+    """An admin sent the delivery e-mail again, with a fresh link."""
+
+    by: str
+    message_id: str
+
+
 # --- the catalog --------------------------------------------------------------------------------
 
 
@@ -372,6 +401,17 @@ class CatalogSynced(DomainEvent, frozen=True, kw_only=True):
     changed: int
 
 
+# --- the supplier account -----------------------------------------------------------------------
+
+
+class SupplierBalanceObserved(DomainEvent, frozen=True, kw_only=True):
+    """The shop's Kinguin balance as Kinguin reported it (on the supplier account's aggregate):
+    read every few minutes, so that the dashboard can draw its trend from the log."""
+
+    balance: Decimal
+    currency: str = "eur"  # the shop's currency, as orders write it (Kinguin accounts in EUR)
+
+
 ORDER_EVENTS: tuple[type[DomainEvent], ...] = (
     OrderPlaced,
     PaymentInvoiceCreated,
@@ -401,6 +441,10 @@ ORDER_EVENTS: tuple[type[DomainEvent], ...] = (
     KeyReturnStarted,
     KeyReturnRefused,
     KeysReturned,
+    PaymentFlagsResolved,
+    PurchaseResumed,
+    KeyReturnAbandoned,
+    DeliveryEmailResent,
 )
 PRODUCT_EVENTS: tuple[type[DomainEvent], ...] = (
     ProductImported,
@@ -415,4 +459,5 @@ ALL_EVENTS: tuple[type[DomainEvent], ...] = (
     WebhookDeliveryRecorded,
     CustomerErased,
     *CATALOG_EVENTS,
+    SupplierBalanceObserved,
 )

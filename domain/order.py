@@ -28,6 +28,7 @@ from domain.events import (
     FulfillmentFailed,
     FulfillmentRetried,
     KeyDelivered,
+    KeyReturnAbandoned,
     KeyReturnRefused,
     KeyReturnStarted,
     KeysReserved,
@@ -41,9 +42,11 @@ from domain.events import (
     OrderRefunded,
     PaymentFailed,
     PaymentFlagged,
+    PaymentFlagsResolved,
     PaymentInvoiceCreated,
     PaymentUnderpaid,
     PurchaseHeld,
+    PurchaseResumed,
     SupplierOrderFailed,
     SupplierOrderStatusChanged,
 )
@@ -275,8 +278,12 @@ def _refund_changes(order: Order, event: DomainEvent) -> dict[str, Any]:  # noqa
             return {"items": _with_cap(order.items, event.product_id, event.new_cap)}
         case KeyReturnStarted():
             return {"returning": True}
-        case KeyReturnRefused():
+        case KeyReturnRefused() | KeyReturnAbandoned():
             return {"returning": False}
+        case PaymentFlagsResolved():
+            return {"flags": tuple(f for f in order.flags if f not in event.flags)}
+        case PurchaseResumed():
+            return {"held": None}
         case KeysReturned():
             return {"returning": False, "returned": True}
         case OrderRefunded():

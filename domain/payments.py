@@ -22,6 +22,7 @@ from domain.events import (
     OrderPaid,
     PaymentFailed,
     PaymentFlagged,
+    PaymentFlagsResolved,
     PaymentInvoiceCreated,
     PaymentStatusChanged,
     PaymentUnderpaid,
@@ -257,3 +258,17 @@ def _kept(amount: Decimal) -> Decimal | None:
 
 def _text(amount: Decimal | None) -> str | None:
     return None if amount is None else str(amount)
+
+
+def flags_resolved(order: Order, *, by: str, note: str, now: datetime) -> list[DomainEvent]:
+    """An admin settled the order's payment flags, saying how."""
+    refusal = resolve_refusal(order)
+    if refusal is not None:
+        raise TransitionRefused(refusal)
+    stamp = Stamper(order.id, order.version, now)
+    return [stamp(PaymentFlagsResolved, by=by, note=note, flags=order.flags)]
+
+
+def resolve_refusal(order: Order) -> str | None:
+    """Why there is nothing to resolve, or None."""
+    return None if order.flags else "the order has no payment flag"

@@ -15,6 +15,7 @@ from decimal import Decimal
 from domain.errors import TransitionRefused
 from domain.events import (
     DomainEvent,
+    KeyReturnAbandoned,
     KeyReturnRefused,
     KeyReturnStarted,
     KeysReturned,
@@ -91,6 +92,19 @@ def return_refused(order: Order, *, reason: str, now: datetime) -> list[DomainEv
     if not order.returning:
         return []
     return [Stamper(order.id, order.version, now)(KeyReturnRefused, reason=reason)]
+
+
+def return_abandoned(order: Order, *, by: str, reason: str, now: datetime) -> list[DomainEvent]:
+    """An admin gives up a key return that never finished: the keys stay the customer's."""
+    refusal = pending_return_refusal(order)
+    if refusal is not None:
+        raise TransitionRefused(refusal)
+    return [Stamper(order.id, order.version, now)(KeyReturnAbandoned, by=by, reason=reason)]
+
+
+def pending_return_refusal(order: Order) -> str | None:
+    """Why there is no key return to finish or abandon, or None."""
+    return None if order.returning else "no key return is under way"
 
 
 def refundable_amount(order: Order) -> Decimal:

@@ -21,6 +21,7 @@ from domain.events import (
     KeysReserved,
     OrderFulfilled,
     PurchaseHeld,
+    PurchaseResumed,
     SupplierOrderFailed,
     SupplierOrderStatusChanged,
     SupplierPriceChanged,
@@ -167,6 +168,21 @@ def retried(
     resume = Status.RESERVED if usable else Status.PAID
     events.append(stamp(FulfillmentRetried, by=by, resume_from=resume.value))
     return events
+
+
+def purchase_resumed(order: Order, *, by: str, now: datetime) -> list[DomainEvent]:
+    """An admin has the held purchase tried again now (the balance was topped up)."""
+    refusal = resume_refusal(order)
+    if refusal is not None:
+        raise TransitionRefused(refusal)
+    return [Stamper(order.id, order.version, now)(PurchaseResumed, by=by)]
+
+
+def resume_refusal(order: Order) -> str | None:
+    """Why the purchase cannot be resumed, or None."""
+    if order.status is not Status.PAID or not order.held:
+        return "the purchase is not waiting for the supplier balance"
+    return None
 
 
 def retry_refusal(order: Order) -> str | None:

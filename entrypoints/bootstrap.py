@@ -50,6 +50,7 @@ from adapters.snapshots import ProductSnapshots
 from adapters.tracing import TraceMessages, Tracing
 from adapters.vault import FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase, schema_lock
+from application.balance import BalanceWatch
 from application.catalog import Catalog, Reconciler
 from application.customers import CustomerData
 from application.evidence import Evidence
@@ -76,6 +77,7 @@ HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # the sandboxes', is 5 s, the same as httpx's own default), so that a request is never sent on
 # a connection the server is closing at that moment (it fails with "connection reset").
 HTTP_LIMITS = httpx.Limits(keepalive_expiry=2.0)
+BALANCE_POLL_S = 1.0  # how often the balance loop asks whether an observation is due (a clock read)
 RECONCILE_POLL_S = 0.25  # how often the reconciliation loop asks whether a sync is due
 STARTUP_WAIT_S = 60.0  # how long a starting process waits for PostgreSQL or Redis
 STARTUP_RETRY_S = 1.0
@@ -113,7 +115,7 @@ class Engine:
         )
         orders = Orders(self.store)
         custody = EnvelopeCustody(self.vault, MasterKeys(settings.master_keys))
-        supplier = KinguinClient(self._kinguin_http)
+        self.supplier = supplier = KinguinClient(self._kinguin_http)
         self.customers = CustomerData(custody, self.store, clock)
         tolerance = Decimal(str(settings.supplier_price_tolerance_percent))
         self.catalog = Catalog(
@@ -284,7 +286,14 @@ class Engine:
             poll_interval=max(1.0, self.settings.audit_checkpoint_interval_s),
             lock=lock,
         )
-        parts: list[Startable] = [self._reader, sweeper, catalog_sync, checkpointer]
+        balance = BatchLoop(
+            "supplier_balance",
+            BalanceWatch(self.store, self.supplier, self.clock).step,
+            batch_size=2,  # never "full": one look per interval
+            poll_interval=BALANCE_POLL_S,
+            lock=lock,
+        )
+        parts: list[Startable] = [self._reader, sweeper, catalog_sync, checkpointer, balance]
         conninfo = self.settings.postgres_conninfo()
         if conninfo is not None:
             # The recorder NOTIFYs on a channel named after its table, whatever the schema.
@@ -300,7 +309,7 @@ class Engine:
     def _readings(self) -> Readings:
         """The gauges' figures, read from the log, the projections and the read models."""
         states = [runner.state() for runner in self.projections.values()]
-        latency = self.read_models.dashboard()["fulfilment_latency_ms"]
+        latency = self.read_models.fulfilment_latency()
         return Readings(
             head=self.store.head(),
             projections=[

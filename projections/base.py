@@ -26,6 +26,9 @@ class Projection(ABC):
     topics: ClassVar[tuple[type[DomainEvent], ...]]
     schema: ClassVar[tuple[str, ...]]
     """DDL statements; ``{t}`` stands for the table of the generation being built."""
+    side_tables: ClassVar[tuple[str, ...]] = ()
+    """Suffixes of working tables that ``schema`` creates beside the read table (``{t}_<suffix>``,
+    never read by queries); each generation's are dropped with it."""
     version: ClassVar[int] = 1
     """Raise it when ``schema`` or what ``apply`` writes changes: an engine that starts on a
     table of another version rebuilds it beside the live one (``projections.versions``)."""
@@ -57,3 +60,10 @@ class Projection(ABC):
 def table_name(projection: str, generation: int) -> str:
     """The table holding one generation of a projection."""
     return f"{projection}_g{generation}"
+
+
+def drop_generation(tx: Tx, projection: str, generation: int, sides: Sequence[str] = ()) -> None:
+    """Drop one generation's table and its side tables."""
+    table = table_name(projection, generation)
+    for name in (table, *(f"{table}_{side}" for side in sides)):
+        tx.execute(f"DROP TABLE IF EXISTS {name}")

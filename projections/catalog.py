@@ -9,6 +9,7 @@ from projections.key_audit import KeyAuditProjection
 from projections.merkle import MerkleTreeProjection
 from projections.orders import OrdersProjection
 from projections.products import ProductsProjection
+from projections.sales import SalesProjection
 from projections.webhook_log import WebhookLogProjection
 
 
@@ -22,6 +23,7 @@ def all_projections(personal: PersonalData) -> list[Projection]:
         ProductsProjection(),
         MerkleTreeProjection(),
         CustomerEmailsProjection(personal),
+        SalesProjection(),
     ]
 
 
@@ -32,5 +34,6 @@ NAMES = (
     ProductsProjection.name,
     MerkleTreeProjection.name,
     CustomerEmailsProjection.name,
+    SalesProjection.name,
 )
 """The projections' names, in the order ``all_projections`` gives them."""

@@ -21,7 +21,7 @@ class OrdersProjection(Projection):
 
     name = "orders"
     topics = ORDER_EVENTS
-    version = 2  # 2: the products column (the admins' search by product)
+    version = 3  # 2: the products column (the admins' search by product); 3: returns in flags
     schema = (
         "CREATE TABLE IF NOT EXISTS {t} ("
         "order_id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL, "
@@ -143,9 +143,11 @@ def _values(row: _Row) -> tuple[object, ...]:
 
 
 def _flags(order: Order) -> str | None:
-    """Payment flags, and why the purchase waits while it does (``held: …``)."""
+    """Payment flags, why the purchase waits while it does (``held: …``), and a key return
+    under way (or one that never finished): what the admins' queue lists."""
     held = (f"held: {order.held}",) if order.held else ()
-    return "; ".join((*order.flags, *held)) or None
+    returning = ("key return under way",) if order.returning else ()
+    return "; ".join((*order.flags, *held, *returning)) or None
 
 
 def _products(order: Order) -> str:

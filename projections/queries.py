@@ -8,16 +8,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import statistics
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from adapters.views import Row, ViewDatabase
+from projections import dashboard
+from projections.sales import summed
 from projections.state import query_live, read_state
 from projections.versions import live_version
 
@@ -259,25 +259,28 @@ class ReadModels:
         )
         return [(UUID(row[0]), row[1]) for row in rows]
 
-    def dashboard(self) -> dict[str, Any]:
-        """Orders by status, revenue of fulfilled orders by currency, and paid→fulfilled
-        latency (median and 95th percentile, milliseconds)."""
-        rows = self._rows(
-            "orders",
-            "SELECT currency, total, paid_at, fulfilled_at FROM {t} WHERE status = 'fulfilled'",
-        )
-        revenue: dict[str, Decimal] = {}
-        latencies: list[float] = []
-        for currency, total, paid_at, fulfilled_at in rows:
-            revenue[currency] = revenue.get(currency, Decimal(0)) + Decimal(total)
-            if paid_at and fulfilled_at:
-                elapsed = datetime.fromisoformat(fulfilled_at) - datetime.fromisoformat(paid_at)
-                latencies.append(elapsed.total_seconds() * 1000)
+    def dashboard(self, by: str, now: datetime) -> dict[str, Any]:
+        """The dashboard: orders by status, and from the ``sales`` read model the all-time
+        revenue, margin, failure rate and paid→fulfilled times, the Kinguin balance last
+        observed, and one chart point per hour (``by="hour"``) or day (``"day"``)."""
+        points = dashboard.series(self._views, by, now)  # an unknown period is refused first
+        by_currency, balance, observed = dashboard.totals(self._views)
+        every = summed(by_currency.values())
+        settled = every.fulfilled + every.failed
         return {
             "orders_by_status": self.counts_by_status(),
-            "revenue": {currency: str(amount) for currency, amount in sorted(revenue.items())},
-            "fulfilment_latency_ms": _percentiles(latencies),
+            "revenue": {c: str(h.revenue) for c, h in sorted(by_currency.items()) if h.fulfilled},
+            "margin": {c: str(h.margin) for c, h in sorted(by_currency.items()) if h.costed},
+            "failure_rate": None if settled == 0 else round(every.failed / settled, 4),
+            "fulfilment_latency_ms": dashboard.latency_figures(every),
+            "supplier_balance": None if balance is None else {"eur": str(balance), "at": observed},
+            "by": by,
+            "series": points,
         }
+
+    def fulfilment_latency(self) -> dict[str, float | int | None]:
+        """Paid→fulfilled median and 95th percentile over every fulfilled order (ms)."""
+        return dashboard.latency_figures(summed(dashboard.totals(self._views)[0].values()))
 
     def counts_by_status(self) -> dict[str, int]:
         """How many orders are in each status."""
@@ -305,17 +308,6 @@ class ReadModels:
         more = len(rows) > limit
         next_cursor = _encode_cursor(items[-1][sort], items[-1][key]) if more else None
         return Page(items=items, next_cursor=next_cursor)
-
-
-def _percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"median": None, "p95": None, "count": 0}
-    ordered = sorted(values)
-    return {
-        "median": round(statistics.median(ordered), 1),
-        "p95": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], 1),
-        "count": len(ordered),
-    }
 
 
 def _where(filters: Mapping[str, FilterValue]) -> tuple[list[str], list[Any]]:

@@ -32,7 +32,7 @@ from adapters.eventstore import RecorderEventStore, topics_of
 from adapters.outages import log_failure, unavailable
 from adapters.views import Tx, ViewDatabase
 from domain.events import DomainEvent
-from projections.base import Change, Projection, table_name
+from projections.base import Change, Projection, drop_generation, table_name
 from projections.state import (
     RETIRED_DDL,
     STATE_DDL,
@@ -157,7 +157,7 @@ class ProjectionRunner:
             state = self._lock(tx)
             if state.rebuild_generation is None:
                 new = state.generation + 1  # above every generation ever live: no reader has it
-                tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, new)}")  # a cancelled one
+                self._drop(tx, new)  # a cancelled one
                 self._create_tables(tx, new, self.projection.version)
                 cleared = {"error": None} if state.state == "live" else {}  # keep a failure's
                 state = self._update(
@@ -209,7 +209,7 @@ class ProjectionRunner:
         """Drop the generation being built (never live, so no reader has its name); ``reason``
         becomes the last rebuild's error, unless a failure's error is there (stopped)."""
         if state.rebuild_generation is not None:
-            tx.execute(f"DROP TABLE IF EXISTS {table_name(self.name, state.rebuild_generation)}")
+            self._drop(tx, state.rebuild_generation)
         noted = {"error": reason} if state.state == "live" else {}
         return self._update(
             tx,
@@ -440,7 +440,7 @@ class ProjectionRunner:
         """Drop the retired generations whose grace has passed (``run_once`` does it every
         ``REAP_EVERY_S``)."""
         self._reap_at = time.monotonic() + REAP_EVERY_S
-        drop_retired_due(self._views, self.name, time.time())
+        drop_retired_due(self._views, self.name, time.time(), self.projection.side_tables)
 
     def _apply_all(
         self, tx: Tx, table: str, batch: Sequence[tuple[Any, DomainEvent]]
@@ -484,6 +484,9 @@ class ProjectionRunner:
 
     def _write(self, tx: Tx, **changes: Any) -> None:
         write_state(tx, self.name, changes)
+
+    def _drop(self, tx: Tx, generation: int) -> None:
+        drop_generation(tx, self.name, generation, self.projection.side_tables)
 
     def _create_tables(self, tx: Tx, generation: int, version: int) -> None:
         for statement in self.projection.schema:

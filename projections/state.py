@@ -23,7 +23,7 @@ import msgspec
 import psycopg
 
 from adapters.views import MISSING_TABLE_ERRORS, Row, Tx, ViewDatabase, missing_table
-from projections.base import table_name
+from projections.base import drop_generation, table_name
 
 log = logging.getLogger(__name__)
 
@@ -138,16 +138,16 @@ def retired_due(views: ViewDatabase, name: str, now: float) -> list[int]:
     return sorted(int(row[0]) for row in rows)
 
 
-def forget_retired(tx: Tx, name: str, generation: int) -> None:
-    """Drop a retired generation's table and its listing."""
-    tx.execute(f"DROP TABLE IF EXISTS {table_name(name, generation)}")
+def forget_retired(tx: Tx, name: str, generation: int, sides: Sequence[str] = ()) -> None:
+    """Drop a retired generation's tables and its listing."""
+    drop_generation(tx, name, generation, sides)
     tx.execute(
         f"DELETE FROM {RETIRED_TABLE} WHERE name = %s AND generation = %s",  # noqa: S608
         (name, generation),
     )
 
 
-def drop_retired_due(views: ViewDatabase, name: str, now: float) -> None:
+def drop_retired_due(views: ViewDatabase, name: str, now: float, sides: Sequence[str] = ()) -> None:
     """Drop the retired generations whose grace has passed. One a reader still holds (on
     PostgreSQL the drop would wait for it) is left for a later look."""
     for generation in retired_due(views, name, now):
@@ -155,7 +155,7 @@ def drop_retired_due(views: ViewDatabase, name: str, now: float) -> None:
             with views.transaction() as tx:
                 if views.dialect == "postgres":
                     tx.execute(f"SET LOCAL lock_timeout = {DROP_LOCK_TIMEOUT_MS}")
-                forget_retired(tx, name, generation)
+                forget_retired(tx, name, generation, sides)
         except psycopg.errors.LockNotAvailable:
             log.warning("projection %s: generation %d is still being read; dropped at a "
                         "later look", name, generation)  # fmt: skip

@@ -12,7 +12,7 @@ import msgspec
 from anyio import to_thread
 from litestar import Router, get, post
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import Body, FromPath, PathParameter
+from litestar.params import FromPath, PathParameter
 
 from adapters.kinguin import MalformedWebhook, read_order_status, read_product_update
 from adapters.nowpayments import MalformedNotification, read_ipn
@@ -21,7 +21,7 @@ from domain.order import Order
 from domain.order import Status as OrderStatus
 from domain.refunds import refundable_amount
 from entrypoints.bootstrap import Engine
-from entrypoints.http import catalog
+from entrypoints.http import catalog, order_actions
 from entrypoints.http.deps import Caller, EngineDep
 from entrypoints.http.ops import admin_only
 from entrypoints.http.schema import Cursor, Limit, parse_instant, query, text_filter, time_filter
@@ -32,6 +32,7 @@ from projections.runner import ProjectionRunner
 from projections.state import ProjectionState
 
 Provider = Literal["nowpayments", "kinguin"]
+Period = Literal["hour", "day"]
 PROJECTION_ACTIONS = ("rebuild", "cancel", "retry", "skip")
 
 OrderIdFilter = Annotated[UUID | None, query("only this order's entries")]
@@ -49,7 +50,7 @@ def list_orders(
     ] = None,
     product: Annotated[str | None, text_filter("only orders with this product id")] = None,
     flagged: Annotated[
-        bool, query("only orders with a payment flag, or held for the supplier's balance")
+        bool, query("only orders with a payment flag, held for the balance, or returning keys")
     ] = False,
     created_after: Annotated[str | None, time_filter("placed at or after (ISO 8601)")] = None,
     created_before: Annotated[str | None, time_filter("placed before (ISO 8601)")] = None,
@@ -129,50 +130,6 @@ def needs_attention(
 
 
 _ORDER = msgspec.json.Decoder(Order)
-
-
-@post("/orders/{order_id:uuid}/retry", sync_to_thread=True, status_code=202)
-def retry_order(order_id: FromPath[UUID], request: Caller, engine: EngineDep) -> dict[str, Any]:
-    """Send a fulfillment_failed order back to be bought or delivered again."""
-    order = engine.fulfillment.retry(order_id, request.user)
-    return order_view(order, engine.customers.email_of(order))
-
-
-class RefundIn(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /admin/orders/{id}/refund``: why, and the payment provider's refund reference."""
-
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] = "refunded by an admin"
-    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-
-
-@post("/orders/{order_id:uuid}/refund", sync_to_thread=True, status_code=200)
-def refund_order(
-    order_id: FromPath[UUID],
-    engine: EngineDep,
-    request: Caller,
-    data: Annotated[RefundIn | None, Body()] = None,
-) -> dict[str, Any]:
-    """Refund a paid order that was not delivered (``RefundRequested``, ``OrderRefunded``)."""
-    body = data or RefundIn()
-    order = engine.refunds.refund(
-        order_id, request.user, reason=body.reason, reference=body.reference
-    )
-    return order_view(order, engine.customers.email_of(order))
-
-
-@post("/orders/{order_id:uuid}/return-keys", sync_to_thread=True, status_code=200)
-def return_keys(order_id: FromPath[UUID], engine: EngineDep, request: Caller) -> dict[str, Any]:
-    """Return a delivered order's unrevealed keys to Kinguin (within 24 hours), shred them and
-    refund the order; refused with the reason otherwise."""
-    order = engine.refunds.return_keys(order_id, request.user)
-    return order_view(order, engine.customers.email_of(order))
-
-
-@post("/orders/{order_id:uuid}/shred", sync_to_thread=True, status_code=200)
-def shred_order(order_id: FromPath[UUID], request: Caller, engine: EngineDep) -> dict[str, Any]:
-    """Destroy the order's data key: its keys answer 410 from now on; history and audit stay."""
-    order = engine.keys.shred(order_id, request.user)
-    return order_view(order, engine.customers.email_of(order))
 
 
 @post("/customers/{customer:str}/erase", sync_to_thread=True, status_code=200)
@@ -262,11 +219,15 @@ def key_audit(order_id: FromPath[UUID], engine: EngineDep) -> dict[str, Any]:
 
 
 @get("/dashboard", sync_to_thread=True)
-def dashboard(engine: EngineDep) -> dict[str, Any]:
-    """Orders by status, revenue, fulfilment latency, and each projection's state."""
+def dashboard(
+    engine: EngineDep,
+    by: Annotated[Period, query("one point per hour (the last 48) or day (30)")] = "hour",
+) -> dict[str, Any]:
+    """Orders by status; sales, margin, failures, fulfilment times and the supplier balance,
+    all-time and as charts (from the ``sales`` read model); each projection's state."""
     head = engine.store.head()
     return {
-        **engine.read_models.dashboard(),
+        **engine.read_models.dashboard(by, engine.clock.now()),
         "projections": [projection_view(r.state(), head) for r in engine.projections.values()],
     }
 
@@ -354,10 +315,7 @@ ADMIN = Router(
         list_orders,
         order_detail,
         needs_attention,
-        retry_order,
-        refund_order,
-        return_keys,
-        shred_order,
+        *order_actions.ROUTES,
         erase_customer,
         list_reservations,
         list_webhook_logs,

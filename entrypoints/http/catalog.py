@@ -109,6 +109,14 @@ def admin_catalog(
     return {"items": page.items, "next_cursor": page.next_cursor, "last_sync": sync}
 
 
+@post("/catalog/sync", sync_to_thread=True, status_code=200)
+def sync_catalog(engine: EngineDep) -> dict[str, Any]:
+    """Sync with Kinguin now, without waiting for the next periodic sync: what changed since
+    the last one (everything when there was none). 502 when Kinguin does not answer."""
+    report = engine.catalog.sync()
+    return {"mode": report.mode, "seen": report.seen, "changed": report.changed}
+
+
 @get("/pricing", sync_to_thread=True)
 def get_pricing(engine: EngineDep) -> dict[str, Any]:
     """The margin rules in force."""
@@ -164,7 +172,7 @@ def _previewed(item: dict[str, Any], rules: PricingRules) -> dict[str, Any]:
 
 
 PUBLIC_ROUTES = [list_products, get_product]
-ADMIN_ROUTES = [admin_catalog, get_pricing, put_pricing, preview_pricing]
+ADMIN_ROUTES = [admin_catalog, sync_catalog, get_pricing, put_pricing, preview_pricing]
 
 
 def public_view(product: dict[str, Any]) -> dict[str, Any]:

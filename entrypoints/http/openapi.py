@@ -211,6 +211,26 @@ ROUTE_ERRORS: Mapping[tuple[str, str], Mapping[int, str]] = {
     ("POST", "/admin/orders/{order_id}/shred"): {
         409: f"{ORDER_ALREADY}: a paid or reserved order is not shredded"
     },
+    ("POST", "/admin/orders/{order_id}/finish-return"): {
+        409: f"{ORDER_ALREADY}: no key return is under way, or Kinguin refuses it",
+        502: SUPPLIER,
+    },
+    ("POST", "/admin/orders/{order_id}/abandon-return"): {
+        409: f"{ORDER_ALREADY}: no key return is under way, or Kinguin already took the keys",
+        502: SUPPLIER,
+    },
+    ("POST", "/admin/orders/{order_id}/resume"): {
+        409: f"{ORDER_ALREADY}: the purchase is not held for the supplier balance"
+    },
+    ("POST", "/admin/orders/{order_id}/resolve-flags"): {
+        409: f"{ORDER_ALREADY}: the order has no payment flag"
+    },
+    ("POST", "/admin/orders/{order_id}/resend-email"): {
+        409: f"{ORDER_ALREADY}: not fulfilled, keys destroyed or being returned, or the address "
+        "erased",
+        502: "Mail provider failed: Resend refused the e-mail or could not be reached",
+    },
+    ("POST", "/admin/catalog/sync"): {502: SUPPLIER},
     ("POST", "/admin/webhook-logs/{delivery_id}/replay"): {
         400: "Bad Request: the stored delivery cannot be replayed (its body is unreadable)",
         404: "Webhook delivery not found",

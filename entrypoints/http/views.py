@@ -141,8 +141,9 @@ class PaymentIn(msgspec.Struct):
 
 def order_view(order: Order, email: str | None, *, staff: bool = False) -> dict[str, Any]:
     """The order as clients read it (``email`` as unsealed, None once the customer is erased).
-    A failure shows as its ``failure_code``; staff also see the supplier's order id and the
-    full ``failure_reason``."""
+    A failure shows as its ``failure_code``; staff also see the supplier's order id, the full
+    ``failure_reason``, the payment ``flags``, why the purchase is ``held`` and whether a key
+    return is under way (``returning``)."""
     view: dict[str, Any] = {
         "id": str(order.id),
         "status": order.status.value,
@@ -171,6 +172,9 @@ def order_view(order: Order, email: str | None, *, staff: bool = False) -> dict[
         view |= {
             "supplier_order_id": order.supplier_order_id,
             "failure_reason": order.failure_reason,
+            "flags": list(order.flags),
+            "held": order.held,
+            "returning": order.returning,
         }
     return view
 

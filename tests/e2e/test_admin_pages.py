@@ -108,12 +108,23 @@ def log_in(page: Page, engine: RunningEngine) -> None:
 
 
 def see_dashboard(page: Page) -> None:
-    """The landing section counts the fulfilled order and lists the projections."""
+    """The landing section counts the fulfilled order, lists the projections, states the
+    Kinguin balance, and charts the hour's order (its figures readable as a table), by hour
+    and then by day."""
     expect(page.get_by_role("link", name="Dashboard")).to_have_attribute("aria-current", "page")
     expect(page.locator('#dash-status tr[data-status="fulfilled"] td')).to_have_text("1")
     expect(page.locator("#dash-projections tbody tr")).to_have_count(len(NAMES))
-    expect(page.locator("#dash-latency")).to_contain_text("orders measured")
+    expect(page.locator("#dash-totals")).to_contain_text("orders measured")
+    expect(page.locator("#dash-balance")).to_contain_text("EUR")
+    expect(page.locator("#dash-charts figure svg")).to_have_count(5)
     page.screenshot(path=ARTIFACTS / "admin-dashboard.png", full_page=True)
+    orders = page.locator("#chart-orders")
+    orders.get_by_text("Figures").click()
+    fulfilled = orders.locator("tbody td:nth-of-type(2)").filter(has_text=re.compile(r"^1$"))
+    expect(fulfilled).to_have_count(1)  # in one hour (the last, or the one before at :00)
+    page.get_by_label("By day, 30 days").check()
+    expect(orders.locator("tbody tr")).to_have_count(30)
+    expect(fulfilled).to_have_count(1)
 
 
 def see_order(page: Page, order_id: str) -> None:
@@ -472,3 +483,60 @@ def test_the_console_reads_at_phone_width_and_works_from_the_keyboard(
         expect(page.locator("#confirm")).to_be_hidden()
     finally:
         phone.close()
+
+
+def queued_kind(engine: RunningEngine, order_id: str) -> str | None:
+    with engine.client("ops", "admin") as admin:
+        items = admin.get("/admin/attention").json()["items"]
+    return next((row["kind"] for row in items if row["order_id"] == order_id), None)
+
+
+@EMBEDDED
+def test_the_console_queue_resumes_a_held_purchase_and_settles_a_flagged_payment(
+    engine: RunningEngine, context: BrowserContext
+) -> None:
+    """With no Kinguin balance an order is held; after a top-up "Resume purchase" (its total in
+    the confirmation) buys it. Money for a refunded order is flagged; "Resolve" asks for a
+    note and will not go without one; with it, the flag is cleared and the row leaves."""
+    set_faults(engine.url, balance=0)
+    with engine.client("rosa") as rosa, engine.client("ops", "admin") as admin:
+        held = paid_order(rosa)
+        late, invoice = ordered(rosa, "rosa@shop.example")
+        paid_partly(rosa, invoice)
+        wait_for_status(rosa, late, "underpaid")
+        assert admin.post(f"/admin/orders/{late}/refund").status_code == 200
+        pay_in_full(rosa, invoice)
+    kinds = eventually(
+        lambda: (queued_kind(engine, held), queued_kind(engine, late)),
+        lambda found: found == ("held", "flagged"),
+    )
+    assert kinds == ("held", "flagged")
+    page = context.new_page()
+    log_in(page, engine)
+    page.get_by_role("link", name="Needs attention").click()
+    set_faults(engine.url, balance=1000)
+    row = page.locator(f'#attention-table tr[data-order="{held}"]')
+    expect(row).to_contain_text("Held for the supplier's balance")
+    row.get_by_role("button", name=re.compile("^Resume purchase")).click()
+    expect(page.locator("#confirm-text")).to_contain_text("6.99 EUR")
+    page.locator("#confirm").get_by_role("button", name="Confirm").click()
+    expect(page.locator("#attention-status")).to_contain_text(f"Order {held}: resume purchase done")
+    with engine.client("rosa") as rosa:
+        wait_for_status(rosa, held, "fulfilled")
+
+    row = page.locator(f'#attention-table tr[data-order="{late}"]')
+    expect(row).to_contain_text("received for an order that is refunded")
+    row.get_by_role("button", name=re.compile("^Resolve")).click()
+    dialog = page.locator("#confirm")
+    expect(dialog.get_by_label("Note, kept in the order's history")).to_be_visible()
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(dialog).to_be_visible()  # a note is required
+    dialog.get_by_label("Note, kept in the order's history").fill("sent back, refund 4711")
+    page.screenshot(path=ARTIFACTS / "console-resolve.png", full_page=True)
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#attention-status")).to_contain_text(f"Order {late}: resolve done")
+    expect(row).to_have_count(0)
+    with engine.client("ops", "admin") as admin:
+        history = admin.get(f"/orders/{late}/history").json()
+    resolved = [e["data"] for e in history if e["type"] == "PaymentFlagsResolved"]
+    assert [(r["by"], r["note"]) for r in resolved] == [("ops", "sent back, refund 4711")]

@@ -31,7 +31,7 @@ class Kinguin:
     def __init__(self) -> None:
         self.status = "processing"
 
-    def balance(self) -> Decimal:
+    def balance(self, *, fresh: bool = False) -> Decimal:  # noqa: ARG002 - the port
         return Decimal(1000)
 
     def place_order(self, external_id: str, items: Sequence[LineItem]) -> SupplierOrder:

@@ -25,7 +25,7 @@ from tests.unit.test_order import NOW, notice, placed, step
 class InStock:
     """A Kinguin that accepts the purchase with every key already delivered."""
 
-    def balance(self) -> Decimal:
+    def balance(self, *, fresh: bool = False) -> Decimal:  # noqa: ARG002 - the port
         return Decimal(1000)
 
     def place_order(self, external_id: str, items: Sequence[LineItem]) -> SupplierOrder:

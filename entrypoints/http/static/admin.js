@@ -8,6 +8,7 @@ import {
 } from "./blocks.js";
 import { makeAttention } from "./attention.js";
 import { catalogSection, wireCatalog } from "./catalog.js";
+import { makeDashboard } from "./dashboard.js";
 import { follow } from "./live.js";
 
 (() => {
@@ -24,30 +25,7 @@ import { follow } from "./live.js";
 
   // ---- dashboard -----------------------------------------------------------------------------
 
-  async function loadDashboard() {
-    const answer = await api("GET", "/admin/dashboard");
-    if (!answer.ok) return say("dashboard-status", answer.message, true);
-    const data = answer.body;
-    const counts = data.orders_by_status || {};
-    const known = STATUSES.filter((s) => s in counts).concat(Object.keys(counts).filter((s) => !STATUSES.includes(s)));
-    fill($("dash-status").tBodies[0], known.map((status) => {
-      const row = el("tr", {}, el("th", { scope: "row" }, badge(status)), numCell(counts[status]));
-      row.dataset.status = status;
-      return row;
-    }), "No orders yet.", 2);
-    const revenue = Object.entries(data.revenue || {});
-    fields($("dash-revenue"), revenue.length ? revenue.map(([cur, amount]) => [cur.toUpperCase(), amount]) : [["—", "none yet"]]);
-    const latency = data.fulfilment_latency_ms || {};
-    fields($("dash-latency"), [
-      ["median", latency.median === null ? "—" : `${latency.median} ms`],
-      ["95th percentile", latency.p95 === null ? "—" : `${latency.p95} ms`],
-      ["orders measured", latency.count],
-    ]);
-    fill($("dash-projections").tBodies[0], (data.projections || []).map((p) =>
-      el("tr", {}, el("th", { scope: "row" }, p.name), numCell(p.version), cell(badge(p.state)), numCell(p.lag_events)),
-    ), "No projections.", 4);
-    return say("dashboard-status", `Updated ${new Date().toLocaleTimeString()}.`);
-  }
+  const loadDashboard = makeDashboard(STATUSES);
 
   // ---- orders --------------------------------------------------------------------------------
 
@@ -100,6 +78,29 @@ import { follow } from "./live.js";
       path: "retry",
       ask: (o) => `Send order ${o.id} (${o.total} ${o.currency.toUpperCase()}) back to be bought or delivered again.`,
     },
+    resend_email: {
+      path: "resend-email",
+      ask: (o) => `Send the delivery e-mail of order ${o.id} again to ${o.email || "the customer"}, with a new link to its ${o.key_count} key(s), valid for 15 minutes.`,
+    },
+    resume: {
+      path: "resume",
+      ask: (o) => `Try buying the keys of order ${o.id} (${o.total} ${o.currency.toUpperCase()}) from Kinguin again now. If the balance still does not cover it, the order waits again.`,
+    },
+    resolve_flags: {
+      path: "resolve-flags",
+      note: "note",
+      required: true,
+      ask: (o) => `Clear the payment flags of order ${o.id}, ${o.status}, total ${o.total} ${o.currency.toUpperCase()}: ${o.flags.join("; ")}. Say how the payment was settled.`,
+    },
+    finish_return: {
+      path: "finish-return",
+      ask: (o) => `Finish returning the ${o.key_count} key(s) of order ${o.id} to Kinguin: our copies are destroyed and ${o.refund_amount} ${o.currency.toUpperCase()} is refunded to the customer.`,
+    },
+    abandon_return: {
+      path: "abandon-return",
+      note: "reason",
+      ask: (o) => `Give up returning the keys of order ${o.id}: the customer keeps its ${o.key_count} key(s) and nothing is refunded.`,
+    },
   };
 
   function showActions(o) {
@@ -136,7 +137,8 @@ import { follow } from "./live.js";
       ["Status", badge(o.status)], ["Version", o.version], ["Owner", placed.owner], ["E-mail", o.email],
       ["Total", `${o.total} ${String(o.currency).toUpperCase()}`], ["Refundable", `${o.refund_amount} ${String(o.currency).toUpperCase()}`],
       ["Invoice", o.invoice_id], ["Payment", o.payment_id], ["Kinguin order", o.supplier_order_id], ["Keys", o.key_count],
-      ["Failure", o.failure_reason], ["Created", time(o.created_at)], ["Updated", time(o.updated_at)],
+      ["Failure", o.failure_reason], ["Flags", (o.flags || []).join("; ")], ["Held", o.held],
+      ["Key return", o.returning ? "under way" : ""], ["Created", time(o.created_at)], ["Updated", time(o.updated_at)],
     ]);
     showActions(o);
     $("order-timeline").replaceChildren(...(history.ok ? history.body.map(timelineItem) : []));
@@ -146,8 +148,10 @@ import { follow } from "./live.js";
 
   async function act(name) {
     const o = shownDetail;
-    if (!o || !(await confirmed(ACTIONS[name].ask(o)))) return undefined;
-    const answer = await api("POST", `/admin/orders/${enc(o.id)}/${ACTIONS[name].path}`);
+    const action = ACTIONS[name];
+    const body = o ? await confirmed(action.ask(o), action.note || null, Boolean(action.required)) : null;
+    if (body === null) return undefined;
+    const answer = await api("POST", `/admin/orders/${enc(o.id)}/${action.path}`, null, action.note ? body : undefined);
     if (!answer.ok) return say("order-status", answer.message, true);
     await showOrder(o.id);
     return say("order-status", `Done: the order is now ${answer.body.status}.`);
@@ -360,6 +364,7 @@ import { follow } from "./live.js";
     window.addEventListener("hashchange", () => route(true));
     wireCatalog();
     $("dashboard-refresh").addEventListener("click", loadDashboard);
+    for (const choice of document.querySelectorAll('input[name="dash-by"]')) choice.addEventListener("change", loadDashboard);
     $("projections-refresh").addEventListener("click", loadProjections);
     for (const button of document.querySelectorAll("#order-detail [data-action]")) {
       button.addEventListener("click", () => act(button.dataset.action));

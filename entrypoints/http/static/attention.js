@@ -1,11 +1,13 @@
 // The console's "Needs attention" queue: every order that waits for a person, with the action
-// each needs in place (accept a moved supplier cost, retry, refund), each confirmed with the
-// amounts involved.
+// each needs in place (accept a moved supplier cost, retry, resume a held purchase, resolve a
+// flagged payment, finish or abandon a key return, refund), each confirmed with the amounts
+// involved.
 import { el, enc, cell, numCell, badge, hidden, time, say, api, pagedList, confirmed } from "./blocks.js";
 
 const KINDS = {
   price_changed: "Kinguin's price moved",
   failed: "Fulfilment failed",
+  returning: "Key return under way or interrupted",
   held: "Held for the supplier's balance",
   flagged: "Payment flagged",
 };
@@ -39,6 +41,33 @@ const ACTIONS = {
     allowed: (row) => row.kind === "failed" && row.actions.retry === null,
     ask: async (row) => `Send order ${row.order_id} (${eur(row.total, row.currency)}) back to be bought or delivered again.`,
   },
+  resume: {
+    label: "Resume purchase",
+    path: "resume",
+    allowed: (row) => row.actions.resume === null,
+    ask: async (row) => `Try buying the keys of order ${row.order_id} (${eur(row.total, row.currency)}) from Kinguin again now; top up the Kinguin balance first. If it still does not cover the purchase, the order waits again.`,
+  },
+  resolve: {
+    label: "Resolve",
+    path: "resolve-flags",
+    note: "note",
+    required: true,
+    allowed: (row) => row.actions.resolve_flags === null,
+    ask: async (row) => `Clear the payment flags of order ${row.order_id}, ${row.status}, total ${eur(row.total, row.currency)}: ${row.flags}. Say how the payment was settled.`,
+  },
+  finish: {
+    label: "Finish return",
+    path: "finish-return",
+    allowed: (row) => row.actions.finish_return === null,
+    ask: async (row) => `Finish returning the keys of order ${row.order_id} to Kinguin: our copies are destroyed and ${eur(row.refund_amount, row.currency)} is refunded to the customer.`,
+  },
+  abandon: {
+    label: "Abandon return",
+    path: "abandon-return",
+    note: "reason",
+    allowed: (row) => row.actions.abandon_return === null,
+    ask: async (row) => `Give up returning the keys of order ${row.order_id}: the customer keeps them and nothing is refunded.`,
+  },
   refund: {
     label: "Refund",
     path: "refund",
@@ -55,8 +84,9 @@ export function makeAttention() {
     const action = ACTIONS[name];
     const text = await action.ask(row);
     if (text === null) return say("attention-status", "The order could not be read; try again.", true);
-    if (!(await confirmed(text))) return undefined;
-    const answer = await api("POST", `/admin/orders/${enc(row.order_id)}/${action.path}`);
+    const body = await confirmed(text, action.note || null, Boolean(action.required));
+    if (body === null) return undefined;
+    const answer = await api("POST", `/admin/orders/${enc(row.order_id)}/${action.path}`, null, action.note ? body : undefined);
     if (!answer.ok) return say("attention-status", answer.message, true);
     await load(null);
     return say("attention-status", `Order ${row.order_id}: ${action.label.toLowerCase()} done; it is now ${answer.body.status}.`);

@@ -142,12 +142,24 @@ export function pagedList(name, path, renderRow, columns, prepare) {
   return load;
 }
 
-/** Ask in the page's modal dialog; resolves to whether the admin confirmed. */
-export function confirmed(text) {
+/**
+ * Ask in the page's modal dialog; resolves to null when the admin cancels, else to the JSON body
+ * of the action: `{}`, or `{[note]: text}` when the action takes a note (`note`: its field's
+ * name; `required`: the dialog is not confirmed without one).
+ */
+export function confirmed(text, note = null, required = false) {
   const dialog = $("confirm");
+  const field = $("confirm-note");
   $("confirm-text").textContent = text;
+  $("confirm-note-field").hidden = note === null;
+  field.value = "";
+  field.required = required;
   return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+    dialog.addEventListener("close", () => {
+      if (dialog.returnValue !== "confirm") return resolve(null);
+      const written = field.value.trim();
+      return resolve(note !== null && written ? { [note]: written } : {});
+    }, { once: true });
     dialog.showModal();
   });
 }

@@ -108,6 +108,19 @@ async function save() {
   return say("pricing-status", `Saved: ${answer.body.repriced} product(s) repriced.`);
 }
 
+/** Sync with Kinguin now (what changed since the last sync), then show the first page again. */
+async function syncNow() {
+  const button = $("catalog-sync");
+  button.disabled = true;
+  say("catalog-status", "Syncing with Kinguin…");
+  const answer = await api("POST", "/admin/catalog/sync");
+  button.disabled = false;
+  if (!answer.ok) return say("catalog-status", answer.message, true);
+  await load(null, false);
+  const { mode, seen, changed } = answer.body;
+  return say("catalog-status", `Synced (${mode}): ${seen} product(s) read from Kinguin, ${changed} changed.`);
+}
+
 /** Show the section: the rules in force and the first page of the catalog. */
 export async function catalogSection() {
   await loadRules();
@@ -135,4 +148,5 @@ export function wireCatalog() {
     load(state.cursor, true);
   });
   $("pricing-save").addEventListener("click", save);
+  $("catalog-sync").addEventListener("click", syncNow);
 }
