@@ -1,10 +1,11 @@
 """Telling an outage of the infrastructure from every other failure.
 
-An outage — PostgreSQL restarting or stopped, a connection of ours cut, Redis unreachable — is
-expected: the background loops, the actors and the HTTP layer log it as one WARNING line that
-names what failed and when it is tried again, and carry on once the service is back. Anything
-else is unexpected and keeps its traceback. This module is the one place that knows which
-exceptions of psycopg, psycopg_pool, eventsourcing, redis and Dramatiq mean "unavailable".
+An outage — PostgreSQL restarting or stopped, a connection of ours cut, Redis or the key vault's
+S3 server unreachable — is expected: the background loops, the actors and the HTTP layer log it
+as one WARNING line that names what failed and when it is tried again, and carry on once the
+service is back. Anything else is unexpected and keeps its traceback. This module is the one
+place that knows which exceptions of psycopg, psycopg_pool, eventsourcing, redis, Dramatiq and
+the key vault mean "unavailable".
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import redis.exceptions
 from dramatiq.errors import BrokerConnectionError
 from eventsourcing import persistence
 
+from adapters.vault import VaultUnavailable
+
 DATABASE = "database"
 REDIS = "Redis"
+VAULT = "key vault"
 
 # SQLSTATEs a server sends when it goes away or will not take the connection yet: connection
 # exceptions (class 08), shutdown by an administrator (a restart) or a crash, "the database
@@ -27,8 +31,8 @@ _SERVER_GONE = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 
 def unavailable(error: BaseException) -> str | None:
-    """What is unavailable (``"database"`` or ``"Redis"``) when ``error`` is an outage — or a
-    wrapper raised ``from`` one — else ``None``."""
+    """What is unavailable (``"database"``, ``"Redis"``, ``"key vault"``) when ``error`` is an
+    outage — or a wrapper raised ``from`` one — else ``None``."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -72,6 +76,7 @@ _KINDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str |
     (redis.exceptions.AuthenticationError, None),  # a wrong password is a configuration error
     ((redis.exceptions.ConnectionError, redis.exceptions.TimeoutError), REDIS),
     (BrokerConnectionError, REDIS),
+    (VaultUnavailable, VAULT),
 )
 
 

@@ -22,12 +22,13 @@ from typing import Any, TypeVar
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.vault import VaultError, check_ref
+from adapters.vault import VaultError, VaultUnavailable, check_ref
 
 T = TypeVar("T")
 PREFIX = "bitloot/"  # every object of the vault is under it
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _TAKEN = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+_BUSY = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "500", "503"}
 
 
 class S3Vault:
@@ -137,9 +138,11 @@ class S3Vault:
                 raise _Missing(code) from failure
             if code in _TAKEN:
                 raise _Taken(code) from failure
+            if code in _BUSY:
+                raise VaultUnavailable(f"S3 error {code}") from failure
             raise VaultError(f"S3 error {code}") from failure
         except BotoCoreError as failure:
-            raise VaultError(f"S3 unreachable: {type(failure).__name__}") from failure
+            raise VaultUnavailable(f"S3 unreachable: {type(failure).__name__}") from failure
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run on the vault's loop, in the caller's context (its trace goes with the call)."""

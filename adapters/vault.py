@@ -22,6 +22,11 @@ class VaultError(Exception):
     """The vault could not do what was asked."""
 
 
+class VaultUnavailable(VaultError):
+    """The vault's server did not answer, or answered that it cannot now (5xx, throttling):
+    an outage, which passes (``adapters.outages``)."""
+
+
 class BlobVault(Protocol):
     """Stores opaque blobs under references."""
 

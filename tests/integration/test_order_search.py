@@ -16,7 +16,7 @@ import pytest
 from adapters.crypto import MasterKeys
 from adapters.custody import EnvelopeCustody
 from adapters.eventstore import RecorderEventStore
-from adapters.vault import FileVault
+from adapters.vault import FileVault, VaultUnavailable
 from adapters.views import ViewDatabase
 from application.customers import CustomerData
 from application.orders import Viewer
@@ -39,12 +39,24 @@ class Clock:
         return NOW
 
 
+class SwitchedVault(FileVault):
+    """The file vault, behind a switch that makes every call an S3 outage while ``down``."""
+
+    down = False
+
+    def get(self, ref: str) -> bytes | None:
+        if self.down:
+            raise VaultUnavailable("S3 unreachable: EndpointConnectionError")
+        return super().get(ref)
+
+
 class Shop:
     """A store, read models and the custody of customers' addresses, with the two projections."""
 
     def __init__(self, store: RecorderEventStore, views: ViewDatabase, vault: Path) -> None:
         self.store, self.views = store, views
-        custody = EnvelopeCustody(FileVault(vault), MasterKeys([base64.b64decode(KEY)]))
+        self.vault = SwitchedVault(vault)
+        custody = EnvelopeCustody(self.vault, MasterKeys([base64.b64decode(KEY)]))
         self.customers = CustomerData(custody, store, Clock())
         self.runners = [
             ProjectionRunner(store, views, OrdersProjection()),
@@ -139,3 +151,17 @@ def test_a_product_search_waits_for_the_rebuild_that_adds_its_column(shop: Shop)
     with pytest.raises(ReadModelRebuilding):
         shop.found(product="p1")
     assert shop.found(customer="alice") == {order}
+
+
+def test_the_email_lookup_waits_out_a_vault_outage(shop: Shop) -> None:
+    """The vault is down while the projection opens an address: the batch is tried again, the
+    projection stays live, nothing is skipped, and the address is found once the vault is back."""
+    order = shop.order("alice", "alice@shop.example", "p1", days=0)
+    emails = shop.runners[1]
+    shop.vault.down = True
+    with pytest.raises(VaultUnavailable):
+        emails.run_once()
+    assert (emails.state().state, emails.state().position) == ("live", 0)
+    shop.vault.down = False
+    assert shop.found(email="alice@shop.example") == {order}
+    assert emails.state().position == shop.store.head()

@@ -12,8 +12,9 @@ import pytest
 
 from adapters import crypto
 from adapters.custody import EnvelopeCustody
+from adapters.outages import unavailable
 from adapters.s3_vault import S3Vault
-from adapters.vault import BlobVault, FileVault, VaultError
+from adapters.vault import BlobVault, FileVault, VaultError, VaultUnavailable
 from application.errors import KeyUnreadable
 from tests.support import free_port
 
@@ -84,8 +85,9 @@ def test_custody_round_trip_and_tamper_on_each_vault(vault: BlobVault) -> None:
         custody.open(order, "k1", sealed.vault_ref)
 
 
-def test_unreachable_s3_is_a_vault_error() -> None:
-    """No server behind the endpoint: a named VaultError, not a hang."""
+def test_unreachable_s3_is_an_outage() -> None:
+    """No server behind the endpoint: a named VaultError, not a hang, and an outage (one
+    WARNING line, tried again) rather than a fault."""
     vault = S3Vault(
         endpoint=f"http://127.0.0.1:{free_port()}",
         bucket="b",
@@ -93,7 +95,8 @@ def test_unreachable_s3_is_a_vault_error() -> None:
         secret_access_key="y",
     )
     try:
-        with pytest.raises(VaultError):
+        with pytest.raises(VaultUnavailable) as raised:
             vault.ping()
+        assert unavailable(raised.value) == "key vault"
     finally:
         vault.close()

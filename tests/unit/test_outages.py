@@ -34,8 +34,9 @@ from adapters.batch_loop import BatchLoop
 from adapters.broker import QUEUE, DramatiqDispatcher, declare_actors, make_broker
 from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.outages import OutagesAsWarnings, log_failure, unavailable
+from adapters.vault import VaultError, VaultUnavailable
 from adapters.views import HeldLock, SQLiteViews, Tx
-from application.errors import ConcurrencyConflict
+from application.errors import ConcurrencyConflict, KeyUnreadable
 from domain import order as rules
 from domain.events import DomainEvent, LineItem
 from entrypoints import bootstrap as composition
@@ -69,6 +70,8 @@ def _wrapped(cause: BaseException, wrapper: type[Exception]) -> Exception:
         (redis.ConnectionError("Error 111 connecting"), "Redis"),
         (redis.TimeoutError("Timeout reading from socket"), "Redis"),
         (ConnectionClosed("Error 111 connecting"), "Redis"),  # type: ignore[no-untyped-call]
+        (VaultUnavailable("S3 unreachable: EndpointConnectionError"), "key vault"),
+        (_wrapped(VaultUnavailable("S3 error SlowDown"), KeyUnreadable), "key vault"),
         # failures that are not outages keep their tracebacks
         (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), None),
         (psycopg.errors.LockNotAvailable("could not obtain lock"), None),
@@ -80,6 +83,7 @@ def _wrapped(cause: BaseException, wrapper: type[Exception]) -> Exception:
         (redis.AuthenticationError("invalid password"), None),
         (redis.ResponseError("WRONGTYPE"), None),
         (ValueError("a bug"), None),
+        (VaultError("invalid vault reference"), None),
     ],
 )
 def test_what_counts_as_an_outage(error: BaseException, service: str | None) -> None:
