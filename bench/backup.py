@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -32,13 +32,13 @@ import psycopg
 
 from adapters.crypto import MasterKeys
 from adapters.custody import EnvelopeCustody
+from bench.shop import write_orders
 from domain import order as rules
 from domain import payments, supply
 from domain.events import DomainEvent, LineItem
 from domain.order import DeliveredKey
 from domain.payments import PaymentNotice
-from entrypoints.bootstrap import bootstrap
-from entrypoints.settings import load_settings
+from entrypoints.bootstrap import Engine
 
 BITLOOT = str(Path(sys.executable).with_name("bitloot"))
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
@@ -130,21 +130,12 @@ def s3_vault(endpoint: str) -> dict[str, str]:
 
 def fill(env: dict[str, str], orders: int) -> int:
     """Write ``orders`` fulfilled orders through the engine's store and custody."""
-    engine = bootstrap(load_settings(env))
-    custody = EnvelopeCustody(engine.vault, MasterKeys(engine.settings.master_keys))
-    written, batch = 0, list[DomainEvent]()
-    try:
-        for _ in range(orders):
-            batch += fulfilled_order(custody)
-            if len(batch) >= 1000:
-                engine.store.save(batch)
-                written, batch = written + len(batch), []
-        if batch:
-            engine.store.save(batch)
-            written += len(batch)
-    finally:
-        engine.stop()
-    return written
+
+    def maker(engine: Engine) -> Callable[[], list[DomainEvent]]:
+        custody = EnvelopeCustody(engine.vault, MasterKeys(engine.settings.master_keys))
+        return lambda: fulfilled_order(custody)
+
+    return write_orders(env, orders, maker)
 
 
 def fulfilled_order(custody: EnvelopeCustody) -> list[DomainEvent]:

@@ -4,6 +4,7 @@ given, so rows and position commit together and a replay is idempotent."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -34,6 +35,8 @@ class Projection(ABC):
     table of another version rebuilds it beside the live one (``projections.versions``)."""
 
     def __init_subclass__(cls) -> None:
+        if inspect.isabstract(cls):
+            return  # a kind of projection (``BatchedProjection``), named by its subclasses
         if not _IDENTIFIER.match(cls.name):
             raise ValueError(f"projection name {cls.name!r} is not a plain identifier")
 
@@ -55,6 +58,22 @@ class Projection(ABC):
         """What the runner calls: the batch as stored and as decoded. A projection of the
         stored bytes themselves (the log's tree) overrides it; the others read the events."""
         return self.apply_batch(tx, table, [(record.id, event) for record, event in batch])
+
+
+class BatchedProjection(Projection):
+    """A projection that works a whole batch at once (loading each row it touches once): one
+    event is a batch of one."""
+
+    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> Change | None:
+        """Apply one event as a batch of one."""
+        changes = self.apply_batch(tx, table, [(position, event)])
+        return changes[0] if changes else None
+
+    @abstractmethod
+    def apply_batch(
+        self, tx: Tx, table: str, batch: Sequence[tuple[int, DomainEvent]]
+    ) -> list[Change]:
+        """Change the rows for a batch of events in log order."""
 
 
 def table_name(projection: str, generation: int) -> str:

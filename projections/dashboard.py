@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from adapters.views import ViewDatabase
+from adapters.views import Row, ViewDatabase
 from projections.sales import COUNTS, HOUR_COLUMNS, Hour, hour_from_row, hour_of, percentile, summed
-from projections.state import query_live
+from projections.state import query_live, read_live
 
 PERIODS = {"hour": (timedelta(hours=1), 48), "day": (timedelta(days=1), 30)}
 """Each period the charts come in: its length, and how many of them are drawn."""
@@ -37,20 +37,22 @@ def series(views: ViewDatabase, by: str, now: datetime) -> list[dict[str, Any]]:
 
 
 def totals(views: ViewDatabase) -> tuple[dict[str, Hour], Decimal | None, str | None]:
-    """Every hour summed by currency, and the last balance observed with its hour."""
-    rows = query_live(
-        views,
-        "sales",
-        f"SELECT hour, currency, {', '.join(HOUR_COLUMNS)} FROM {{t}} ORDER BY hour",  # noqa: S608
-    )
-    by_currency: dict[str, Hour] = {}
-    balance: tuple[Decimal | None, str | None] = (None, None)
-    for row in rows:
-        hour = hour_from_row(row[2:])
-        by_currency.setdefault(row[1], Hour()).add(hour)
-        if hour.balance is not None:
-            balance = (hour.balance, row[0])
-    return by_currency, *balance
+    """The all-time figures by currency, and the last balance observed with its hour."""
+
+    def read(table: str) -> tuple[list[Row], list[Row]]:
+        columns = ", ".join(HOUR_COLUMNS)
+        kept = views.query(f"SELECT currency, {columns} FROM {table}_totals")  # noqa: S608
+        seen = views.query(
+            f"SELECT hour, balance FROM {table} WHERE balance IS NOT NULL "  # noqa: S608
+            "ORDER BY hour DESC LIMIT 1"
+        )
+        return kept, seen
+
+    kept, seen = read_live(views, "sales", read)
+    by_currency = {row[0]: hour_from_row(row[1:]) for row in kept}
+    if not seen:
+        return by_currency, None, None
+    return by_currency, Decimal(seen[0][1]), seen[0][0]
 
 
 def latency_figures(hour: Hour) -> dict[str, float | int | None]:

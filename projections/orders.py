@@ -13,10 +13,10 @@ from adapters.views import Tx
 from domain import order as rules
 from domain.events import ORDER_EVENTS, DomainEvent, KeysReserved, OrderFulfilled, OrderPaid
 from domain.order import Order
-from projections.base import Change, Projection
+from projections.base import BatchedProjection, Change
 
 
-class OrdersProjection(Projection):
+class OrdersProjection(BatchedProjection):
     """Orders by status, with timestamps, reservation and failure columns."""
 
     name = "orders"
@@ -34,11 +34,6 @@ class OrdersProjection(Projection):
         "CREATE INDEX IF NOT EXISTS {t}_updated ON {t} (updated_at)",
     )
     _decoder: ClassVar[msgspec.json.Decoder[Order]] = msgspec.json.Decoder(Order)
-
-    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> Change | None:
-        """Fold one event onto the stored order (see ``apply_batch``)."""
-        changes = self.apply_batch(tx, table, [(position, event)])
-        return changes[0] if changes else None
 
     def apply_batch(
         self, tx: Tx, table: str, batch: Sequence[tuple[int, DomainEvent]]

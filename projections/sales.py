@@ -1,10 +1,12 @@
 """The dashboard's read model: per hour and currency, how many orders were placed, paid,
 fulfilled, failed and refunded; the revenue and margin of the fulfilled ones; a histogram of
-their paid→fulfilled times; and the Kinguin balance last seen in the hour.
+their paid→fulfilled times; and the Kinguin balance last seen in the hour. The same figures
+all-time, per currency, are kept in a side table (``{t}_totals``).
 
 Hours add up to days, and percentiles come from the histogram, so the dashboard reads a few
-hundred rows however many orders the shop has. A side table (``{t}_orders``) keeps what an
-order's fulfilment needs: its total, its lines' supplier costs and when it was paid. Counts are
+hundred rows however many orders the shop has and however long it has run. A second side table
+(``{t}_orders``) keeps what an order's fulfilment needs: its total, its lines' supplier costs and
+when it was paid. Counts are
 added, never recomputed: the runner commits each batch's rows with its position, so an event is
 counted once per generation, and a rebuild counts the log again from the start.
 """
@@ -31,13 +33,15 @@ from domain.events import (
     OrderRefunded,
     SupplierBalanceObserved,
 )
-from projections.base import Change, Projection
+from projections.base import BatchedProjection, Change
 
 COUNTS = ("placed", "paid", "fulfilled", "failed", "refunded")
+_HISTOGRAM = msgspec.json.Decoder(dict[int, int])  # bucket: count, kept as a JSON object
+_ENCODER = msgspec.json.Encoder()
 BUCKETS_PER_DOUBLING = 4  # a latency bucket is 19 % wide
 
 
-class SalesProjection(Projection):
+class SalesProjection(BatchedProjection):
     """Hourly sales, margin, failures, fulfilment times and balance."""
 
     name = "sales"
@@ -50,7 +54,7 @@ class SalesProjection(Projection):
         CostCapRaised,
         SupplierBalanceObserved,
     )
-    side_tables = ("orders",)
+    side_tables = ("orders", "totals")
     schema = (
         "CREATE TABLE IF NOT EXISTS {t} ("
         "hour TEXT NOT NULL, currency TEXT NOT NULL, placed INTEGER NOT NULL, "
@@ -61,12 +65,12 @@ class SalesProjection(Projection):
         "CREATE TABLE IF NOT EXISTS {t}_orders ("
         "order_id TEXT PRIMARY KEY, currency TEXT NOT NULL, total TEXT NOT NULL, "
         "lines TEXT NOT NULL, paid_at TEXT, fulfilled INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS {t}_totals ("
+        "currency TEXT PRIMARY KEY, placed INTEGER NOT NULL, "
+        "paid INTEGER NOT NULL, fulfilled INTEGER NOT NULL, failed INTEGER NOT NULL, "
+        "refunded INTEGER NOT NULL, revenue TEXT NOT NULL, margin TEXT NOT NULL, "
+        "costed INTEGER NOT NULL, refunds TEXT NOT NULL, latency TEXT NOT NULL, balance TEXT)",
     )
-
-    def apply(self, tx: Tx, table: str, event: DomainEvent, position: int) -> Change | None:
-        """Count one event (see ``apply_batch``)."""
-        changes = self.apply_batch(tx, table, [(position, event)])
-        return changes[0] if changes else None
 
     def apply_batch(
         self, tx: Tx, table: str, batch: Sequence[tuple[int, DomainEvent]]
@@ -146,7 +150,7 @@ def hour_from_row(row: Sequence[Any]) -> Hour:
     revenue, margin, costed, refunds, latency, balance = row[5:]
     return Hour(
         **counts, revenue=Decimal(revenue), margin=Decimal(margin), costed=costed,
-        refunds=Decimal(refunds), latency={int(k): v for k, v in json.loads(latency).items()},
+        refunds=Decimal(refunds), latency=_HISTOGRAM.decode(latency),
         balance=None if balance is None else Decimal(balance),
     )  # fmt: skip
 
@@ -178,58 +182,38 @@ def hour_of(moment: datetime) -> str:
 
 
 class _Batch:
-    """One batch's orders and hours, loaded once and written back once."""
+    """One batch's orders, hours and totals, loaded once and written back once."""
 
     def __init__(self, tx: Tx, table: str, order_ids: Iterable[str]) -> None:
         self._tx, self._table = tx, table
         self._orders = self._load_orders(sorted(order_ids))
         self._dirty_orders: set[str] = set()
         self._hours: dict[tuple[str, str], Hour] = {}
+        self._totals: dict[str, Hour] = {}
 
     def count(self, event: DomainEvent) -> None:
-        """Count one event in."""
+        """Count one event into its hour and into the all-time totals."""
+        counted = self._delta(event)
+        if counted is not None:
+            currency, delta = counted
+            self._hour(event, currency).add(delta)
+            self._total(currency).add(delta)
+
+    def _delta(self, event: DomainEvent) -> tuple[str, Hour] | None:
+        """What the event adds, in which currency (None: nothing to count)."""
         order_id = str(event.originator_id)
+        if isinstance(event, SupplierBalanceObserved):
+            return event.currency, Hour(balance=event.balance)
         if isinstance(event, OrderPlaced):
             lines = {i.product_id: (i.quantity, i.priced_cost) for i in event.items}
             self._orders[order_id] = _Order(currency=event.currency, total=event.total, lines=lines)
             self._dirty_orders.add(order_id)
-            self._hour(event, event.currency).placed += 1
-            return
-        if isinstance(event, SupplierBalanceObserved):
-            self._hour(event, event.currency).balance = event.balance
-            return
+            return event.currency, Hour(placed=1)
         order = self._orders.get(order_id)
         if order is None:
-            return  # an order whose placing this generation never saw (cannot happen from 0)
-        hour = self._hour(event, order.currency)
-        if isinstance(event, OrderPaid):
-            hour.paid += 1
-            order.paid_at = order.paid_at or event.timestamp
-        elif isinstance(event, OrderFulfilled):
-            self._fulfilled(hour, order, event.timestamp)
-        elif isinstance(event, FulfillmentFailed):
-            hour.failed += 1
-        elif isinstance(event, OrderRefunded):
-            hour.refunded += 1
-            hour.refunds += event.amount
-        elif isinstance(event, CostCapRaised) and event.product_id in order.lines:
-            quantity, _ = order.lines[event.product_id]
-            order.lines[event.product_id] = (quantity, event.new_cap)
+            return None  # an order whose placing this generation never saw (cannot happen from 0)
         self._dirty_orders.add(order_id)
-
-    def _fulfilled(self, hour: Hour, order: _Order, at: datetime) -> None:
-        if order.fulfilled:
-            return
-        order.fulfilled = True
-        hour.fulfilled += 1
-        hour.revenue += order.total
-        margin = order.margin()
-        if margin is not None:
-            hour.margin += margin
-            hour.costed += 1
-        if order.paid_at is not None:
-            bucket = latency_bucket((at - order.paid_at).total_seconds() * 1000)
-            hour.latency[bucket] = hour.latency.get(bucket, 0) + 1
+        return order.currency, _order_delta(order, event)
 
     def _hour(self, event: DomainEvent, currency: str) -> Hour:
         key = (hour_of(event.timestamp), currency)
@@ -241,6 +225,16 @@ class _Batch:
             )
             self._hours[key] = hour_from_row(found[0]) if found else Hour()
         return self._hours[key]
+
+    def _total(self, currency: str) -> Hour:
+        if currency not in self._totals:
+            found = self._tx.execute(
+                f"SELECT {', '.join(HOUR_COLUMNS)} FROM {self._table}_totals "  # noqa: S608
+                "WHERE currency = %s",
+                (currency,),
+            )
+            self._totals[currency] = hour_from_row(found[0]) if found else Hour()
+        return self._totals[currency]
 
     def _load_orders(self, order_ids: list[str]) -> dict[str, _Order]:
         if not order_ids:
@@ -254,7 +248,7 @@ class _Batch:
         return {row[0]: _order_from_row(row[1:]) for row in found}
 
     def save(self) -> list[str]:
-        """Write the changed orders and hours; the hours changed."""
+        """Write the changed orders, hours and totals; the hours changed."""
         orders = [(order_id, self._orders[order_id]) for order_id in sorted(self._dirty_orders)]
         if orders:
             self._tx.execute_many(
@@ -263,15 +257,65 @@ class _Batch:
                 "paid_at = excluded.paid_at, fulfilled = excluded.fulfilled",
                 [_order_values(order_id, order) for order_id, order in orders],
             )
-        if self._hours:
-            updates = ", ".join(f"{c} = excluded.{c}" for c in HOUR_COLUMNS)
-            self._tx.execute_many(
-                f"INSERT INTO {self._table} (hour, currency, {', '.join(HOUR_COLUMNS)}) "  # noqa: S608
-                f"VALUES ({', '.join(['%s'] * (len(HOUR_COLUMNS) + 2))}) "
-                f"ON CONFLICT (hour, currency) DO UPDATE SET {updates}",
-                [(*key, *_hour_values(hour)) for key, hour in sorted(self._hours.items())],
-            )
+        hours = [((hour, currency), figures) for (hour, currency), figures in self._hours.items()]
+        totals = [((currency,), figures) for currency, figures in self._totals.items()]
+        _upsert(self._tx, self._table, ("hour", "currency"), hours)
+        _upsert(self._tx, f"{self._table}_totals", ("currency",), totals)
         return sorted({hour for hour, _ in self._hours})
+
+
+def _upsert(
+    tx: Tx, table: str, key: tuple[str, ...], rows: Sequence[tuple[tuple[str, ...], Hour]]
+) -> None:
+    """Write figures under their key (``hour, currency`` or ``currency``)."""
+    if not rows:
+        return
+    columns = (*key, *HOUR_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in HOUR_COLUMNS)
+    tx.execute_many(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
+        [(*values, *_hour_values(figures)) for values, figures in sorted(rows, key=_first)],
+    )
+
+
+def _first(row: tuple[tuple[str, ...], Hour]) -> tuple[str, ...]:
+    return row[0]
+
+
+def _order_delta(order: _Order, event: DomainEvent) -> Hour:
+    """What one event of a known order adds; the order's kept state follows it."""
+    if isinstance(event, OrderPaid):
+        order.paid_at = order.paid_at or event.timestamp
+        return Hour(paid=1)
+    if isinstance(event, OrderFulfilled):
+        return _fulfilled(order, event.timestamp)
+    if isinstance(event, FulfillmentFailed):
+        return Hour(failed=1)
+    if isinstance(event, OrderRefunded):
+        return Hour(refunded=1, refunds=event.amount)
+    if isinstance(event, CostCapRaised) and event.product_id in order.lines:
+        quantity, _ = order.lines[event.product_id]
+        order.lines[event.product_id] = (quantity, event.new_cap)
+    return Hour()
+
+
+def _fulfilled(order: _Order, at: datetime) -> Hour:
+    """A fulfilment's revenue, margin (when every cost is known) and paid→fulfilled time."""
+    if order.fulfilled:
+        return Hour()
+    order.fulfilled = True
+    margin = order.margin()
+    latency = {}
+    if order.paid_at is not None:
+        latency = {latency_bucket((at - order.paid_at).total_seconds() * 1000): 1}
+    return Hour(
+        fulfilled=1,
+        revenue=order.total,
+        margin=Decimal(0) if margin is None else margin,
+        costed=int(margin is not None),
+        latency=latency,
+    )
 
 
 def _order_from_row(row: Sequence[Any]) -> _Order:
@@ -299,6 +343,6 @@ def _hour_values(hour: Hour) -> tuple[object, ...]:
     return (
         hour.placed, hour.paid, hour.fulfilled, hour.failed, hour.refunded, str(hour.revenue),
         str(hour.margin), hour.costed, str(hour.refunds),
-        json.dumps({str(k): v for k, v in sorted(hour.latency.items())}),
+        _ENCODER.encode(dict(sorted(hour.latency.items()))).decode(),
         None if hour.balance is None else str(hour.balance),
     )  # fmt: skip

@@ -155,12 +155,14 @@ def see_reads_and_reservation(page: Page, order_id: str) -> None:
     expect(reads).to_have_count(1)
     expect(reads.first).to_contain_text("gina")
     expect(reads.first).to_contain_text("reveal")
+    page.screenshot(path=ARTIFACTS / "admin-audit.png", full_page=True)
     page.get_by_role("link", name="Reservations").click()
     reservations = page.locator("#reservations")
     reservations.get_by_label("Order id").fill(order_id)
     reservations.get_by_role("button", name="Apply").click()
     expect(reservations.locator("tbody tr")).to_have_count(1)
     expect(reservations.locator("tbody tr").first).to_contain_text("completed")
+    page.screenshot(path=ARTIFACTS / "admin-reservations.png", full_page=True)
 
 
 def replay_webhook(page: Page, order_id: str) -> None:
@@ -193,6 +195,7 @@ def rebuild_orders(page: Page) -> None:
     row = page.locator('#projections-table tr[data-name="orders"]')
     expect(row.locator("td").nth(0)).to_have_text("2")
     expect(row.locator("td").nth(1)).to_have_text("live")
+    page.screenshot(path=ARTIFACTS / "admin-projections.png", full_page=True)
 
 
 @EMBEDDED
