@@ -103,12 +103,15 @@ import { follow } from "./live.js";
     },
   };
 
+  /** Enable each action the domain allows; say why the others are not. An action only some
+   * orders ever need (resume, resolve, finish or abandon a return) is shown only when allowed. */
   function showActions(o) {
     const hints = [];
     for (const button of document.querySelectorAll("#order-detail [data-action]")) {
       const why = o.actions[button.dataset.action];
       button.disabled = why !== null;
-      if (why) hints.push(el("li", {}, `${button.textContent}: ${why}.`));
+      button.hidden = why !== null && "situational" in button.dataset;
+      if (why && !button.hidden) hints.push(el("li", {}, `${button.textContent}: ${why}.`));
     }
     $("order-action-hints").replaceChildren(...hints);
   }
