@@ -19,6 +19,7 @@ COPY application ./application
 COPY adapters ./adapters
 COPY projections ./projections
 COPY entrypoints ./entrypoints
+COPY sandboxes ./sandboxes
 RUN pip install --no-deps --no-build-isolation . \
     && useradd --system --uid 10001 --home-dir /var/lib/bitloot bitloot \
     && mkdir -p /var/lib/bitloot && chown bitloot /var/lib/bitloot

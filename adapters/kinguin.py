@@ -22,7 +22,7 @@ from uuid import UUID
 import httpx
 import msgspec
 
-from application.errors import SupplierRejected, SupplierUnavailable
+from application.errors import SupplierRejected, SupplierUnavailable, UnreadableDelivery
 from application.ports import ProductPage, SupplierKey, SupplierOrder
 from application.webhooks import Delivery
 from domain.events import LineItem, SupplierProduct
@@ -34,7 +34,7 @@ KEYS_PAGE_SIZE = 100  # the documented maximum
 BALANCE_CACHE_S = 5.0  # a sale spike asks for the balance once per this many seconds
 
 
-class MalformedWebhook(ValueError):
+class MalformedWebhook(UnreadableDelivery):
     """The webhook body does not have the documented shape."""
 
 
@@ -291,13 +291,8 @@ def read_order_status(
 ) -> tuple[UUID | None, SupplierNotice, Delivery]:
     """A verified ``order.status`` body as the use cases take it."""
     webhook = parse_order_status(raw_body)
-    delivery = Delivery(
-        provider="kinguin",
-        natural_key=kinguin_key(webhook.orderId, webhook.status, webhook.updatedAt),
-        event_name="order.status",
-        body=raw_body.decode(errors="replace"),
-        headers=dict(headers or {}),
-    )
+    key = kinguin_key(webhook.orderId, webhook.status, webhook.updatedAt)
+    delivery = Delivery.of("kinguin", key, "order.status", raw_body, headers)
     order_id = order_id_from_reference(webhook.orderExternalId or "")
     return order_id, supplier_notice(webhook), delivery
 
@@ -312,11 +307,6 @@ def read_product_update(
         raise MalformedWebhook(f"not a product.update payload: {bad}") from bad
     except RecursionError:
         raise MalformedWebhook("not a product.update payload: nested too deeply") from None
-    delivery = Delivery(
-        provider="kinguin",
-        natural_key=kinguin_product_key(webhook.productId, webhook.updatedAt),
-        event_name="product.update",
-        body=raw_body.decode(errors="replace"),
-        headers=dict(headers or {}),
-    )
+    key = kinguin_product_key(webhook.productId, webhook.updatedAt)
+    delivery = Delivery.of("kinguin", key, "product.update", raw_body, headers)
     return webhook.productId, delivery

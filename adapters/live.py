@@ -43,17 +43,18 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from adapters.outages import log_failure, unavailable
+from application.errors import LiveFeedUnavailable
+from application.ports import Message
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 1000  # a subscriber (or the outbox) this far behind drops messages
 RECONNECT_S = 1.0  # how long the Redis subscription waits after its connection failed
 PUBLISH_TIMEOUT_S = 2.0  # a publish to Redis given up after this long (then dropped)
 
-Message = dict[str, Any]
 Outbox = asyncio.Queue[tuple[bytes, list[str]]]
 
 
-class LiveUnavailable(Exception):
+class LiveUnavailable(LiveFeedUnavailable):
     """The channels backend (Redis) cannot take a subscription right now."""
 
 

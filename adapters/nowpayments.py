@@ -16,7 +16,7 @@ from uuid import UUID
 import httpx
 import msgspec
 
-from application.errors import PaymentGatewayError
+from application.errors import PaymentGatewayError, UnreadableDelivery
 from application.ports import Invoice
 from application.webhooks import Delivery
 from domain.order import order_id_from_reference
@@ -24,7 +24,7 @@ from domain.payments import PaymentNotice
 from domain.webhooks import nowpayments_key
 
 
-class MalformedNotification(ValueError):
+class MalformedNotification(UnreadableDelivery):
     """The IPN body is not a payment notification the engine can read."""
 
 
@@ -136,11 +136,6 @@ def read_ipn(
     except RecursionError:
         raise MalformedNotification("IPN body is nested too deeply") from None
     order_ref, notice = parse_ipn(payload)
-    delivery = Delivery(
-        provider="nowpayments",
-        natural_key=nowpayments_key(notice.payment_id, notice.payment_status),
-        event_name="ipn",
-        body=raw_body.decode(errors="replace"),
-        headers=dict(headers or {}),
-    )
+    key = nowpayments_key(notice.payment_id, notice.payment_status)
+    delivery = Delivery.of("nowpayments", key, "ipn", raw_body, headers)
     return order_id_from_reference(order_ref), notice, delivery

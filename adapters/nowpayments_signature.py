@@ -121,3 +121,25 @@ def _canonical_forms(raw_body: bytes) -> list[bytes]:
     if not forms[0].isascii():
         forms.append(canonical_body(payload, ensure_ascii=True))
     return [form for form in forms if form != raw_body]
+
+
+class IpnSignatures:
+    """The checks of an IPN's signature under the engine's secrets (``application.webhooks
+    .SignatureCheck``): the cheap one, whether the costly one is worth running, the costly one."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        self._secrets = secrets
+
+    def as_sent(self, raw_body: bytes, signature: str | None) -> bool:
+        """Signed over the bytes as sent (one HMAC per secret)."""
+        return signed_as_sent(self._secrets, raw_body, signature)
+
+    def worth_sorting(self, raw_body: bytes, signature: str | None) -> bool:
+        """Whether ``when_sorted`` may run: a well-formed signature over a small body."""
+        return (
+            signature is not None and well_formed(signature) and len(raw_body) <= SORTED_MAX_BYTES
+        )
+
+    def when_sorted(self, raw_body: bytes, signature: str | None) -> bool:
+        """Signed over a sorted form of the body (parses it: run it off the event loop)."""
+        return signed_when_sorted(self._secrets, raw_body, signature)

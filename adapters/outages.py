@@ -44,6 +44,12 @@ def unavailable(error: BaseException) -> str | None:
     return None
 
 
+def outage(error: BaseException) -> tuple[str, str] | None:
+    """What is unavailable and one line saying so, when ``error`` is an outage; else None."""
+    service = unavailable(error)
+    return None if service is None else (service, outage_text(error))
+
+
 def outage_text(error: BaseException) -> str:
     """``"database unavailable (AdminShutdown: terminating connection …)"``: one line for a log
     message (call only for an outage)."""

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from application.errors import VaultFailed
+
 _REF = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
-class VaultError(Exception):
+class VaultError(VaultFailed):
     """The vault could not do what was asked."""
 
 

@@ -3,6 +3,7 @@
 ApplicationError
 ├── ConcurrencyConflict     an append lost a race (expected version taken); reload and re-decide
 ├── DeliveryNotFound        no webhook delivery has this id
+├── UnreadableDelivery      a webhook body its provider's format does not allow
 ├── NotAllowed              the caller may not do this (an owner-only action by someone else)
 ├── SupplierError
 │   ├── SupplierRejected    Kinguin refused the purchase for good (4xx: unavailable, balance…)
@@ -11,6 +12,8 @@ ApplicationError
 ├── MailerFailed            the mail provider refused the e-mail or could not be reached
 ├── KeysNotReady            the supplier has not delivered every key yet: retry later
 ├── KeyUnreadable           a key cannot be decrypted (tampered, wrong key, shredded)
+├── VaultFailed             the key vault could not do what was asked (unreachable, refusing)
+├── LiveFeedUnavailable     the live feed cannot take a subscription now (Redis unreachable)
 └── TreeBehind              the log's tree has not reached an order's newest event yet
 """
 
@@ -34,6 +37,11 @@ class ConcurrencyConflict(ApplicationError):
 
 class DeliveryNotFound(ApplicationError):
     """No webhook delivery has this id."""
+
+
+class UnreadableDelivery(ApplicationError):
+    """A verified webhook's body is not what its provider sends (or a stored one no longer
+    reads): nothing is recorded."""
 
 
 class NotAllowed(ApplicationError):
@@ -72,6 +80,14 @@ class KeysNotReady(ApplicationError):
 
 class KeyUnreadable(ApplicationError):
     """A stored key cannot be opened."""
+
+
+class VaultFailed(ApplicationError):
+    """The key vault could not store or read a blob."""
+
+
+class LiveFeedUnavailable(ApplicationError):
+    """The live feed's backend cannot take a subscription right now."""
 
 
 class TreeBehind(ApplicationError):

@@ -6,10 +6,11 @@ the built-in sandboxes, and hand-written fakes for fast unit tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
@@ -336,4 +337,24 @@ class PersonalData(Protocol):
 
     def rewrap_lookup(self) -> bool:
         """Re-wrap the lookup digests' key under the newest master key."""
+        ...
+
+
+Message = dict[str, Any]
+"""A change told to live subscribers (JSON-ready)."""
+
+
+class LiveFeed(Protocol):
+    """The live changes of orders and projections, by channel (``adapters.live``)."""
+
+    admin_channel: str
+    """The channel of every change, for admins."""
+
+    def order_channel(self, order_id: str) -> str:
+        """The channel of one order's changes."""
+        ...
+
+    def subscription(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[Message]]:
+        """The channel's messages until the block ends; ``LiveFeedUnavailable`` while the
+        backend cannot take a subscription."""
         ...

@@ -1,4 +1,7 @@
-"""The webhook inbox: verified provider deliveries, stored exactly once, and replayable by admins.
+"""The webhook inbox: verified provider deliveries, read, stored exactly once, and replayable by
+admins. The HTTP layer verifies the caller (a signature, a shared secret) and hands the raw body
+here; the providers' readers (``PaymentsReader``, ``SupplierReader``: the NOWPayments and Kinguin
+adapters) turn it into what the domain decides on, or raise ``UnreadableDelivery``.
 
 A NOWPayments IPN is decided on the order in the same transaction (nothing else writes an order
 waiting for its money). A Kinguin ``order.status`` webhook is stored alone: the order it names
@@ -9,7 +12,8 @@ race on an order's versions."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple, Protocol
 from uuid import UUID
 
 import msgspec
@@ -34,7 +38,9 @@ UNKNOWN_ORDER = "unknown order"
 NO_CHANGE = "no change"
 DUPLICATE = "duplicate"
 PRODUCT_REFRESH = "product refresh queued"
+PRODUCT_REFRESHED = "product refreshed"
 DELIVER_QUEUED = "deliver queued"
+IGNORED = "ignored"
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,14 +52,118 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     body: str
     headers: dict[str, str] = msgspec.field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls,
+        provider: str,
+        natural_key: str,
+        event_name: str,
+        raw_body: bytes,
+        headers: Mapping[str, str] | None,
+    ) -> Delivery:
+        """A delivery as received: its body kept as text, the headers that matter."""
+        body = raw_body.decode(errors="replace")
+        return cls(provider=provider, natural_key=natural_key, event_name=event_name,
+                   body=body, headers=dict(headers or {}))  # fmt: skip
+
+
+class PaymentsReader(Protocol):
+    """Reads NOWPayments' IPN bodies (the module ``adapters.nowpayments`` is one)."""
+
+    def read_ipn(
+        self, raw_body: bytes, headers: Mapping[str, str] | None = None, /
+    ) -> tuple[UUID | None, PaymentNotice, Delivery]:
+        """The order an IPN names, the notice, the delivery; or ``UnreadableDelivery``."""
+        ...
+
+
+class SupplierReader(Protocol):
+    """Reads Kinguin's webhook bodies (the module ``adapters.kinguin`` is one)."""
+
+    def read_order_status(
+        self, raw_body: bytes, headers: Mapping[str, str] | None = None, /
+    ) -> tuple[UUID | None, SupplierNotice, Delivery]:
+        """The order an ``order.status`` names, the notice, the delivery."""
+        ...
+
+    def read_product_update(
+        self, raw_body: bytes, headers: Mapping[str, str] | None = None, /
+    ) -> tuple[str, Delivery]:
+        """The product a ``product.update`` names, and the delivery."""
+        ...
+
+
+class SignatureCheck(Protocol):
+    """NOWPayments' ``x-nowpayments-sig`` under the engine's secrets, checked in two steps:
+    ``as_sent`` is cheap; ``when_sorted`` parses the body (work an anonymous caller controls),
+    so it runs only where ``worth_sorting`` says, off the event loop."""
+
+    def as_sent(self, raw_body: bytes, signature: str | None) -> bool:
+        """Signed over the bytes as sent."""
+        ...
+
+    def worth_sorting(self, raw_body: bytes, signature: str | None) -> bool:
+        """Whether the costly check may run at all."""
+        ...
+
+    def when_sorted(self, raw_body: bytes, signature: str | None) -> bool:
+        """Signed over a sorted form of the body."""
+        ...
+
+
+class Readers(NamedTuple):
+    """What the inbox reads deliveries with, and runs on an admin's replay."""
+
+    payments: PaymentsReader
+    supplier: SupplierReader
+    refresh_product: Callable[[str], None]
+    """The catalog's read of one product from Kinguin, run in place by a replay."""
+
 
 class WebhookInbox:
     """Records NOWPayments and Kinguin notifications."""
 
-    def __init__(self, orders: Orders, clock: Clock, deliver: Callable[[UUID], None]) -> None:
+    def __init__(
+        self, orders: Orders, clock: Clock, deliver: Callable[[UUID], None], readers: Readers
+    ) -> None:
         self._orders = orders
         self._clock = clock
         self._deliver = deliver  # the ``deliver`` step, run in place by an admin's replay
+        self._readers = readers
+
+    def receive_ipn(self, raw_body: bytes, headers: Mapping[str, str]) -> str:
+        """Read a verified IPN and record it once; what it did."""
+        order_id, notice, delivery = self._readers.payments.read_ipn(raw_body, headers)
+        return self.payment_notified(order_id, notice, delivery)
+
+    def receive_kinguin(self, event_name: str, raw_body: bytes, headers: Mapping[str, str]) -> str:
+        """Read a verified Kinguin webhook and record it once: an ``order.status`` or a
+        ``product.update``; any other event is logged and left (``IGNORED``)."""
+        supplier = self._readers.supplier
+        if event_name == "product.update":
+            _, delivery = supplier.read_product_update(raw_body, headers)
+            return self.product_notified(delivery)
+        if event_name != "order.status":
+            log.info("kinguin webhook %r accepted and logged: %r", event_name, raw_body[:500])
+            return IGNORED
+        order_id, notice, delivery = supplier.read_order_status(raw_body, headers)
+        return self.supplier_notified(order_id, notice, delivery)
+
+    def replay(self, delivery_id: UUID) -> str:
+        """Handle a stored delivery again (an admin's replay); a repeat changes nothing. An IPN
+        is decided on its order again, an ``order.status`` runs ``deliver`` in place, a
+        ``product.update`` reads the product again."""
+        stored = self.delivery(delivery_id)
+        raw = stored.body.encode()
+        if stored.provider == "nowpayments":
+            order_id, notice, _ = self._readers.payments.read_ipn(raw)
+            return self.replay_payment(order_id, notice)
+        if stored.event_name == "product.update":
+            product_id, _ = self._readers.supplier.read_product_update(raw)
+            self._readers.refresh_product(product_id)
+            return PRODUCT_REFRESHED
+        order_id, _, _ = self._readers.supplier.read_order_status(raw)
+        return self.replay_supplier(order_id)
 
     def payment_notified(
         self, order_id: UUID | None, notice: PaymentNotice, delivery: Delivery

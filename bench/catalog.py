@@ -45,10 +45,10 @@ from adapters.eventstore import RecorderEventStore, open_event_store
 from adapters.kinguin import KinguinClient
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
 from application.catalog import Catalog, SyncReport
-from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
 from entrypoints.settings import postgres_env
 from projections.products import ProductsProjection
 from projections.runner import ProjectionRunner
+from sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
 
 BASE_PRODUCTS = 36  # the sandbox's own catalog, before ``extra_products``
 PAGE = 100

@@ -16,6 +16,8 @@ from typing import Protocol
 import httpx
 from prometheus_client import CollectorRegistry
 
+from adapters import kinguin as kinguin_api
+from adapters import nowpayments as nowpayments_api
 from adapters.batch_loop import BatchLoop
 from adapters.broker import (
     BackgroundWorker,
@@ -41,7 +43,8 @@ from adapters.metrics import (
     Readings,
 )
 from adapters.nowpayments import NowPaymentsClient
-from adapters.outages import log_failure, unavailable
+from adapters.nowpayments_signature import IpnSignatures
+from adapters.outages import log_failure, outage, unavailable
 from adapters.rate_limit import MEMORY, rate_limiter
 from adapters.revocations import MemoryRevocations, RedisRevocations
 from adapters.s3_vault import S3Vault
@@ -62,7 +65,7 @@ from application.ports import Clock
 from application.process_manager import ProcessManager
 from application.refunds import Refunds
 from application.sweeper import Sweeper
-from application.webhooks import WebhookInbox
+from application.webhooks import Readers, WebhookInbox
 from entrypoints.http.auth import Tokens
 from entrypoints.settings import Settings
 from projections.catalog import all_projections
@@ -82,6 +85,13 @@ RECONCILE_POLL_S = 0.25  # how often the reconciliation loop asks whether a sync
 STARTUP_WAIT_S = 60.0  # how long a starting process waits for PostgreSQL or Redis
 STARTUP_RETRY_S = 1.0
 WORKER_THREADS = 8  # Dramatiq actor threads per process (`--threads`; Dramatiq's own default)
+
+
+def revocations(settings: Settings) -> MemoryRevocations | RedisRevocations:
+    """The signed-out tokens: shared through Redis where there is one, else this process's."""
+    if settings.redis_url:
+        return RedisRevocations(settings.redis_url, settings.broker_namespace)
+    return MemoryRevocations()
 
 
 class SystemClock:
@@ -138,7 +148,13 @@ class Engine:
                 cap_s=settings.retry_backoff_max_s,
             ),
         )
-        self.inbox = WebhookInbox(orders, clock, self.fulfillment.deliver)
+        self.inbox = WebhookInbox(
+            orders,
+            clock,
+            self.fulfillment.deliver,
+            Readers(nowpayments_api, kinguin_api, self.catalog.refresh),
+        )
+        self.ipn_signatures = IpnSignatures(settings.ipn_secrets)
         self.keys = KeyAccess(orders, custody, clock, single_use_links=settings.single_use_links)
         self.links = LinkSigner(settings.jwt_secret.encode(), settings.public_base_url)
         self._mail_http: httpx.Client | None = None
@@ -157,11 +173,7 @@ class Engine:
             rate_limiter(settings.orders_per_minute, limits_storage, namespace),
             rate_limiter(settings.orders_per_minute_per_ip, limits_storage, namespace),
         )
-        self._revocations = (
-            RedisRevocations(settings.redis_url, settings.broker_namespace)
-            if settings.redis_url
-            else MemoryRevocations()
-        )
+        self._revocations = revocations(settings)
         self.tokens = Tokens(
             settings.jwt_secret,
             self._revocations,
@@ -319,6 +331,12 @@ class Engine:
             orders_held=self.read_models.held_orders(),
             fulfilment_latency_median_ms=latency["median"] or 0.0,
         )
+
+    @staticmethod
+    def outage(error: BaseException) -> tuple[str, str] | None:
+        """When ``error`` is an outage of a service (the database, Redis, the key vault): what
+        is unavailable and one line saying so (``adapters.outages``); else None."""
+        return outage(error)
 
     def readiness(self) -> dict[str, str]:
         """Check the store, the broker, the vault and the catalog (``empty`` until the first

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
@@ -24,9 +24,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from adapters.eventstore import topics_of
 from application.orders import Viewer
 from domain import order as rules
+from domain.event_types import EVENT_TYPES
 from domain.events import DomainEvent, KeyDelivered, OrderPlaced
 from domain.evidence import SET_FORMAT
 from entrypoints.bootstrap import Engine
@@ -59,10 +59,7 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 
 def order_ids(engine: Engine, event_type: type[DomainEvent]) -> list[UUID]:
     """Every order that has an event of this type, in log order, each once."""
-    seen: dict[UUID, None] = {}
-    for _, event in _log(engine, topics_of([event_type])):
-        seen.setdefault(event.originator_id, None)
-    return list(seen)
+    return list(dict.fromkeys(engine.store.originators(event_type)))
 
 
 def rotate_keys(engine: Engine) -> int:
@@ -70,9 +67,7 @@ def rotate_keys(engine: Engine) -> int:
     master key; resumable (keys already under it are skipped). Returns how many were
     re-wrapped."""
     orders = order_ids(engine, KeyDelivered)
-    customers = sorted(
-        {e.owner for _, e in _log(engine, topics_of([OrderPlaced])) if isinstance(e, OrderPlaced)}
-    )
+    customers = sorted(_customers(engine))
     jobs: list[Callable[[], bool]] = [partial(engine.keys.rotate, o) for o in orders]
     jobs += [partial(engine.customers.rotate, c) for c in customers]
     jobs.append(engine.customers.rotate_lookup)
@@ -83,6 +78,12 @@ def rotate_keys(engine: Engine) -> int:
             rewrapped += job()
             progress(done, len(jobs))
     return rewrapped
+
+
+def _customers(engine: Engine) -> set[str]:
+    """Every customer who placed an order."""
+    placed = _log(engine, EVENT_TYPES.selected_names(OrderPlaced))
+    return {event.owner for _, event in placed if isinstance(event, OrderPlaced)}
 
 
 def shred_keys(engine: Engine, order_id: UUID, by: str) -> str:
@@ -196,7 +197,7 @@ def verify(engine: Engine, out: TextIO) -> int:
     return mismatches
 
 
-def _log(engine: Engine, topics: list[str]) -> Iterator[tuple[Any, DomainEvent]]:
+def _log(engine: Engine, topics: Sequence[str]) -> Iterator[tuple[Any, DomainEvent]]:
     position = 0
     while True:
         batch = engine.store.notifications(position, PAGE, topics)

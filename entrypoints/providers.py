@@ -8,7 +8,7 @@ the real NOWPayments, however the sandbox is served:
   sandbox, a standalone ``bitloot sandbox``, NOWPayments' own sandbox and any other host are not.
 - Kinguin is a sandbox when it is the mounted sandbox, or Kinguin's own sandbox host
   (``gateway.sandbox.kinguin.net``), or a host outside ``kinguin.net`` that identifies itself as
-  a BitLoot sandbox at start-up (``entrypoints.sandboxes.identity``). Any other Kinguin is real:
+  a BitLoot sandbox at start-up (``sandboxes.identity``). Any other Kinguin is real:
   every other ``kinguin.net`` host at once, any other host when it does not identify itself
   (also when it cannot be reached: a probe that fails never makes a sandbox).
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from entrypoints.sandboxes.identity import identifies_as_sandbox
+from sandboxes.identity import identifies_as_sandbox
 
 if TYPE_CHECKING:
     from entrypoints.settings import Settings

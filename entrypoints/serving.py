@@ -19,13 +19,12 @@ from litestar import Litestar
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from adapters.revocations import MemoryRevocations, RedisRevocations
-from entrypoints.bootstrap import STARTUP_WAIT_S, Engine
+from entrypoints.bootstrap import STARTUP_WAIT_S, Engine, revocations
 from entrypoints.http.app import admin_check, kinguin_sandbox_config, nowpayments_sandbox_config
-from entrypoints.http.auth import Revocations, Tokens, mint_token
+from entrypoints.http.auth import Tokens, mint_token
 from entrypoints.providers import start_up_refusal
-from entrypoints.sandboxes.standalone import create_sandbox_app
 from entrypoints.settings import ConfigError, Settings
+from sandboxes.standalone import create_sandbox_app
 
 log = logging.getLogger("bitloot")
 
@@ -70,7 +69,7 @@ def sandbox_app(settings: Settings) -> Litestar:
     with ``NOWPAYMENTS_SANDBOX_IPN_SECRET``."""
     tokens = Tokens(
         settings.jwt_secret,
-        _revocations(settings),
+        revocations(settings),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
     )
@@ -79,13 +78,6 @@ def sandbox_app(settings: Settings) -> Litestar:
         nowpayments_sandbox_config(settings),
         control_check=admin_check(tokens),
     )
-
-
-def _revocations(settings: Settings) -> Revocations:
-    """The engine's signed-out tokens, where they are shared (Redis): they open no control."""
-    if settings.redis_url:
-        return RedisRevocations(settings.redis_url, settings.broker_namespace)
-    return MemoryRevocations()
 
 
 def sandbox_banner(settings: Settings) -> str:

@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from adapters.signing import Ed25519Signer, SigningKeyError, new_seed
 from entrypoints.local_secrets import LocalSecrets
 from entrypoints.providers import real_money_refusal, supplier_must_identify
-from entrypoints.sandboxes.faults import (
+from sandboxes.faults import (
     NO_FAULTS,
     Faults,
     InvalidFaults,
@@ -122,6 +122,13 @@ class Settings:
     @property
     def _sandbox_base(self) -> str:
         return self.sandbox_base_url or self.public_base_url
+
+    @property
+    def ipn_secrets(self) -> tuple[str, ...]:
+        """NOWPayments' IPN secret, and the mounted sandbox's own while it is mounted."""
+        if "nowpayments" in self.sandboxes:
+            return (self.nowpayments_ipn_secret, self.sandbox_ipn_secret)
+        return (self.nowpayments_ipn_secret,)
 
     @property
     def broker_namespace(self) -> str:

@@ -9,13 +9,10 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
-from anyio import to_thread
 from litestar import Router, get, post
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, PathParameter
 
-from adapters.kinguin import MalformedWebhook, read_order_status, read_product_update
-from adapters.nowpayments import MalformedNotification, read_ipn
 from domain.actions import admin_actions, attention
 from domain.order import Order
 from domain.order import Status as OrderStatus
@@ -190,26 +187,10 @@ def get_webhook_log(delivery_id: FromPath[UUID], engine: EngineDep) -> dict[str,
     return found
 
 
-@post("/webhook-logs/{delivery_id:uuid}/replay", status_code=200)
-async def replay_webhook(delivery_id: FromPath[UUID], engine: EngineDep) -> dict[str, str]:
+@post("/webhook-logs/{delivery_id:uuid}/replay", sync_to_thread=True, status_code=200)
+def replay_webhook(delivery_id: FromPath[UUID], engine: EngineDep) -> dict[str, str]:
     """Re-run the handling of a stored delivery; a repeat changes nothing."""
-    inbox = engine.inbox
-    stored = await to_thread.run_sync(inbox.delivery, delivery_id)
-    raw = stored.body.encode()
-    try:
-        if stored.provider == "nowpayments":
-            order_id, notice, _ = read_ipn(raw)
-            outcome = await to_thread.run_sync(inbox.replay_payment, order_id, notice)
-        elif stored.event_name == "product.update":
-            product_id, _ = read_product_update(raw)
-            await to_thread.run_sync(engine.catalog.refresh, product_id)
-            outcome = "product refreshed"
-        else:
-            order_id, _, _ = read_order_status(raw)
-            outcome = await to_thread.run_sync(inbox.replay_supplier, order_id)
-    except (MalformedNotification, MalformedWebhook) as bad:
-        raise ValidationException(f"stored delivery cannot be replayed: {bad}") from None
-    return {"delivery_id": str(delivery_id), "outcome": outcome}
+    return {"delivery_id": str(delivery_id), "outcome": engine.inbox.replay(delivery_id)}
 
 
 @get("/key-audit/{order_id:uuid}", sync_to_thread=True)

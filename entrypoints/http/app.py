@@ -21,12 +21,12 @@ from entrypoints.http.admin import ADMIN
 from entrypoints.http.auth import Tokens, bearer_credential, retrieve_viewer
 from entrypoints.http.metrics import EngineMetricsConfig, EventLoopLag, HttpMetrics, metrics
 from entrypoints.http.openapi import openapi_config, openapi_plugins
-from entrypoints.http.problems import EXCEPTION_HANDLERS
-from entrypoints.sandboxes.callbacks import Callbacks
-from entrypoints.sandboxes.control import ControlCheck
-from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
-from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
+from entrypoints.http.problems import exception_handlers
 from entrypoints.settings import Settings
+from sandboxes.callbacks import Callbacks
+from sandboxes.control import ControlCheck
+from sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
+from sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
 
 MAX_BODY_BYTES = 1024 * 1024
 PUBLIC_PATHS = [
@@ -88,7 +88,7 @@ def create_app(
         # the request metrics go around authentication, to count what it refuses
         on_app_init=[auth.on_app_init, http_metrics.install],
         guards=[audit.auditors_read_only],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=exception_handlers(engine.outage),
         request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan, EventLoopLag(engine.metrics).lifespan],
         openapi_config=openapi_config(),

@@ -30,8 +30,9 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
-from adapters.live import LiveUnavailable, LiveUpdates, Message
+from application.errors import LiveFeedUnavailable
 from application.orders import Viewer
+from application.ports import LiveFeed, Message
 from domain.errors import OrderNotFound
 from entrypoints.bootstrap import Engine
 from entrypoints.http.auth import COOKIE, retrieve_viewer
@@ -102,14 +103,14 @@ ROUTES = [order_updates, admin_updates]
 
 @contextlib.asynccontextmanager
 async def _subscribed(
-    socket: WebSocket[Any, Any, Any], live: LiveUpdates, channel: str
+    socket: WebSocket[Any, Any, Any], live: LiveFeed, channel: str
 ) -> AsyncIterator[AsyncIterator[Message] | None]:
     """The channel's messages; ``None`` (the socket closed with 1013) while the channels
     backend is unavailable."""
     async with contextlib.AsyncExitStack() as stack:
         try:
             changes = await stack.enter_async_context(live.subscription(channel))
-        except LiveUnavailable:
+        except LiveFeedUnavailable:
             await socket.close(code=CLOSE_TRY_AGAIN_LATER, reason="live updates unavailable")
             changes = None
         yield changes

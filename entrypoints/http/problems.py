@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from uuid import uuid4
@@ -11,8 +12,6 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from adapters.outages import outage_text, unavailable
-from adapters.vault import VaultError
 from application.errors import (
     ApplicationError,
     ConcurrencyConflict,
@@ -23,6 +22,8 @@ from application.errors import (
     PaymentGatewayError,
     SupplierError,
     TreeBehind,
+    UnreadableDelivery,
+    VaultFailed,
 )
 from domain.errors import (
     DomainError,
@@ -49,6 +50,7 @@ CLIENT_GONE = "client disconnected prematurely"  # Litestar's 500 when the body 
 _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (OrderNotFound, 404, "Order not found"),
     (DeliveryNotFound, 404, "Webhook delivery not found"),
+    (UnreadableDelivery, 400, "Bad Request"),
     (InvalidOrder, 422, "Invalid order"),
     (InvalidPricing, 422, "Invalid pricing rules"),
     (KeysGone, 410, "Keys destroyed"),
@@ -60,7 +62,7 @@ _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (SupplierError, 502, "Supplier failed"),
     (MailerFailed, 502, "Mail provider failed"),
     (KeyUnreadable, 410, "Keys are no longer readable"),
-    (VaultError, 503, "Key vault unavailable"),
+    (VaultFailed, 503, "Key vault unavailable"),
     (TreeBehind, 503, "Evidence not ready, try again"),
     (TreeTooSmall, 404, "No such proof"),
     (UnknownEventType, 503, "Changed by a newer version of the engine, try again"),
@@ -79,7 +81,7 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response
 
 def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     """Litestar's own errors (404 route, 401, 405, 413, …) as problem details; a 5xx of its
-    own is a fault of ours, answered like any other (see ``on_unexpected``)."""
+    own is a fault of ours, answered like any other (see ``on_fault``)."""
     if error.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         if error.detail == CLIENT_GONE:
             # A client that gave up (its timeout, during an outage) before its body arrived:
@@ -87,7 +89,7 @@ def on_http_error(request: Request[Any, Any, Any], error: HTTPException) -> Resp
             log.warning("%s %s: the client hung up before sending its body; not answered",
                         request.method, request.url.path)  # fmt: skip
             return problem(400, "Bad Request", "the request body never arrived")
-        return on_unexpected(request, error)
+        return on_fault(request, error)
     extra: dict[str, Any] = {"instance": request.url.path}
     if isinstance(error, ValidationException) and error.extra:
         extra["errors"] = error.extra
@@ -125,14 +127,14 @@ def on_domain_error(request: Request[Any, Any, Any], error: Exception) -> Respon
     for kind, status, title in _STATUS_OF:
         if isinstance(error, kind):
             return problem(status, title, str(error), instance=request.url.path)
-    return on_unexpected(request, error)
+    return on_fault(request, error)
 
 
 def on_recursion_error(request: Request[Any, Any, Any], error: RecursionError) -> Response[Any]:
     """A JSON decoder gave up on a request body nested deeper than the interpreter's recursion
     limit: 400, and one WARNING line. Any other ``RecursionError`` is a bug of ours."""
     if not _while_decoding(error):
-        return on_unexpected(request, error)
+        return on_fault(request, error)
     log.warning("%s %s answered 400: the body is nested too deeply to decode",
                 request.method, request.url.path)  # fmt: skip
     return problem(400, "Bad Request", "the body is nested too deeply", instance=request.url.path)
@@ -149,13 +151,12 @@ def _while_decoding(error: RecursionError) -> bool:
     return "while deserializing" in text or "while decoding" in text
 
 
-def on_unavailable(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
-    """The database or Redis is unreachable (a restart, an outage): one WARNING line, and a
-    503 the client may send again after ``Retry-After`` seconds."""
-    service = unavailable(error) or "service"
+def on_unavailable(request: Request[Any, Any, Any], service: str, line: str) -> Response[Any]:
+    """The database, Redis or the key vault is unreachable (a restart, an outage): one WARNING
+    line, and a 503 the client may send again after ``Retry-After`` seconds."""
     log.warning(
         "%s %s answered 503: %s; the client may retry in %d s",
-        request.method, request.url.path, outage_text(error), RETRY_AFTER_S,
+        request.method, request.url.path, line, RETRY_AFTER_S,
     )  # fmt: skip
     response = problem(
         503,
@@ -167,12 +168,9 @@ def on_unavailable(request: Request[Any, Any, Any], error: Exception) -> Respons
     return response
 
 
-def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+def on_fault(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     """Anything else: logged with its trace under a request id, answered with that id and
-    nothing of the exception's own text (an outage of the database or Redis is expected:
-    ``on_unavailable``)."""
-    if unavailable(error) is not None:
-        return on_unavailable(request, error)
+    nothing of the exception's own text."""
     request_id = uuid4().hex
     log.error(
         "unhandled error on %s %s (request %s)",
@@ -194,14 +192,28 @@ def _reason(status: int) -> str:
         return "Error"
 
 
-EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
-    HTTPException: on_http_error,
-    DomainError: on_domain_error,
-    ApplicationError: on_domain_error,
-    VaultError: on_domain_error,
-    UnknownEventType: on_domain_error,
-    ReadModelRebuilding: on_domain_error,
-    BadQuery: on_bad_query,
-    RecursionError: on_recursion_error,
-    Exception: on_unexpected,
-}
+Outage = Callable[[BaseException], tuple[str, str] | None]
+"""Tells an outage from a fault: what is unavailable and a line saying so, or None (the app's
+builder hands in ``Engine.outage``)."""
+
+
+def exception_handlers(outage: Outage) -> dict[int | type[Exception], Any]:
+    """The app's handlers: the errors of clients, the domain and the application as problem
+    details; an outage of a service as a 503 (``on_unavailable``); anything else as a fault."""
+
+    def on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+        found = outage(error)
+        if found is not None:
+            return on_unavailable(request, *found)
+        return on_fault(request, error)
+
+    return {
+        HTTPException: on_http_error,
+        DomainError: on_domain_error,
+        ApplicationError: on_domain_error,
+        UnknownEventType: on_domain_error,
+        ReadModelRebuilding: on_domain_error,
+        BadQuery: on_bad_query,
+        RecursionError: on_recursion_error,
+        Exception: on_unexpected,
+    }

@@ -21,13 +21,10 @@ from typing import Any
 
 from anyio import CapacityLimiter, to_thread
 from litestar import Request, Response, post
-from litestar.exceptions import NotAuthorizedException, ValidationException
+from litestar.exceptions import NotAuthorizedException
 
-from adapters import nowpayments_signature
-from adapters.kinguin import MalformedWebhook, read_order_status, read_product_update
-from adapters.nowpayments import MalformedNotification, read_ipn
+from application.webhooks import SignatureCheck
 from entrypoints.http.deps import EngineDep
-from entrypoints.settings import Settings
 
 log = logging.getLogger(__name__)
 WEBHOOK_MAX_BODY_BYTES = 64 * 1024  # DESIGN §6; a real IPN or Kinguin webhook is about 1 KiB
@@ -40,13 +37,10 @@ async def nowpayments_ipn(request: Request[Any, Any, Any], engine: EngineDep) ->
     """Verify an IPN's ``x-nowpayments-sig``, then record it once."""
     raw = await request.body()
     signature = request.headers.get("x-nowpayments-sig")
-    if not await ipn_signed(request, ipn_secrets(engine.settings), raw, signature):
+    if not await ipn_signed(request, engine.ipn_signatures, raw, signature):
         _reject(request, "nowpayments", "bad or missing x-nowpayments-sig")
-    try:
-        order_id, notice, delivery = read_ipn(raw, {"x-nowpayments-sig": signature or ""})
-    except MalformedNotification as bad:
-        raise ValidationException(f"unreadable IPN: {bad}") from None
-    outcome = await to_thread.run_sync(engine.inbox.payment_notified, order_id, notice, delivery)
+    headers = {"x-nowpayments-sig": signature or ""}
+    outcome = await to_thread.run_sync(engine.inbox.receive_ipn, raw, headers)
     return {"status": "received", "outcome": outcome}
 
 
@@ -60,49 +54,26 @@ async def kinguin_webhook(request: Request[Any, Any, Any], engine: EngineDep) ->
     if not hmac.compare_digest(given.encode(), secret.encode()):
         _reject(request, "kinguin", "bad or missing X-Event-Secret")
     event_name = request.headers.get("x-event-name", "")
-    if event_name == "product.update":
-        try:
-            _, delivery = read_product_update(raw, {"x-event-name": event_name})
-        except MalformedWebhook as bad:
-            raise ValidationException(str(bad)) from None
-        await to_thread.run_sync(engine.inbox.product_notified, delivery)
-        return Response(None, status_code=204)
-    if event_name != "order.status":
-        log.info("kinguin webhook %r accepted and logged: %s", event_name, raw[:500])
-        return Response(None, status_code=204)
-    try:
-        order_id, notice, delivery = read_order_status(raw, {"x-event-name": event_name})
-    except MalformedWebhook as bad:
-        raise ValidationException(str(bad)) from None
-    await to_thread.run_sync(engine.inbox.supplier_notified, order_id, notice, delivery)
+    headers = {"x-event-name": event_name}
+    await to_thread.run_sync(engine.inbox.receive_kinguin, event_name, raw, headers)
     return Response(None, status_code=204)
 
 
 ROUTES = [nowpayments_ipn, kinguin_webhook]
 
 
-def ipn_secrets(settings: Settings) -> tuple[str, ...]:
-    """NOWPayments' IPN secret, and the mounted sandbox's own while it is mounted."""
-    if "nowpayments" in settings.sandboxes:
-        return (settings.nowpayments_ipn_secret, settings.sandbox_ipn_secret)
-    return (settings.nowpayments_ipn_secret,)
-
-
 async def ipn_signed(
-    request: Request[Any, Any, Any], secrets: tuple[str, ...], raw: bytes, signature: str | None
+    request: Request[Any, Any, Any], check: SignatureCheck, raw: bytes, signature: str | None
 ) -> bool:
-    """Whether the body is signed under one of ``secrets``: as sent (on the loop, one HMAC per
-    secret), else in a sorted form (in a worker thread, one check at a time; only small,
-    IPN-shaped bodies get that far, see ``adapters.nowpayments_signature``)."""
-    if nowpayments_signature.signed_as_sent(secrets, raw, signature):
+    """Whether the body is signed: as sent (on the loop, one HMAC per secret), else in a sorted
+    form (in a worker thread, one check at a time, and only for small, well-formed signatures
+    over IPN-shaped bodies: ``SignatureCheck``)."""
+    if check.as_sent(raw, signature):
         return True
-    if signature is None or not nowpayments_signature.well_formed(signature):
+    if not check.worth_sorting(raw, signature):
         return False
-    if len(raw) > nowpayments_signature.SORTED_MAX_BYTES:
-        return False
-    check = nowpayments_signature.signed_when_sorted
     limiter = _sorted_checks(request)
-    return await to_thread.run_sync(check, secrets, raw, signature, limiter=limiter)
+    return await to_thread.run_sync(check.when_sorted, raw, signature, limiter=limiter)
 
 
 def _sorted_checks(request: Request[Any, Any, Any]) -> CapacityLimiter:

@@ -16,8 +16,8 @@ from adapters.kinguin import KinguinClient
 from adapters.nowpayments import NowPaymentsClient
 from application.errors import PaymentGatewayError, SupplierRejected, SupplierUnavailable
 from domain.events import LineItem
-from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
-from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
+from sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
+from sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
 from tests.support import free_port, serving
 
 KINGUIN_KEY = "kinguin-test-key"

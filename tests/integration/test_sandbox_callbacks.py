@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from litestar import Litestar, post
 
-from entrypoints.sandboxes.callbacks import Callbacks, CallbacksClosed
+from sandboxes.callbacks import Callbacks, CallbacksClosed
 from tests.support import serving
 
 

@@ -20,14 +20,14 @@ import httpx
 import pytest
 from litestar import Litestar, Request, post
 
-from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
-from entrypoints.sandboxes.kinguin_catalog import (
+from sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
+from sandboxes.kinguin.catalog import (
     DEFAULT_STOCK,
     GENERATED_PRODUCTS,
     PLATFORMS,
-    build_catalog,
     product_view,
 )
+from sandboxes.kinguin.products import build_catalog
 from tests.integration.test_sandbox_contract import (
     EVENT_TIME,
     HEX_24,

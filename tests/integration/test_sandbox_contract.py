@@ -19,8 +19,8 @@ import pytest
 from litestar import Litestar, Request, post
 
 from adapters.nowpayments_signature import canonical_body, sign, verify
-from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
-from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
+from sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
+from sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
 from tests.support import free_port, serving, wait_until
 
 KINGUIN_KEY = "kinguin-test-key"

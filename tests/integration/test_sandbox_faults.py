@@ -24,7 +24,7 @@ from adapters.nowpayments_signature import verify
 from adapters.revocations import MemoryRevocations
 from entrypoints.http.app import admin_check
 from entrypoints.http.auth import Tokens, mint_token
-from entrypoints.sandboxes.faults import (
+from sandboxes.faults import (
     NO_FAULTS,
     FaultDice,
     Faults,
@@ -35,9 +35,9 @@ from entrypoints.sandboxes.faults import (
     faults_from_env,
     parse_faults,
 )
-from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
-from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
-from entrypoints.sandboxes.standalone import create_sandbox_app
+from sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
+from sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
+from sandboxes.standalone import create_sandbox_app
 from tests.integration.test_sandbox_contract import (
     EVENT_TIME,
     KINGUIN_ERROR_FIELDS,
@@ -425,7 +425,7 @@ def test_dropped_webhooks_are_never_sent(
     stack: Served, kinguin: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     """drop_webhook_rate=1: the order completes but no webhook arrives; drops are logged."""
-    caplog.set_level(logging.INFO, logger="entrypoints.sandboxes.kinguin")
+    caplog.set_level(logging.INFO, logger="sandboxes.kinguin")
     set_faults(kinguin, {"drop_webhook_rate": 1})
     order = place(kinguin, order_body())
     time.sleep(1.0)

@@ -16,7 +16,7 @@ from litestar import Litestar, Response, get
 
 from adapters.nowpayments_signature import verify
 from entrypoints.http.auth import mint_token
-from entrypoints.sandboxes.identity import identifies_as_sandbox, probe
+from sandboxes.identity import identifies_as_sandbox, probe
 from tests.integration.test_sandbox_contract import Delivery
 from tests.integration.test_sandbox_faults import IPN_HOOK, receiver
 from tests.integration.test_sandbox_restart import PRODUCT_ID, SandboxProcess

@@ -11,11 +11,19 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from adapters import kinguin, nowpayments
 from adapters.eventstore import open_event_store
 from application.fulfillment import Fulfillment
 from application.orders import Orders
 from application.ports import SupplierKey, SupplierOrder
-from application.webhooks import DELIVER_QUEUED, NO_CHANGE, UNKNOWN_ORDER, Delivery, WebhookInbox
+from application.webhooks import (
+    DELIVER_QUEUED,
+    NO_CHANGE,
+    UNKNOWN_ORDER,
+    Delivery,
+    Readers,
+    WebhookInbox,
+)
 from domain import payments
 from domain.events import LineItem
 from domain.order import Status
@@ -67,7 +75,8 @@ class Shop:
             payments=cast(Any, None), custody=cast(Any, Vault(down=False)),
             customers=cast(Any, None), clock=FixedClock(NOW),
         )  # fmt: skip
-        self.inbox = WebhookInbox(self.orders, FixedClock(NOW), self.fulfillment.deliver)
+        readers = Readers(nowpayments, kinguin, refresh_product=lambda _product: None)
+        self.inbox = WebhookInbox(self.orders, FixedClock(NOW), self.fulfillment.deliver, readers)
         self.order_id = order.id
 
     def webhook(self, status: str, supplier_order_id: str = "K1", to: UUID | None = None) -> str:

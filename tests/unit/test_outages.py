@@ -33,14 +33,14 @@ from adapters import batch_loop
 from adapters.batch_loop import BatchLoop
 from adapters.broker import QUEUE, DramatiqDispatcher, declare_actors, make_broker
 from adapters.eventstore import RecorderEventStore, open_event_store
-from adapters.outages import OutagesAsWarnings, log_failure, unavailable
+from adapters.outages import OutagesAsWarnings, log_failure, outage, unavailable
 from adapters.vault import VaultError, VaultUnavailable
 from adapters.views import HeldLock, SQLiteViews, Tx
 from application.errors import ConcurrencyConflict, KeyUnreadable
 from domain import order as rules
 from domain.events import DomainEvent, LineItem
 from entrypoints import bootstrap as composition
-from entrypoints.http.problems import EXCEPTION_HANDLERS
+from entrypoints.http.problems import exception_handlers
 from entrypoints.settings import load_settings
 from projections.base import Projection
 from projections.orders import OrdersProjection
@@ -399,7 +399,7 @@ def test_a_request_during_an_outage_answers_503_with_one_warning(
     def bug() -> None:
         raise RuntimeError("a bug")
 
-    app = Litestar([down, bug], exception_handlers=EXCEPTION_HANDLERS, logging_config=None)
+    app = Litestar([down, bug], exception_handlers=exception_handlers(outage), logging_config=None)
     with TestClient(app) as client:
         answer = client.get("/down")
         assert answer.status_code == 503
@@ -407,10 +407,10 @@ def test_a_request_during_an_outage_answers_503_with_one_warning(
         assert answer.json()["title"] == "Service unavailable"
         assert client.get("/bug").status_code == 500
     records = [r for r in caplog.records if r.name == "entrypoints.http.problems"]
-    outage, unexpected = records
-    assert outage.levelno == logging.WARNING
-    assert outage.exc_info is None
-    assert outage.getMessage() == (
+    warned, unexpected = records
+    assert warned.levelno == logging.WARNING
+    assert warned.exc_info is None
+    assert warned.getMessage() == (
         "GET /down answered 503: database unavailable (PoolTimeout: couldn't get a connection "
         "after 5.00 sec); the client may retry in 2 s"
     )
@@ -428,7 +428,7 @@ def test_a_client_hanging_up_before_its_body_arrives_is_one_warning(
     def echo(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
         return data
 
-    app = Litestar([echo], exception_handlers=EXCEPTION_HANDLERS, logging_config=None)
+    app = Litestar([echo], exception_handlers=exception_handlers(outage), logging_config=None)
     with serving(app) as url:
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as client:

@@ -14,8 +14,9 @@ import pytest
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
+from adapters.outages import outage
 from domain.event_types import UnknownEventType
-from entrypoints.http.problems import EXCEPTION_HANDLERS, _while_decoding
+from entrypoints.http.problems import _while_decoding, exception_handlers
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
@@ -53,7 +54,7 @@ def test_an_event_of_a_newer_release_answers_503_not_500() -> None:
     def read() -> None:
         raise UnknownEventType("domain.events:OrderShipped")
 
-    app = Litestar([read], exception_handlers=EXCEPTION_HANDLERS)
+    app = Litestar([read], exception_handlers=exception_handlers(outage))
     with TestClient(app) as client:
         answer = client.get("/orders/42")
     assert answer.status_code == 503

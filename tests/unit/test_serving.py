@@ -10,9 +10,9 @@ import pytest
 import uvicorn
 
 from entrypoints.bootstrap import HTTP_LIMITS
-from entrypoints.sandboxes.callbacks import KEEPALIVE_EXPIRY_S
 from entrypoints.serving import banner, banner_tokens, is_loopback, uvicorn_options
 from entrypoints.settings import load_settings
+from sandboxes.callbacks import KEEPALIVE_EXPIRY_S
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])

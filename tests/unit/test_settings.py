@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from adapters.signing import Ed25519Signer
 from entrypoints.cli import _parser
 from entrypoints.http.app import nowpayments_sandbox_config
-from entrypoints.http.webhooks import ipn_secrets
 from entrypoints.processes import layout_refusal, usable_cores, worker_processes
 from entrypoints.providers import real_money_refusal, supplier_must_identify
 from entrypoints.settings import ConfigError, load_settings
@@ -155,12 +154,12 @@ def test_the_mounted_payment_sandbox_signs_with_a_secret_of_its_own(tmp_path: Pa
     """Its IPN secret is accepted only while it is mounted."""
     mounted = load_settings({"VAR_DIR": str(tmp_path / "a")})
     assert mounted.sandbox_ipn_secret not in ("", mounted.nowpayments_ipn_secret)
-    assert ipn_secrets(mounted) == (mounted.nowpayments_ipn_secret, mounted.sandbox_ipn_secret)
+    assert mounted.ipn_secrets == (mounted.nowpayments_ipn_secret, mounted.sandbox_ipn_secret)
     real = load_settings({
         "VAR_DIR": str(tmp_path / "b"), "SANDBOXES": "kinguin",
         "NOWPAYMENTS_BASE_URL": "https://api.nowpayments.io/v1",
     })  # fmt: skip
-    assert ipn_secrets(real) == (real.nowpayments_ipn_secret,)
+    assert real.ipn_secrets == (real.nowpayments_ipn_secret,)
 
 
 def test_serve_without_followers_is_refused_on_the_embedded_default(

@@ -16,11 +16,11 @@ import dataclasses
 from litestar import Litestar, get
 from litestar.openapi import OpenAPIConfig
 
-from entrypoints.sandboxes.callbacks import Callbacks
-from entrypoints.sandboxes.control import ControlCheck
-from entrypoints.sandboxes.identity import kinguin_identity
-from entrypoints.sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
-from entrypoints.sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
+from sandboxes.callbacks import Callbacks
+from sandboxes.control import ControlCheck
+from sandboxes.identity import kinguin_identity
+from sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
+from sandboxes.nowpayments import NowPaymentsSandboxConfig, nowpayments_sandbox
 
 
 @get("/healthz")

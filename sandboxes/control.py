@@ -22,7 +22,7 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.params import RawBody
 from litestar.types import Guard
 
-from entrypoints.sandboxes.faults import FaultSwitch, InvalidFaults
+from sandboxes.faults import FaultSwitch, InvalidFaults
 
 CONTROL_OPT: Final = "sandbox_control"
 """Route-handler ``opt`` key marking a control route: no API key, no injected faults."""
