@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -32,13 +30,18 @@ import psycopg
 
 from adapters.crypto import MasterKeys
 from adapters.custody import EnvelopeCustody
-from bench.shop import write_orders
 from domain import order as rules
 from domain import payments, supply
 from domain.events import DomainEvent, LineItem
 from domain.order import DeliveredKey
 from domain.payments import PaymentNotice
 from entrypoints.bootstrap import Engine
+
+if not __package__:  # run as ``python bench/backup.py``: the repository is not on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.shop import write_orders
+from harness.servers import moto_server
 
 BITLOOT = str(Path(sys.executable).with_name("bitloot"))
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
@@ -99,29 +102,6 @@ def run(
         print(f"| {name} | {orders:,} | {events:,} | {size:.1f} MB | {backup:.1f} s "
               f"| {restore:.1f} s | {verify:.1f} s |")  # fmt: skip
         sys.stdout.flush()
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """A local S3 server (the test suite's), stopped afterwards; its endpoint."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(  # noqa: S603
-        [str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                break
-            time.sleep(0.1)
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait()
 
 
 def s3_vault(endpoint: str) -> dict[str, str]:

@@ -22,10 +22,9 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
-import socket
 import statistics
+import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,7 +37,6 @@ from pathlib import Path
 import httpx
 import msgspec
 import psycopg
-import uvicorn
 from litestar import Litestar
 
 from adapters.eventstore import RecorderEventStore, open_event_store
@@ -49,6 +47,11 @@ from entrypoints.settings import postgres_env
 from projections.products import ProductsProjection
 from projections.runner import ProjectionRunner
 from sandboxes.kinguin import KinguinSandboxConfig, kinguin_sandbox
+
+if not __package__:  # run as ``python bench/catalog.py``: the repository is not on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.servers import serving
 
 BASE_PRODUCTS = 36  # the sandbox's own catalog, before ``extra_products``
 PAGE = 100
@@ -100,28 +103,6 @@ def main() -> None:
             with open_backend(args.database) as (store, views):
                 runs.append(measure(base, key, store, views))
     report(runs, args.database)
-
-
-@contextmanager
-def serving(app: Litestar) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread on a free loopback port; yield its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the sandbox server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @contextmanager

@@ -39,13 +39,17 @@ from pathlib import Path
 import httpx
 
 from adapters.views import SQLiteViews
-from bench.shop import write_orders
 from domain import order as rules
 from domain import payments, supply
 from domain.events import DomainEvent, LineItem
 from domain.order import DeliveredKey
 from domain.payments import PaymentNotice
 from projections.state import current_table
+
+if not __package__:  # run as ``python bench/dashboard.py``: the repository is not on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.shop import write_orders
 
 BITLOOT = str(Path(sys.executable).with_name("bitloot"))
 NOW = datetime.now(UTC)

@@ -22,6 +22,7 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -34,6 +35,10 @@ from adapters.log_reader import LogReader
 from adapters.signing import Ed25519Signer, new_seed
 from adapters.views import ViewDatabase
 from application.evidence import Evidence
+
+if not __package__:  # run as ``python bench/evidence.py``: the repository is not on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from bench.rebuild import open_backend, paid_order
 from entrypoints.bootstrap import SystemClock
 from projections.merkle import MerkleTreeProjection, TreeTable

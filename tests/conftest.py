@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-import httpx
 import psycopg
 import pytest
 import redis
 
 from adapters.eventstore import RecorderEventStore, open_event_store
 from entrypoints.settings import postgres_env as engine_postgres_env
-from tests.support import free_port
+from harness.servers import moto_server
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-MOTO = str(Path(sys.executable).with_name("moto_server"))
 
 
 @pytest.fixture(autouse=True)
@@ -104,23 +99,5 @@ def store(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[Recorder
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A local S3-compatible server for the session."""
-    port = free_port()
-    server = subprocess.Popen(  # noqa: S603
-        [MOTO, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(endpoint, timeout=1)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.1)
-    yield endpoint
-    server.terminate()
-    server.wait(timeout=10)
+    with moto_server() as endpoint:
+        yield endpoint

@@ -1,56 +1,14 @@
-"""Test support: serve an ASGI app over real HTTP on a free loopback port."""
+"""Test support: the harness's servers (``harness.servers``), and waiting for a catalog."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
-import uvicorn
 
+from harness.servers import free_port, serving, wait_until
 
-def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> bool:
-    """Poll ``condition`` every 10 ms until it holds (True) or ``timeout`` passes (False)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def free_port() -> int:
-    """Return a loopback TCP port that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def serving(app: Any, port: int | None = None, **options: Any) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread (with these ``uvicorn.Config`` options besides);
-    yield its base URL; stop it on exit."""
-    port = port or free_port()
-    settings = {"host": "127.0.0.1", "log_level": "warning", "lifespan": "on", **options}
-    config = uvicorn.Config(app, **{**settings, "port": port})
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+__all__ = ["free_port", "serving", "wait_for_catalog", "wait_until"]
 
 
 def wait_for_catalog(url: str, timeout: float = 30) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -197,49 +196,6 @@ def check(cluster: Cluster, orders: list[tuple[str, int]]) -> Counter[str]:
     assert counts["status fulfillment_failed"] == out_of_stock
     assert counts["kinguin purchases"] == counts["status fulfilled"]
     return counts
-
-
-class RedisServer:
-    """A Redis of the test's own, that keeps nothing on disk, so a restart empties it."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self._process = self.start_process()
-
-    def start_process(self) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(  # noqa: S603
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(self.url).ping()
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-            else:
-                return process
-
-    def restart(self) -> None:
-        self.stop()
-        self._process = self.start_process()
-
-    def stop(self) -> None:
-        self._process.send_signal(signal.SIGKILL)
-        self._process.wait()
 
 
 def clear_redis(url: str) -> None:

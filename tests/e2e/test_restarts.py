@@ -30,8 +30,9 @@ import psycopg
 import pytest
 
 from entrypoints.http.auth import mint_token
+from harness.servers import RedisServer
 from tests.conftest import POSTGRES_URL
-from tests.e2e.cluster import Cluster, RedisServer, check, place_paid_orders
+from tests.e2e.cluster import Cluster, check, place_paid_orders
 from tests.e2e.conftest import JWT_SECRET
 from tests.support import free_port
 
@@ -208,7 +209,7 @@ def test_redis_restarted_empty_without_a_traceback(
         time.sleep(2)
         redis_server.stop()
         time.sleep(REDIS_DOWN_S)
-        redis_server.restart()
+        redis_server.restart_empty()
         orders = placed.result(timeout=120)
         placing.shutdown()
         check(cluster, orders)
