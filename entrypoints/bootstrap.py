@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
-import httpx
+import dramatiq
 from prometheus_client import CollectorRegistry
 
 from adapters import kinguin as kinguin_api
@@ -23,18 +23,15 @@ from adapters.broker import (
     BackgroundWorker,
     DramatiqDispatcher,
     declare_actors,
-    make_broker,
 )
 from adapters.checkpoints import CheckpointTable
 from adapters.crypto import MasterKeys
 from adapters.custody import EnvelopeCustody
 from adapters.eventstore import RecorderEventStore, open_event_store
-from adapters.kinguin import KinguinClient
 from adapters.links import LinkSigner
 from adapters.live import LiveUpdates
 from adapters.log_follower import LogFollower, PostgresWakeUp
-from adapters.log_reader import LogReader
-from adapters.mail import OutboxMailer, ResendMailer
+from adapters.log_reader import Consumer, LogReader
 from adapters.metrics import (
     ActorMetrics,
     EngineGauges,
@@ -42,17 +39,15 @@ from adapters.metrics import (
     ProjectionReading,
     Readings,
 )
-from adapters.nowpayments import NowPaymentsClient
 from adapters.nowpayments_signature import IpnSignatures
 from adapters.outages import log_failure, outage, unavailable
 from adapters.rate_limit import MEMORY, rate_limiter
 from adapters.revocations import MemoryRevocations, RedisRevocations
-from adapters.s3_vault import S3Vault
 from adapters.signing import Ed25519Signer
 from adapters.snapshots import ProductSnapshots
 from adapters.tracing import TraceMessages, Tracing
-from adapters.vault import FileVault
-from adapters.views import PostgresViews, SQLiteViews, ViewDatabase, schema_lock
+from adapters.vault import BlobVault
+from adapters.views import schema_lock
 from application.balance import BalanceWatch
 from application.catalog import Catalog, Reconciler
 from application.customers import CustomerData
@@ -61,13 +56,13 @@ from application.fulfillment import Fulfillment, RetryPolicy
 from application.key_access import KeyAccess
 from application.notifications import Notifier
 from application.orders import Orders
-from application.ports import Clock
+from application.ports import Clock, Mailer, PaymentGateway, Supplier
 from application.process_manager import ProcessManager
 from application.refunds import Refunds
 from application.sweeper import Sweeper
 from application.webhooks import Readers, WebhookInbox
-from entrypoints.http.auth import Tokens
 from entrypoints.settings import Settings
+from entrypoints.wiring import Outside, open_views, outside
 from projections.catalog import all_projections
 from projections.merkle import TreeTable
 from projections.queries import STUCK_LIMIT as SWEEP_LIMIT
@@ -75,11 +70,6 @@ from projections.queries import ReadModels
 from projections.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
-HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-# An idle pooled connection is closed after 2 s: under a server's keep-alive timeout (uvicorn's,
-# the sandboxes', is 5 s, the same as httpx's own default), so that a request is never sent on
-# a connection the server is closing at that moment (it fails with "connection reset").
-HTTP_LIMITS = httpx.Limits(keepalive_expiry=2.0)
 BALANCE_POLL_S = 1.0  # how often the balance loop asks whether an observation is due (a clock read)
 RECONCILE_POLL_S = 0.25  # how often the reconciliation loop asks whether a sync is due
 STARTUP_WAIT_S = 60.0  # how long a starting process waits for PostgreSQL or Redis
@@ -94,6 +84,15 @@ def revocations(settings: Settings) -> MemoryRevocations | RedisRevocations:
     return MemoryRevocations()
 
 
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """How often, and how far apart, a background step is tried before the order fails."""
+    return RetryPolicy(
+        budget=settings.fulfillment_attempts,
+        base_s=settings.retry_backoff_s,
+        cap_s=settings.retry_backoff_max_s,
+    )
+
+
 class SystemClock:
     """The real clock."""
 
@@ -103,87 +102,72 @@ class SystemClock:
 
 
 class Engine:
-    """Everything the entrypoints use, built once per process."""
+    """Everything the entrypoints use, built once per process from the settings and the
+    adapters of the outside world (``entrypoints.wiring``). Each part is made by a builder of its
+    own, in the order the parts need each other."""
 
-    def __init__(self, settings: Settings, clock: Clock, tracing: Tracing | None = None) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock, parts: Outside, tracing: Tracing | None = None
+    ) -> None:
         self.settings, self.clock, self.tracing = settings, clock, tracing
-        with schema_lock(settings.postgres_conninfo(), settings.database_schema):
-            self.store: RecorderEventStore = open_event_store(settings.eventsourcing_env())
-            self.store.ensure_tables()  # the others too, while this process has the lock
-        self.vault = open_vault(settings)
-        self._kinguin_http = httpx.Client(
-            base_url=settings.kinguin_url,
-            headers={"X-Api-Key": settings.kinguin_api_key},
-            timeout=HTTP_TIMEOUT,
-            limits=HTTP_LIMITS,
-        )
-        self._nowpayments_http = httpx.Client(
-            base_url=settings.nowpayments_url,
-            headers={"x-api-key": settings.nowpayments_api_key},
-            timeout=HTTP_TIMEOUT,
-            limits=HTTP_LIMITS,
-        )
+        self.vault, self.supplier, self.broker = parts.vault, parts.supplier, parts.broker
+        self._closers = parts.closers
+        self._store()
         orders = Orders(self.store)
         custody = EnvelopeCustody(self.vault, MasterKeys(settings.master_keys))
-        self.supplier = supplier = KinguinClient(self._kinguin_http)
+        self._orders_side(orders, custody, parts)
+        self._limits()
+        dispatcher = self._actors()
+        self._read_side(custody, dispatcher)
+        self._background: list[Startable] = []
+        self._reader: LogReader | None = None  # this process's, when it runs the followers
+
+    def _store(self) -> None:
+        """The event store, its tables made while this process holds the schema lock."""
+        with schema_lock(self.settings.postgres_conninfo(), self.settings.database_schema):
+            self.store: RecorderEventStore = open_event_store(self.settings.eventsourcing_env())
+            self.store.ensure_tables()  # the others too, while this process has the lock
+
+    def _orders_side(self, orders: Orders, custody: EnvelopeCustody, parts: Outside) -> None:
+        """The use cases of orders, payments, keys, the catalog and the webhooks."""
+        settings, clock = self.settings, self.clock
         self.customers = CustomerData(custody, self.store, clock)
-        tolerance = Decimal(str(settings.supplier_price_tolerance_percent))
-        self.catalog = Catalog(
-            self.store, supplier, clock, tolerance, ProductSnapshots(self.store.snapshot_recorder())
-        )
-        self.refunds = Refunds(orders=orders, supplier=supplier, custody=custody, clock=clock)
+        self.catalog = self._catalog()
+        self.refunds = Refunds(orders=orders, supplier=self.supplier, custody=custody, clock=clock)
         self.fulfillment = Fulfillment(
-            orders=orders,
-            catalog=self.catalog,
-            customers=self.customers,
-            supplier=supplier,
-            payments=NowPaymentsClient(
-                self._nowpayments_http, f"{settings.public_base_url}/webhooks/nowpayments/ipn"
-            ),
-            custody=custody,
-            clock=clock,
-            retries=RetryPolicy(
-                budget=settings.fulfillment_attempts,
-                base_s=settings.retry_backoff_s,
-                cap_s=settings.retry_backoff_max_s,
-            ),
-        )
-        self.inbox = WebhookInbox(
-            orders,
-            clock,
-            self.fulfillment.deliver,
-            Readers(nowpayments_api, kinguin_api, self.catalog.refresh),
-        )
+            orders=orders, catalog=self.catalog, customers=self.customers,
+            supplier=self.supplier, payments=parts.payments, custody=custody, clock=clock,
+            retries=retry_policy(settings),
+        )  # fmt: skip
+        readers = Readers(nowpayments_api, kinguin_api, self.catalog.refresh)
+        self.inbox = WebhookInbox(orders, clock, self.fulfillment.deliver, readers)
         self.ipn_signatures = IpnSignatures(settings.ipn_secrets)
         self.keys = KeyAccess(orders, custody, clock, single_use_links=settings.single_use_links)
         self.links = LinkSigner(settings.jwt_secret.encode(), settings.public_base_url)
-        self._mail_http: httpx.Client | None = None
-        self.notifier = Notifier(
-            orders=orders,
-            keys=self.keys,
-            customers=self.customers,
-            links=self.links,
-            mailer=self._mailer(),
-            clock=clock,
-        )
-        limits_storage = settings.redis_url or MEMORY
-        namespace = f"{settings.broker_namespace}:limits"
-        self.reveal_limit = rate_limiter(settings.reveals_per_minute, limits_storage, namespace)
+        self.notifier = Notifier(orders=orders, keys=self.keys, customers=self.customers,
+                                 links=self.links, mailer=parts.mailer, clock=clock)  # fmt: skip
+
+    def _catalog(self) -> Catalog:
+        tolerance = Decimal(str(self.settings.supplier_price_tolerance_percent))
+        snapshots = ProductSnapshots(self.store.snapshot_recorder())
+        return Catalog(self.store, self.supplier, self.clock, tolerance, snapshots)
+
+    def _limits(self) -> None:
+        """Rate limits (shared through Redis where there is one) and signed-out tokens."""
+        settings = self.settings
+        storage, namespace = settings.redis_url or MEMORY, f"{settings.broker_namespace}:limits"
+        self.reveal_limit = rate_limiter(settings.reveals_per_minute, storage, namespace)
         self.order_limits = (
-            rate_limiter(settings.orders_per_minute, limits_storage, namespace),
-            rate_limiter(settings.orders_per_minute_per_ip, limits_storage, namespace),
+            rate_limiter(settings.orders_per_minute, storage, namespace),
+            rate_limiter(settings.orders_per_minute_per_ip, storage, namespace),
         )
-        self._revocations = revocations(settings)
-        self.tokens = Tokens(
-            settings.jwt_secret,
-            self._revocations,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-        )
+        self.revocations = revocations(settings)
+
+    def _actors(self) -> DramatiqDispatcher:
+        """The actors on the broker, with their metrics (and traces), and what sends to them."""
         self.metrics = CollectorRegistry()  # this engine's, not the process-global one
-        self.broker = make_broker(settings.redis_url, settings.broker_namespace)
         self.broker.add_middleware(ActorMetrics(self.metrics))
-        if tracing is not None:
+        if self.tracing is not None:
             self.broker.add_middleware(TraceMessages())
         actors = declare_actors(
             self.broker,
@@ -195,6 +179,11 @@ class Engine:
         )
         dispatcher = DramatiqDispatcher(actors)
         self.process_manager = ProcessManager(dispatcher)
+        return dispatcher
+
+    def _read_side(self, custody: EnvelopeCustody, dispatcher: DramatiqDispatcher) -> None:
+        """The read models, their projections, the live feed, the evidence and the sweeper."""
+        settings = self.settings
         self.views = open_views(settings)
         self.read_models = ReadModels(self.views)
         self.live = (
@@ -202,7 +191,6 @@ class Engine:
             if settings.redis_url
             else LiveUpdates.in_memory(settings.broker_namespace)
         )
-        conninfo = settings.postgres_conninfo()
         self.projections = {
             p.name: ProjectionRunner(
                 self.store, self.views, p, wake=self._wake_reader, publish=self.live.publish
@@ -210,22 +198,23 @@ class Engine:
             for p in all_projections(custody)
         }
         self.checkpoints = CheckpointTable(self.views)
-        with schema_lock(conninfo, settings.database_schema):
+        self._ensure_read_tables()
+        self._evidence_and_sweeper(dispatcher)
+
+    def _ensure_read_tables(self) -> None:
+        with schema_lock(self.settings.postgres_conninfo(), self.settings.database_schema):
             for runner in self.projections.values():
                 runner.ensure()
             self.checkpoints.ensure()
-        self.evidence = Evidence(
-            self.store,
-            TreeTable(self.views),
-            self.checkpoints,
-            Ed25519Signer.from_text(settings.audit_signing_key),
-            clock,
-        )
+
+    def _evidence_and_sweeper(self, dispatcher: DramatiqDispatcher) -> None:
+        settings, clock = self.settings, self.clock
+        signer = Ed25519Signer.from_text(settings.audit_signing_key)
+        tree = TreeTable(self.views)
+        self.evidence = Evidence(self.store, tree, self.checkpoints, signer, clock)
         self.sweeper = Sweeper(self.read_models, dispatcher, clock, settings.stuck_order_after_s)
         self.metrics.register(EngineGauges(self._readings))
         self._fulfilment_latency = FulfilmentLatency(self.metrics, self.store.load)
-        self._background: list[Startable] = []
-        self._reader: LogReader | None = None  # this process's, when it runs the followers
 
     def start(
         self, *, worker: bool = True, followers: bool = True, threads: int = WORKER_THREADS
@@ -245,32 +234,18 @@ class Engine:
             part.stop()
         self.live.close()
         self.broker.close()
-        if isinstance(self._revocations, RedisRevocations):
-            self._revocations.close()
-        self._kinguin_http.close()
-        if self._mail_http is not None:
-            self._mail_http.close()
-        self._nowpayments_http.close()
+        if isinstance(self.revocations, RedisRevocations):
+            self.revocations.close()
+        for close in self._closers:
+            close()
         self.views.close()
-        if isinstance(self.vault, S3Vault):
-            self.vault.close()
         self.store.close()
         if self.tracing is not None:
             self.tracing.close()
 
-    def _mailer(self) -> ResendMailer | OutboxMailer:
-        if self.settings.resend_api_key:
-            self._mail_http = httpx.Client(
-                base_url=self.settings.resend_base_url,
-                headers={"Authorization": f"Bearer {self.settings.resend_api_key}"},
-                timeout=HTTP_TIMEOUT,
-                limits=HTTP_LIMITS,
-            )
-            return ResendMailer(self._mail_http, self.settings.email_from)
-        return OutboxMailer(self.settings.var_dir / "outbox", self.settings.email_from)
-
     def _followers(self) -> list[Startable]:
-        lock = self.views.try_lock
+        """The log reader (process manager and projections) and the periodic parts, each one
+        per deployment under its lock; on PostgreSQL, the wake-up on every append."""
         manager = LogFollower(
             "process_manager",
             self.store,
@@ -278,39 +253,34 @@ class Engine:
             self.process_manager.topics,
             look_ahead=self.process_manager.look_ahead,
         )
-        self._reader = LogReader(self.store, [manager, *self.projections.values()], lock=lock)
-        sweep_every = max(1.0, min(self.settings.stuck_order_after_s / 2, 30.0))
-        sweeper = BatchLoop(
-            "sweeper",
-            self.sweeper.sweep,
-            batch_size=SWEEP_LIMIT + 1,  # never "full": one round per interval
-            poll_interval=sweep_every,
-            lock=lock,
-        )
-        reconciler = Reconciler(self.catalog, self.settings.catalog_sync_interval_s)
-        catalog_sync = BatchLoop(
-            "catalog_sync", reconciler.step, batch_size=1, poll_interval=RECONCILE_POLL_S, lock=lock
-        )
-        checkpointer = BatchLoop(
-            "audit_checkpoints",
-            self.evidence.checkpoint_step,
-            batch_size=2,  # never "full": one checkpoint per interval at most
-            poll_interval=max(1.0, self.settings.audit_checkpoint_interval_s),
-            lock=lock,
-        )
-        balance = BatchLoop(
-            "supplier_balance",
-            BalanceWatch(self.store, self.supplier, self.clock).step,
-            batch_size=2,  # never "full": one look per interval
-            poll_interval=BALANCE_POLL_S,
-            lock=lock,
-        )
-        parts: list[Startable] = [self._reader, sweeper, catalog_sync, checkpointer, balance]
+        followers: list[Consumer] = [manager, *self.projections.values()]
+        self._reader = LogReader(self.store, followers, lock=self.views.try_lock)
+        parts: list[Startable] = [self._reader, *self._periodic()]
         conninfo = self.settings.postgres_conninfo()
         if conninfo is not None:
             # The recorder NOTIFYs on a channel named after its table, whatever the schema.
             parts.append(PostgresWakeUp(conninfo, "bitloot_events", self._reader.wake))
         return parts
+
+    def _periodic(self) -> list[Startable]:
+        """The sweeper, the catalog sync, the audit checkpoints and the balance watch: each a
+        step polled at its interval (``batch_size`` above what a step does: one per interval)."""
+        settings = self.settings
+        reconciler = Reconciler(self.catalog, settings.catalog_sync_interval_s)
+        balance = BalanceWatch(self.store, self.supplier, self.clock)
+        steps: list[tuple[str, Callable[[], int], int, float]] = [
+            ("sweeper", self.sweeper.sweep, SWEEP_LIMIT + 1,
+             max(1.0, min(settings.stuck_order_after_s / 2, 30.0))),
+            ("catalog_sync", reconciler.step, 1, RECONCILE_POLL_S),
+            ("audit_checkpoints", self.evidence.checkpoint_step, 2,
+             max(1.0, settings.audit_checkpoint_interval_s)),
+            ("supplier_balance", balance.step, 2, BALANCE_POLL_S),
+        ]  # fmt: skip
+        lock = self.views.try_lock
+        return [
+            BatchLoop(name, step, batch_size=size, poll_interval=every, lock=lock)
+            for name, step, size, every in steps
+        ]
 
     def _wake_reader(self) -> None:
         """After a projection command: this process's log reader looks at the log now (one in
@@ -403,41 +373,33 @@ class Startable(Protocol):
         ...
 
 
-def open_vault(settings: Settings) -> FileVault | S3Vault:
-    """The S3 vault when R2_* are set, else encrypted files under the var folder."""
-    if not settings.uses_s3:
-        return FileVault(settings.var_dir / "vault")
-    vault = S3Vault(
-        endpoint=settings.r2_endpoint or "",
-        bucket=settings.r2_bucket or "",
-        access_key_id=settings.r2_access_key_id or "",
-        secret_access_key=settings.r2_secret_access_key or "",
-    )
-    vault.ensure_bucket()
-    return vault
-
-
-def open_views(settings: Settings) -> ViewDatabase:
-    """The read-model database beside the event store."""
-    conninfo = settings.postgres_conninfo()
-    if conninfo is None:
-        return SQLiteViews(settings.var_dir / "views.db")
-    return PostgresViews(conninfo, settings.database_schema)
-
-
-def bootstrap(settings: Settings, clock: Clock | None = None) -> Engine:
-    """Build the engine for these settings; while PostgreSQL or Redis is not there yet (a
-    process starting with, or during a restart of, its services), wait for it, one WARNING line
-    a try, for up to STARTUP_WAIT_S, then let the outage through."""
+def bootstrap(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    supplier: Supplier | None = None,
+    payments: PaymentGateway | None = None,
+    vault: BlobVault | None = None,
+    mailer: Mailer | None = None,
+    broker: dramatiq.Broker | None = None,
+) -> Engine:
+    """Build the engine for these settings, with the production adapter of every port unless
+    one is handed in (a test's fake). While PostgreSQL or Redis is not there yet (a process
+    starting with, or during a restart of, its services), wait for it, one WARNING line a try,
+    for up to STARTUP_WAIT_S, then let the outage through."""
     # before anything connects: the instrumentations see the connections made from now on
     tracing = (
         Tracing(settings.otlp_endpoint, settings.service_name) if settings.otlp_endpoint else None
     )
     deadline = time.monotonic() + STARTUP_WAIT_S
     while True:
+        parts = outside(settings, supplier=supplier, payments=payments, vault=vault,
+                        mailer=mailer, broker=broker)  # fmt: skip
         try:
-            return Engine(settings, clock or SystemClock(), tracing)
+            return Engine(settings, clock or SystemClock(), parts, tracing)
         except Exception as failure:
+            for close in parts.closers:
+                close()
             if unavailable(failure) is None or time.monotonic() >= deadline:
                 raise
             log_failure(log, failure, "engine start-up", f"retrying in {STARTUP_RETRY_S:g} s")

@@ -21,7 +21,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 from entrypoints.bootstrap import STARTUP_WAIT_S, Engine, revocations
 from entrypoints.http.app import admin_check, kinguin_sandbox_config, nowpayments_sandbox_config
-from entrypoints.http.auth import Tokens, mint_token
+from entrypoints.http.auth import mint_token, tokens_for
 from entrypoints.providers import start_up_refusal
 from entrypoints.settings import ConfigError, Settings
 from sandboxes.standalone import create_sandbox_app
@@ -67,12 +67,7 @@ def sandbox_app(settings: Settings) -> Litestar:
     """The standalone sandboxes (``bitloot sandbox``): their controls take the engine's admin
     tokens (``JWT_SECRET``, ``JWT_ISSUER``, ``JWT_AUDIENCE``), and the payment sandbox signs
     with ``NOWPAYMENTS_SANDBOX_IPN_SECRET``."""
-    tokens = Tokens(
-        settings.jwt_secret,
-        revocations(settings),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-    )
+    tokens = tokens_for(settings, revocations(settings))
     return create_sandbox_app(
         kinguin_sandbox_config(settings),
         nowpayments_sandbox_config(settings),

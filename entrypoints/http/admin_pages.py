@@ -27,7 +27,7 @@ from litestar.static_files import create_static_files_router
 
 from application.orders import Viewer
 from entrypoints.http.auth import COOKIE, bearer_credential, retrieve_viewer
-from entrypoints.http.deps import EngineDep
+from entrypoints.http.deps import EngineDep, tokens_of
 
 PAGE_PATH = "/admin"
 STATIC_PATH = "/admin/static"
@@ -43,13 +43,13 @@ LOGIN_MAX_BODY_BYTES = 8 * 1024  # a form with one token (a JWT is a few hundred
 
 
 @get(PAGE_PATH, include_in_schema=False)
-async def admin_page(request: Request[Any, Any, Any], engine: EngineDep) -> Response[Any]:
+async def admin_page(request: Request[Any, Any, Any]) -> Response[Any]:
     """The admin page for an admin (bearer header or session cookie); else the sign-in form.
     A token in the URL is never taken: URLs end up in histories and proxy logs."""
     credential = bearer_credential(request) or request.cookies.get(COOKIE)
     if not credential:
         return denied(401)
-    token = await engine.tokens.decode_async(credential)
+    token = await tokens_of(request).decode_async(credential)
     viewer = retrieve_viewer(token, request) if token else None
     if viewer is None:
         return _forget(denied(401))
@@ -71,7 +71,7 @@ async def login(request: Request[Any, Any, Any], engine: EngineDep) -> Response[
     the revocation lookup does not hold the event loop."""
     form = await request.form()
     credential = str(form.get("token") or "").strip()
-    token = await engine.tokens.decode_async(credential) if credential else None
+    token = await tokens_of(request).decode_async(credential) if credential else None
     viewer = retrieve_viewer(token, request) if token else None
     if token is None or viewer is None:
         return denied(401)
@@ -97,12 +97,13 @@ async def login(request: Request[Any, Any, Any], engine: EngineDep) -> Response[
     status_code=303,
     sync_to_thread=True,
 )
-def logout(request: Request[Any, Any, Any], engine: EngineDep) -> Response[Any]:
+def logout(request: Request[Any, Any, Any]) -> Response[Any]:
     """Revoke the session's token (until it expires), forget the cookie, back to sign-in."""
     credential = request.cookies.get(COOKIE) or bearer_credential(request)
-    token = engine.tokens.decode(credential) if credential else None
+    tokens = tokens_of(request)
+    token = tokens.decode(credential) if credential else None
     if token is not None:
-        engine.tokens.revoke(token)
+        tokens.revoke(token)
     return _forget(Redirect(PAGE_PATH, status_code=303, headers=PAGE_HEADERS))
 
 

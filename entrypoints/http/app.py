@@ -11,6 +11,7 @@ from typing import Any
 from anyio import to_thread
 from litestar import Litestar
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.types import ControllerRouterHandler
@@ -18,7 +19,8 @@ from litestar.types import ControllerRouterHandler
 from entrypoints.bootstrap import WORKER_THREADS, Engine
 from entrypoints.http import admin_pages, audit, catalog, keys, live, ops, orders, webhooks
 from entrypoints.http.admin import ADMIN
-from entrypoints.http.auth import Tokens, bearer_credential, retrieve_viewer
+from entrypoints.http.auth import Tokens, bearer_credential, retrieve_viewer, tokens_for
+from entrypoints.http.deps import TOKENS
 from entrypoints.http.metrics import EngineMetricsConfig, EventLoopLag, HttpMetrics, metrics
 from entrypoints.http.openapi import openapi_config, openapi_plugins
 from entrypoints.http.problems import exception_handlers
@@ -59,10 +61,11 @@ def create_app(
         try:
             yield
         finally:
-            await engine.tokens.aclose()
+            await tokens.aclose()
             await to_thread.run_sync(engine.stop)
 
-    auth = engine.tokens.middleware(exclude=PUBLIC_PATHS)
+    tokens = tokens_for(engine.settings, engine.revocations)  # beside the app, not in the engine
+    auth = tokens.middleware(exclude=PUBLIC_PATHS)
     http_metrics = EngineMetricsConfig(http=HttpMetrics(engine.metrics))
     callbacks = Callbacks()  # the mounted sandboxes' one client for their webhooks
     return Litestar(
@@ -80,7 +83,7 @@ def create_app(
             admin_pages.login,
             admin_pages.logout,
             admin_pages.static_files(),
-            *sandboxes(engine, callbacks),
+            *sandboxes(engine, tokens, callbacks),
         ],
         dependencies={
             "engine": Provide(lambda: engine, sync_to_thread=False),
@@ -89,6 +92,7 @@ def create_app(
         on_app_init=[auth.on_app_init, http_metrics.install],
         guards=[audit.auditors_read_only],
         exception_handlers=exception_handlers(engine.outage),
+        state=State({TOKENS: tokens}),
         request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan, EventLoopLag(engine.metrics).lifespan],
         openapi_config=openapi_config(),
@@ -103,11 +107,13 @@ def _tracing(engine: Engine) -> list[OpenTelemetryPlugin]:
     return [OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=engine.tracing.provider))]
 
 
-def sandboxes(engine: Engine, callbacks: Callbacks) -> list[ControllerRouterHandler]:
+def sandboxes(
+    engine: Engine, tokens: Tokens, callbacks: Callbacks
+) -> list[ControllerRouterHandler]:
     """The built-in sandboxes the settings mount (``SANDBOXES``), their controls for admins;
     their webhooks and IPNs go out through ``callbacks``."""
     settings = engine.settings
-    check = admin_check(engine.tokens)
+    check = admin_check(tokens)
     routers: list[ControllerRouterHandler] = []
     if "kinguin" in settings.sandboxes:
         kinguin = dataclasses.replace(

@@ -33,6 +33,7 @@ from litestar.security.jwt import JWTCookieAuth, JWTCookieAuthenticationMiddlewa
 from typing_extensions import override
 
 from application.orders import Viewer
+from entrypoints.settings import Settings
 
 ROLES = frozenset({"user", "admin", "auditor"})
 ALGORITHM = "HS256"
@@ -173,6 +174,16 @@ class Revocations(Protocol):
     async def aclose(self) -> None:
         """Release what the running event loop's lookups hold."""
         ...
+
+
+def tokens_for(settings: Settings, revocations: Revocations) -> Tokens:
+    """The token service of a deployment: its secret, issuer and audience, its revocations."""
+    return Tokens(
+        settings.jwt_secret,
+        revocations,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
 
 
 class Tokens:

@@ -36,7 +36,7 @@ from application.ports import LiveFeed, Message
 from domain.errors import OrderNotFound
 from entrypoints.bootstrap import Engine
 from entrypoints.http.auth import COOKIE, retrieve_viewer
-from entrypoints.http.deps import EngineDep
+from entrypoints.http.deps import EngineDep, tokens_of
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ async def order_updates(
     socket: WebSocket[Any, Any, Any], order_id: FromPath[str], engine: EngineDep
 ) -> None:
     """Status changes of one order, for its owner or an admin."""
-    session = await _session(socket, engine)
+    session = await _session(socket)
     if session is None:
         return
     viewer, expires_at = session
@@ -78,7 +78,7 @@ async def order_updates(
 @websocket("/ws/admin")
 async def admin_updates(socket: WebSocket[Any, Any, Any], engine: EngineDep) -> None:
     """Every order's status changes and the projections' state, for admins."""
-    session = await _session(socket, engine)
+    session = await _session(socket)
     if session is None:
         return
     viewer, expires_at = session
@@ -159,15 +159,13 @@ async def _until_closed(socket: WebSocket[Any, Any, Any]) -> None:
             await socket.receive_data(mode="text")
 
 
-async def _session(
-    socket: WebSocket[Any, Any, Any], engine: Engine
-) -> tuple[Viewer, datetime] | None:
+async def _session(socket: WebSocket[Any, Any, Any]) -> tuple[Viewer, datetime] | None:
     """Accept the socket, then who is asking and until when their token holds; closed with
     4401 without a valid token. (Accepted first in every case: a close code can only be sent
     on an open socket; before it, the client would hear a bare HTTP 403.)"""
     subprotocol, credential = offered_credential(socket)
     await socket.accept(subprotocols=subprotocol)
-    decoded = await engine.tokens.decode_async(credential) if credential else None
+    decoded = await tokens_of(socket).decode_async(credential) if credential else None
     viewer = retrieve_viewer(decoded, socket) if decoded else None
     if decoded is None or viewer is None:
         await socket.close(code=CLOSE_UNAUTHORIZED, reason="a valid bearer token is required")

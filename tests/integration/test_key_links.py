@@ -74,7 +74,7 @@ def running_shop(tmp_path: Path, **env: str) -> Iterator[Shop]:
         "KINGUIN_SANDBOX_DELAY": "0.1", **env,
     })  # fmt: skip
     clock = MovableClock()
-    engine = bootstrap(settings, clock)
+    engine = bootstrap(settings, clock=clock)
     with serving(create_app(engine), port) as url:
         wait_for_catalog(url)
         yield Shop(url, clock)

@@ -9,9 +9,9 @@ import jwt
 import pytest
 import uvicorn
 
-from entrypoints.bootstrap import HTTP_LIMITS
 from entrypoints.serving import banner, banner_tokens, is_loopback, uvicorn_options
 from entrypoints.settings import load_settings
+from entrypoints.wiring import HTTP_LIMITS
 from sandboxes.callbacks import KEEPALIVE_EXPIRY_S
 
 
