@@ -18,19 +18,40 @@ worker`` ask an unknown Kinguin host before they start (``supplier_must_identify
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 from sandboxes.identity import identifies_as_sandbox
-
-if TYPE_CHECKING:
-    from entrypoints.settings import Settings
 
 NOWPAYMENTS_HOST = "api.nowpayments.io"
 KINGUIN_SANDBOX_HOST = "gateway.sandbox.kinguin.net"
 KINGUIN_DOMAIN = "kinguin.net"
 
 SupplierKind = Literal["sandbox", "real", "unknown"]
+
+
+class Providers(Protocol):
+    """What the rule reads of the settings (``entrypoints.settings.Settings`` has it)."""
+
+    @property
+    def sandboxes(self) -> frozenset[str]:
+        """The mounted sandboxes."""
+        ...
+
+    @property
+    def kinguin_base_url(self) -> str | None:
+        """``KINGUIN_BASE_URL`` (None: the mounted sandbox)."""
+        ...
+
+    @property
+    def nowpayments_base_url(self) -> str | None:
+        """``NOWPAYMENTS_BASE_URL`` (None: the mounted sandbox)."""
+        ...
+
+    @property
+    def kinguin_url(self) -> str:
+        """Where the Kinguin adapter sends its requests."""
+        ...
 
 
 def payments_are_real(nowpayments_base_url: str | None) -> bool:
@@ -54,14 +75,14 @@ def supplier_kind(sandboxes: frozenset[str], kinguin_base_url: str | None) -> Su
     return "unknown"
 
 
-def supplier_must_identify(settings: Settings) -> bool:
+def supplier_must_identify(settings: Providers) -> bool:
     """Whether start-up must ask ``KINGUIN_BASE_URL`` whether it is a BitLoot sandbox: only
     when payments are not real and the URL alone does not tell."""
     kind = supplier_kind(settings.sandboxes, settings.kinguin_base_url)
     return kind == "unknown" and not payments_are_real(settings.nowpayments_base_url)
 
 
-def real_money_refusal(settings: Settings, *, supplier_identified: bool = False) -> str | None:
+def real_money_refusal(settings: Providers, *, supplier_identified: bool = False) -> str | None:
     """Why the engine must not start (a real Kinguin paid through anything but the real
     NOWPayments), or ``None``. ``supplier_identified``: an unknown Kinguin host answered as a
     BitLoot sandbox."""
@@ -81,7 +102,7 @@ def real_money_refusal(settings: Settings, *, supplier_identified: bool = False)
     )
 
 
-def start_up_refusal(settings: Settings, wait_s: float) -> str | None:
+def start_up_refusal(settings: Providers, wait_s: float) -> str | None:
     """``real_money_refusal`` for a process about to start, asking an unknown Kinguin host
     whether it is a BitLoot sandbox (for up to ``wait_s``) when the rule needs to know."""
     if not supplier_must_identify(settings):
