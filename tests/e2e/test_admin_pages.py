@@ -128,7 +128,8 @@ def see_dashboard(page: Page) -> None:
 
 
 def see_order(page: Page, order_id: str) -> None:
-    """Orders filtered by status (submitted with Enter), then the order's detail and timeline."""
+    """Orders filtered by status (submitted with Enter), then the order's detail, Kinguin's view
+    of its purchase, and its timeline."""
     page.get_by_role("link", name="Orders").click()
     orders = page.locator("#orders")
     orders.get_by_label("Status", exact=True).select_option("fulfilled")
@@ -142,6 +143,10 @@ def see_order(page: Page, order_id: str) -> None:
     expect(timeline.filter(has_text=re.compile("^OrderFulfilled$"))).to_have_count(1)
     expect(page.locator("#order-fields")).to_contain_text("fulfilled")
     expect(page.get_by_role("button", name="Retry fulfilment")).to_be_disabled()
+    page.get_by_role("button", name="Ask Kinguin").click()
+    expect(page.locator("#order-supplier-view")).to_contain_text(
+        f"(external id {order_id}): completed"
+    )
     page.screenshot(path=ARTIFACTS / "admin-order.png", full_page=True)
 
 

@@ -125,6 +125,7 @@ import { follow } from "./live.js";
     detail.hidden = false;
     $("order-h").textContent = `Order ${id}`;
     $("order-audit").setAttribute("href", `#audit/${enc(id)}`);
+    if (!quiet) $("order-supplier-view").textContent = "";
     const evidence = $("order-evidence");
     evidence.setAttribute("href", `/orders/${enc(id)}/evidence`);
     evidence.setAttribute("download", `evidence-${id}.json`);
@@ -158,6 +159,19 @@ import { follow } from "./live.js";
     if (!answer.ok) return say("order-status", answer.message, true);
     await showOrder(o.id);
     return say("order-status", `Done: the order is now ${answer.body.status}.`);
+  }
+
+  /** Kinguin's own view of the order's purchase: a live call, so only when asked. */
+  async function askKinguin() {
+    const id = shownOrder;
+    const view = $("order-supplier-view");
+    view.textContent = "Asking Kinguin…";
+    const answer = await api("GET", `/kinguin/status/${enc(id)}`);
+    if (id !== shownOrder) return;
+    view.classList.toggle("error", !answer.ok);
+    view.textContent = answer.ok
+      ? `Kinguin order ${answer.body.supplier_order_id} (external id ${answer.body.order_external_id}): ${answer.body.status}.`
+      : answer.message;
   }
 
   async function ordersSection(id) {
@@ -367,6 +381,7 @@ import { follow } from "./live.js";
     window.addEventListener("hashchange", () => route(true));
     wireCatalog();
     $("dashboard-refresh").addEventListener("click", loadDashboard);
+    $("order-supplier").addEventListener("click", askKinguin);
     for (const choice of document.querySelectorAll('input[name="dash-by"]')) choice.addEventListener("change", loadDashboard);
     $("projections-refresh").addEventListener("click", loadProjections);
     for (const button of document.querySelectorAll("#order-detail [data-action]")) {
