@@ -43,7 +43,6 @@ from adapters.nowpayments_signature import IpnSignatures
 from adapters.outages import log_failure, outage, unavailable
 from adapters.rate_limit import MEMORY, rate_limiter
 from adapters.revocations import MemoryRevocations, RedisRevocations
-from adapters.signing import Ed25519Signer
 from adapters.snapshots import ProductSnapshots
 from adapters.tracing import TraceMessages, Tracing
 from adapters.vault import BlobVault
@@ -56,7 +55,7 @@ from application.fulfillment import Fulfillment, RetryPolicy
 from application.key_access import KeyAccess
 from application.notifications import Notifier
 from application.orders import Orders
-from application.ports import Clock, Mailer, PaymentGateway, Supplier
+from application.ports import Clock, Mailer, PaymentGateway, Signer, Supplier
 from application.process_manager import ProcessManager
 from application.refunds import Refunds
 from application.sweeper import Sweeper
@@ -118,7 +117,7 @@ class Engine:
         self._orders_side(orders, custody, parts)
         self._limits()
         dispatcher = self._actors()
-        self._read_side(custody, dispatcher)
+        self._read_side(custody, dispatcher, parts.signer)
         self._background: list[Startable] = []
         self._reader: LogReader | None = None  # this process's, when it runs the followers
 
@@ -181,7 +180,9 @@ class Engine:
         self.process_manager = ProcessManager(dispatcher)
         return dispatcher
 
-    def _read_side(self, custody: EnvelopeCustody, dispatcher: DramatiqDispatcher) -> None:
+    def _read_side(
+        self, custody: EnvelopeCustody, dispatcher: DramatiqDispatcher, signer: Signer
+    ) -> None:
         """The read models, their projections, the live feed, the evidence and the sweeper."""
         settings = self.settings
         self.views = open_views(settings)
@@ -199,7 +200,7 @@ class Engine:
         }
         self.checkpoints = CheckpointTable(self.views)
         self._ensure_read_tables()
-        self._evidence_and_sweeper(dispatcher)
+        self._evidence_and_sweeper(dispatcher, signer)
 
     def _ensure_read_tables(self) -> None:
         with schema_lock(self.settings.postgres_conninfo(), self.settings.database_schema):
@@ -207,9 +208,8 @@ class Engine:
                 runner.ensure()
             self.checkpoints.ensure()
 
-    def _evidence_and_sweeper(self, dispatcher: DramatiqDispatcher) -> None:
+    def _evidence_and_sweeper(self, dispatcher: DramatiqDispatcher, signer: Signer) -> None:
         settings, clock = self.settings, self.clock
-        signer = Ed25519Signer.from_text(settings.audit_signing_key)
         tree = TreeTable(self.views)
         self.evidence = Evidence(self.store, tree, self.checkpoints, signer, clock)
         self.sweeper = Sweeper(self.read_models, dispatcher, clock, settings.stuck_order_after_s)

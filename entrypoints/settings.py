@@ -19,7 +19,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from adapters.signing import Ed25519Signer, SigningKeyError, new_seed
 from entrypoints.local_secrets import LocalSecrets
 from entrypoints.providers import real_money_refusal, supplier_must_identify
 from sandboxes.faults import (
@@ -402,14 +401,12 @@ class _Reader:
         return value
 
     def signing_key(self, name: str, local: LocalSecrets) -> str:
+        """A configured key as text (the composition root reads it: ``wiring.audit_signer``),
+        else a fresh Ed25519 seed (32 random bytes, in base64) kept with the local secrets."""
         value = self.optional(name)
         if value is None:
             self.defaulted.append(name)
-            return local.get(name, new_seed)
-        try:
-            Ed25519Signer.from_text(value)
-        except SigningKeyError as bad:
-            raise ConfigError(f"{name} must be an Ed25519 private key: {bad}") from None
+            return local.get(name, lambda: base64.b64encode(secrets.token_bytes(32)).decode())
         return value
 
     def master_keys(self, name: str, local: LocalSecrets) -> tuple[bytes, ...]:

@@ -1,7 +1,8 @@
 """The outside world the engine talks to, one adapter per port: Kinguin, NOWPayments, the key
-vault, the mailer and the broker, built from the settings (the production defaults) unless a
-caller hands one in (``bootstrap(settings, supplier=...)``: a test's fake). Part of the
-composition root: with ``entrypoints/bootstrap.py``, the place where adapters are chosen."""
+vault, the mailer, the broker and the checkpoints' signing key, built from the settings (the
+production defaults) unless a caller hands one in (``bootstrap(settings, supplier=...)``: a
+test's fake). Part of the composition root: with ``entrypoints/bootstrap.py``, the place where
+adapters are chosen."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from adapters.kinguin import KinguinClient
 from adapters.mail import OutboxMailer, ResendMailer
 from adapters.nowpayments import NowPaymentsClient
 from adapters.s3_vault import S3Vault
+from adapters.signing import Ed25519Signer, SigningKeyError
 from adapters.vault import BlobVault, FileVault
 from adapters.views import PostgresViews, SQLiteViews, ViewDatabase
-from application.ports import Mailer, PaymentGateway, Supplier
-from entrypoints.settings import Settings
+from application.ports import Mailer, PaymentGateway, Signer, Supplier
+from entrypoints.settings import ConfigError, Settings
 
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # An idle pooled connection is closed after 2 s: under a server's keep-alive timeout (uvicorn's,
@@ -33,6 +35,7 @@ Closers = list[Callable[[], None]]
 class Outside(NamedTuple):
     """The adapters of the outside world, and what to close when the engine stops."""
 
+    signer: Signer
     supplier: Supplier
     payments: PaymentGateway
     vault: BlobVault
@@ -51,8 +54,10 @@ def outside(
     broker: dramatiq.Broker | None = None,
 ) -> Outside:
     """Each port's adapter: the one handed in, else the one the settings make."""
+    signer = audit_signer(settings)  # first: a bad key is refused before anything connects
     closers: Closers = []
     return Outside(
+        signer=signer,
         supplier=supplier or kinguin(settings, closers),
         payments=payments or nowpayments(settings, closers),
         vault=vault or open_vault(settings, closers),
@@ -60,6 +65,15 @@ def outside(
         broker=broker or make_broker(settings.redis_url, settings.broker_namespace),
         closers=tuple(closers),
     )
+
+
+def audit_signer(settings: Settings) -> Ed25519Signer:
+    """The key that signs the log's checkpoints (``AUDIT_SIGNING_KEY``: a base64 seed or a PEM
+    block); ``ConfigError`` naming the variable when it is not an Ed25519 private key."""
+    try:
+        return Ed25519Signer.from_text(settings.audit_signing_key)
+    except SigningKeyError as bad:
+        raise ConfigError(f"AUDIT_SIGNING_KEY must be an Ed25519 private key: {bad}") from None
 
 
 def kinguin(settings: Settings, closers: Closers) -> KinguinClient:

@@ -2,8 +2,7 @@
 ``adapters`` → ``projections`` → ``entrypoints``, each layer importing only the ones before it
 (and the simulators in ``sandboxes`` none of the engine's but the signature code they share with
 its NOWPayments adapter). Entrypoints reach adapters only where the engine is composed
-(``entrypoints/bootstrap.py`` and ``entrypoints/wiring.py``, with ``entrypoints/settings.py``
-checking configured keys in the signing adapter's format) and in the command line
+(``entrypoints/bootstrap.py`` and ``entrypoints/wiring.py``) and in the command line
 (``entrypoints/cli.py``)."""
 
 from __future__ import annotations
@@ -15,12 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("domain", "application", "adapters", "projections", "entrypoints")
-COMPOSITION = {
-    "entrypoints/bootstrap.py",
-    "entrypoints/wiring.py",
-    "entrypoints/settings.py",
-    "entrypoints/cli.py",
-}
+COMPOSITION = {"entrypoints/bootstrap.py", "entrypoints/wiring.py", "entrypoints/cli.py"}
 SANDBOXES_MAY = {"adapters.nowpayments_signature"}
 
 

@@ -12,12 +12,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from adapters.signing import Ed25519Signer
 from entrypoints.cli import _parser
 from entrypoints.http.app import nowpayments_sandbox_config
 from entrypoints.processes import layout_refusal, usable_cores, worker_processes
 from entrypoints.providers import real_money_refusal, supplier_must_identify
 from entrypoints.settings import ConfigError, load_settings
+from entrypoints.wiring import audit_signer
 
 REAL_KINGUIN = "https://gateway.kinguin.net/esa/api"
 REAL_NOWPAYMENTS = "https://api.nowpayments.io/v1"
@@ -90,8 +90,6 @@ def test_postgres_url_becomes_library_settings(tmp_path: Path) -> None:
         ("STUCK_ORDER_AFTER_S", "soon"),
         ("PUBLIC_BASE_URL", "ftp://x"),
         ("DATABASE_URL", "mysql://x/y"),
-        ("AUDIT_SIGNING_KEY", base64.b64encode(b"16 bytes only...").decode()),
-        ("AUDIT_SIGNING_KEY", "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----"),
         ("AUDIT_CHECKPOINT_INTERVAL_S", "hourly"),
         ("RETRY_BACKOFF_S", "nan"),
         ("STUCK_ORDER_AFTER_S", "inf"),
@@ -105,6 +103,23 @@ def test_malformed_values_name_the_variable(tmp_path: Path, name: str, value: st
         load_settings({"VAR_DIR": str(tmp_path), name: value})
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        base64.b64encode(b"16 bytes only...").decode(),
+        "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----",
+    ],
+)
+def test_a_malformed_signing_key_is_refused_before_anything_connects(
+    tmp_path: Path, value: str
+) -> None:
+    """The composition root reads the key first and names the variable (the CLI prints it and
+    exits 2, as for every configuration error)."""
+    settings = load_settings({"VAR_DIR": str(tmp_path), "AUDIT_SIGNING_KEY": value})
+    with pytest.raises(ConfigError, match="AUDIT_SIGNING_KEY"):
+        audit_signer(settings)
+
+
 def test_the_checkpoint_signing_key_is_a_seed_or_a_pem_block(tmp_path: Path) -> None:
     """The embedded default makes one key and keeps it; a configured key is read either way."""
     first, second = (load_settings({"VAR_DIR": str(tmp_path)}) for _ in range(2))
@@ -114,11 +129,10 @@ def test_the_checkpoint_signing_key_is_a_seed_or_a_pem_block(tmp_path: Path) -> 
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
     seed = base64.b64encode(key.private_bytes_raw()).decode()
     signers = [
-        Ed25519Signer.from_text(
-            load_settings({"VAR_DIR": str(tmp_path), "AUDIT_SIGNING_KEY": text}).audit_signing_key
-        )
+        audit_signer(load_settings({"VAR_DIR": str(tmp_path), "AUDIT_SIGNING_KEY": text}))
         for text in (pem, seed)
     ]
+    assert audit_signer(first).public_key != signers[0].public_key  # the generated one
     assert signers[0].public_key == signers[1].public_key == key.public_key().public_bytes_raw()
 
 
