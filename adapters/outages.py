@@ -47,13 +47,17 @@ def unavailable(error: BaseException) -> str | None:
 def outage(error: BaseException) -> tuple[str, str] | None:
     """What is unavailable and one line saying so, when ``error`` is an outage; else None."""
     service = unavailable(error)
-    return None if service is None else (service, outage_text(error))
+    return None if service is None else (service, _line(service, error))
 
 
 def outage_text(error: BaseException) -> str:
     """``"database unavailable (AdminShutdown: terminating connection …)"``: one line for a log
     message (call only for an outage)."""
-    return f"{unavailable(error) or 'service'} unavailable ({one_line(error)})"
+    return _line(unavailable(error) or "service", error)
+
+
+def _line(service: str, error: BaseException) -> str:
+    return f"{service} unavailable ({one_line(error)})"
 
 
 def log_failure(logger: logging.Logger, failure: BaseException, what: str, then: str) -> None:

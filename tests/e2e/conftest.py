@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,12 @@ class RunningEngine:
 
     def logged(self) -> bytes:
         return b"".join(path.read_bytes() for path in self.logs if path.exists())
+
+
+def local_secret(env: Mapping[str, str], name: str) -> str:
+    """A secret the embedded default generated into ``VAR_DIR/secrets.json``."""
+    secrets: dict[str, str] = json.loads((Path(env["VAR_DIR"]) / "secrets.json").read_text())
+    return secrets[name]
 
 
 def sandbox_admin() -> dict[str, str]:

@@ -5,7 +5,6 @@ delivered once. The restarted engine logs no traceback."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from tests.e2e.conftest import (
     JWT_SECRET,
     clear_redis,
     distributed_env,
+    local_secret,
     sandbox_admin,
     start_process,
     stop_processes,
@@ -199,7 +199,7 @@ def _status(admin: httpx.Client, order_id: str) -> str:
 def _audit(shop: Shop, admin: httpx.Client, paid: list[tuple[str, int]]) -> Counter[str]:
     """Each paid order: bought once, each of its keys delivered once, fulfilled once."""
     counts: Counter[str] = Counter()
-    kinguin_key = _secret(shop, "KINGUIN_API_KEY")
+    kinguin_key = local_secret(shop.env, "KINGUIN_API_KEY")
     for order_id, quantity in paid:
         history: list[dict[str, Any]] = admin.get(f"/orders/{order_id}/history").json()
         types = Counter(event["type"] for event in history)
@@ -217,8 +217,3 @@ def _audit(shop: Shop, admin: httpx.Client, paid: list[tuple[str, int]]) -> Coun
         counts["purchases"] += found["item_count"]
         counts["keys delivered"] += len(keys)
     return counts
-
-
-def _secret(shop: Shop, name: str) -> str:
-    secrets: dict[str, str] = json.loads((Path(shop.env["VAR_DIR"]) / "secrets.json").read_text())
-    return secrets[name]

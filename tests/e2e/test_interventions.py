@@ -6,16 +6,15 @@ each is recorded with who did it."""
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import RunningEngine, embedded_engine, sandbox_admin
+from tests.e2e.conftest import RunningEngine, embedded_engine, local_secret, sandbox_admin
+from tests.e2e.test_admin import eventually
 from tests.e2e.test_admin_pages import ordered, paid_partly
 from tests.e2e.test_catalog import await_status, paid_order, set_faults
 
@@ -47,12 +46,9 @@ def queued(admin: httpx.Client, order_id: str) -> dict[str, Any] | None:
     return next((row for row in items if row["order_id"] == order_id), None)
 
 
-def until(check: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while (found := check()) is None or found is False:
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return found
+def until(read: Callable[[], Any]) -> Any:
+    """What ``read`` gives once it gives something (neither None nor False), within 20 s."""
+    return eventually(read, lambda found: found is not None and found is not False, timeout=20)
 
 
 def test_a_held_purchase_resumes_when_an_admin_says_so(shop: RunningEngine) -> None:
@@ -104,7 +100,7 @@ def test_a_key_return_kinguin_never_answered_is_abandoned_or_finished(shop: Runn
         assert finished.json()["status"] == "refunded"
 
         supplier_order = admin.get(f"/admin/orders/{taken}").json()["supplier_order_id"]
-        kinguin = {"X-Api-Key": _secret(shop, "KINGUIN_API_KEY")}
+        kinguin = {"X-Api-Key": local_secret(shop.env, "KINGUIN_API_KEY")}
         took = admin.post(
             f"/sandbox/kinguin/v2/order/{supplier_order}/keys/return", headers=kinguin
         )
@@ -188,8 +184,3 @@ def test_the_catalog_syncs_now(shop: RunningEngine) -> None:
         assert synced.json()["mode"] == "incremental"
         last = admin.get("/admin/catalog").json()["last_sync"]
         assert (last["mode"], last["seen"]) == ("incremental", synced.json()["seen"])
-
-
-def _secret(shop: RunningEngine, name: str) -> str:
-    secrets: dict[str, str] = json.loads((Path(shop.env["VAR_DIR"]) / "secrets.json").read_text())
-    return secrets[name]
