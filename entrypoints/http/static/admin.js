@@ -6,6 +6,7 @@ import {
   $, enc, sleep, el, hidden, dash, cell, numCell, mono, badge, time, fill, fields, say, api, pagedList,
   confirmed,
 } from "./blocks.js";
+import { ORDER_ACTIONS, orderView } from "./actions.js";
 import { makeAttention } from "./attention.js";
 import { catalogSection, wireCatalog } from "./catalog.js";
 import { makeDashboard } from "./dashboard.js";
@@ -60,49 +61,6 @@ import { follow } from "./live.js";
 
   let shownOrder = null;
 
-  // What each action button does, and what its confirmation says (with the amounts involved).
-  const ACTIONS = {
-    refund: {
-      path: "refund",
-      ask: (o) => `Refund order ${o.id}: ${o.refund_amount} ${o.currency.toUpperCase()} goes back to the customer. The order becomes refunded.`,
-    },
-    return_keys: {
-      path: "return-keys",
-      ask: (o) => `Return the ${o.key_count} key(s) of order ${o.id} to Kinguin, destroy our copies and refund ${o.refund_amount} ${o.currency.toUpperCase()} to the customer.`,
-    },
-    shred: {
-      path: "shred",
-      ask: (o) => `Destroy the keys of order ${o.id} for good: the customer can no longer read its ${o.key_count} key(s). Nothing is refunded.`,
-    },
-    retry: {
-      path: "retry",
-      ask: (o) => `Send order ${o.id} (${o.total} ${o.currency.toUpperCase()}) back to be bought or delivered again.`,
-    },
-    resend_email: {
-      path: "resend-email",
-      ask: (o) => `Send the delivery e-mail of order ${o.id} again to ${o.email || "the customer"}, with a new link to its ${o.key_count} key(s), valid for 15 minutes.`,
-    },
-    resume: {
-      path: "resume",
-      ask: (o) => `Try buying the keys of order ${o.id} (${o.total} ${o.currency.toUpperCase()}) from Kinguin again now. If the balance still does not cover it, the order waits again.`,
-    },
-    resolve_flags: {
-      path: "resolve-flags",
-      note: "note",
-      required: true,
-      ask: (o) => `Clear the payment flags of order ${o.id}, ${o.status}, total ${o.total} ${o.currency.toUpperCase()}: ${o.flags.join("; ")}. Say how the payment was settled.`,
-    },
-    finish_return: {
-      path: "finish-return",
-      ask: (o) => `Finish returning the ${o.key_count} key(s) of order ${o.id} to Kinguin: our copies are destroyed and ${o.refund_amount} ${o.currency.toUpperCase()} is refunded to the customer.`,
-    },
-    abandon_return: {
-      path: "abandon-return",
-      note: "reason",
-      ask: (o) => `Give up returning the keys of order ${o.id}: the customer keeps its ${o.key_count} key(s) and nothing is refunded.`,
-    },
-  };
-
   /** Enable each action the domain allows; say why the others are not. An action only some
    * orders ever need (resume, resolve, finish or abandon a return) is shown only when allowed. */
   function showActions(o) {
@@ -152,8 +110,8 @@ import { follow } from "./live.js";
 
   async function act(name) {
     const o = shownDetail;
-    const action = ACTIONS[name];
-    const body = o ? await confirmed(action.ask(o), action.note || null, Boolean(action.required)) : null;
+    const action = ORDER_ACTIONS[name];
+    const body = o ? await confirmed(action.ask(orderView(o)), action.note || null, Boolean(action.required)) : null;
     if (body === null) return undefined;
     const answer = await api("POST", `/admin/orders/${enc(o.id)}/${action.path}`, null, action.note ? body : undefined);
     if (!answer.ok) return say("order-status", answer.message, true);

@@ -2,6 +2,7 @@
 // each needs in place (accept a moved supplier cost, retry, resume a held purchase, resolve a
 // flagged payment, finish or abandon a key return, refund), each confirmed with the amounts
 // involved.
+import { ORDER_ACTIONS, money, orderView } from "./actions.js";
 import { el, enc, cell, numCell, badge, hidden, time, say, api, pagedList, confirmed } from "./blocks.js";
 
 const KINDS = {
@@ -12,19 +13,19 @@ const KINDS = {
   flagged: "Payment flagged",
 };
 
-const eur = (amount, currency) => `${amount} ${String(currency || "eur").toUpperCase()}`;
-
 /** What accepting the new cost means for each line: the new cost, the sale price, the margin. */
 function newCostText(o) {
   const lines = o.items.map((item) => {
     const cost = o.new_costs[item.product_id];
     if (cost === null || cost === undefined) return `${item.product_id}: no longer offered`;
     const margin = (Number(item.unit_price) - Number(cost)).toFixed(2);
-    return `${item.product_id} × ${item.quantity}: ${eur(cost, o.currency)} a key, sold at ${eur(item.unit_price, o.currency)} (margin ${eur(margin, o.currency)} a key)`;
+    return `${item.product_id} × ${item.quantity}: ${money(cost, o.currency)} a key, sold at ${money(item.unit_price, o.currency)} (margin ${money(margin, o.currency)} a key)`;
   });
   return `Buy order ${o.id} again at Kinguin's new cost. ${lines.join("; ")}.`;
 }
 
+/** The queue's actions, in the order their buttons stand: accepting a moved cost (its own
+ * confirmation, from the order's new costs), then the order's actions it may need. */
 const ACTIONS = {
   accept: {
     label: "Accept new cost",
@@ -35,46 +36,25 @@ const ACTIONS = {
       return detail.ok ? newCostText(detail.body) : null;
     },
   },
-  retry: {
-    label: "Retry",
-    path: "retry",
-    allowed: (row) => row.kind === "failed" && row.actions.retry === null,
-    ask: async (row) => `Send order ${row.order_id} (${eur(row.total, row.currency)}) back to be bought or delivered again.`,
-  },
-  resume: {
-    label: "Resume purchase",
-    path: "resume",
-    allowed: (row) => row.actions.resume === null,
-    ask: async (row) => `Try buying the keys of order ${row.order_id} (${eur(row.total, row.currency)}) from Kinguin again now; top up the Kinguin balance first. If it still does not cover the purchase, the order waits again.`,
-  },
-  resolve: {
-    label: "Resolve",
-    path: "resolve-flags",
-    note: "note",
-    required: true,
-    allowed: (row) => row.actions.resolve_flags === null,
-    ask: async (row) => `Clear the payment flags of order ${row.order_id}, ${row.status}, total ${eur(row.total, row.currency)}: ${row.flags}. Say how the payment was settled.`,
-  },
-  finish: {
-    label: "Finish return",
-    path: "finish-return",
-    allowed: (row) => row.actions.finish_return === null,
-    ask: async (row) => `Finish returning the keys of order ${row.order_id} to Kinguin: our copies are destroyed and ${eur(row.refund_amount, row.currency)} is refunded to the customer.`,
-  },
-  abandon: {
-    label: "Abandon return",
-    path: "abandon-return",
-    note: "reason",
-    allowed: (row) => row.actions.abandon_return === null,
-    ask: async (row) => `Give up returning the keys of order ${row.order_id}: the customer keeps them and nothing is refunded.`,
-  },
-  refund: {
-    label: "Refund",
-    path: "refund",
-    allowed: (row) => row.actions.refund === null,
-    ask: async (row) => `Refund order ${row.order_id}: ${eur(row.refund_amount, row.currency)} goes back to the customer.`,
-  },
+  retry: queued("Retry", "retry", (row) => row.kind === "failed"),
+  resume: queued("Resume purchase", "resume"),
+  resolve: queued("Resolve", "resolve_flags"),
+  finish: queued("Finish return", "finish_return"),
+  abandon: queued("Abandon return", "abandon_return"),
+  refund: queued("Refund", "refund"),
 };
+
+/** One of the order's actions as a button of the queue, offered where the domain allows it
+ * (and ``also`` holds). */
+function queued(label, name, also = () => true) {
+  const action = ORDER_ACTIONS[name];
+  return {
+    ...action,
+    label,
+    allowed: (row) => row.actions[name] === null && also(row),
+    ask: async (row) => action.ask(orderView(row)),
+  };
+}
 
 /** The queue's loader: a paged list whose rows carry their actions. */
 export function makeAttention() {
@@ -108,7 +88,7 @@ export function makeAttention() {
       el("td", {}, el("a", { href: `#orders/${enc(row.order_id)}`, class: "mono" }, row.order_id)),
       cell(badge(row.status)),
       el("td", {}, el("strong", {}, KINDS[row.kind] || row.kind), el("br"), row.failure_reason || row.flags || ""),
-      numCell(eur(row.total, row.currency)),
+      numCell(money(row.total, row.currency)),
       cell(time(row.updated_at)),
       actionsCell(row));
     tr.dataset.order = row.order_id;
